@@ -1,0 +1,180 @@
+"""Canonical msgpack: one value, one encoding, one hash.
+
+Every signed or hashed object in Vigil goes through this module. The encoder
+produces msgpack with the smallest header for every integer, string, byte
+string and array (what msgpack-python emits with ``use_bin_type=True``). The
+decoder accepts exactly those bytes and nothing else: it refuses trailing
+bytes, input over a size limit, extension types, maps and floats unless the
+caller allows them, and any input whose re-encoding differs from the input
+(over-wide integers, ``str16`` where ``fixstr`` fits, float32, ...).
+
+Allowed values: ``None``, ``bool``, ``int`` (-2**63 .. 2**64-1), ``bytes``,
+``str`` (valid UTF-8), lists and tuples (both encode as arrays; decoding gives
+lists), finite ``float`` when allowed, and ``dict`` with ``str`` keys when
+allowed (encoded with keys sorted by their UTF-8 bytes; decoding requires that
+order and no duplicates).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgpack
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Default upper bound on one encoded value (a block of many transactions fits)."""
+
+MAX_DEPTH = 32
+"""Deepest nesting of arrays/maps accepted on encode and decode."""
+
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+
+
+class CodecError(ValueError):
+    """Base class: the bytes or value are not canonical Vigil msgpack."""
+
+
+class OversizeError(CodecError):
+    """The input is longer than the allowed maximum."""
+
+
+class TrailingBytesError(CodecError):
+    """Bytes follow the end of the first complete value."""
+
+
+class MalformedError(CodecError):
+    """The input is not valid msgpack (truncated, invalid UTF-8, bad header, ...)."""
+
+
+class NonCanonicalError(CodecError):
+    """The input decodes, but re-encodes to different bytes (e.g. an over-wide integer)."""
+
+
+class UnexpectedMapError(CodecError):
+    """A map appeared where only arrays are allowed."""
+
+
+class UnexpectedFloatError(CodecError):
+    """A float appeared where floats are not allowed, or a float is NaN or infinite."""
+
+
+class UnsupportedTypeError(CodecError):
+    """A value of a type the codec does not carry (extension types, sets, objects, ...)."""
+
+
+class DepthError(CodecError):
+    """Arrays or maps are nested deeper than MAX_DEPTH."""
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise UnsupportedTypeError(f"msgpack extension type {code} is not allowed")
+
+
+def _check(value: Any, allow_float: bool, allow_map: bool, depth: int, path: str) -> None:
+    """Raise if ``value`` holds anything outside the canonical value space."""
+    t = type(value)
+    if value is None or t is bool or t is str or t is bytes:
+        return
+    if t is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise UnsupportedTypeError(f"{path}: integer {value} outside msgpack range")
+        return
+    if t is float:
+        if not allow_float:
+            raise UnexpectedFloatError(f"{path}: float not allowed here")
+        if not math.isfinite(value):
+            raise UnexpectedFloatError(f"{path}: float must be finite, got {value!r}")
+        return
+    if depth >= MAX_DEPTH:
+        raise DepthError(f"{path}: nested deeper than {MAX_DEPTH}")
+    if t is list or t is tuple:
+        for i, item in enumerate(value):
+            _check(item, allow_float, allow_map, depth + 1, f"{path}[{i}]")
+        return
+    if t is dict:
+        if not allow_map:
+            raise UnexpectedMapError(f"{path}: map where an array is expected")
+        for key, item in value.items():
+            if type(key) is not str:
+                raise UnsupportedTypeError(f"{path}: map key {key!r} is not a string")
+            _check(item, allow_float, allow_map, depth + 1, f"{path}.{key}")
+        return
+    raise UnsupportedTypeError(f"{path}: type {t.__name__} cannot be encoded")
+
+
+def _sorted_maps(value: Any) -> Any:
+    """Copy ``value`` with every dict's keys in canonical (UTF-8 byte) order."""
+    t = type(value)
+    if t is dict:
+        return {k: _sorted_maps(value[k]) for k in sorted(value, key=lambda k: k.encode())}
+    if t is list or t is tuple:
+        return [_sorted_maps(v) for v in value]
+    return value
+
+
+def _has_map(value: Any) -> bool:
+    t = type(value)
+    if t is dict:
+        return True
+    if t is list or t is tuple:
+        return any(_has_map(v) for v in value)
+    return False
+
+
+def _pack(value: Any, allow_map: bool) -> bytes:
+    if allow_map and _has_map(value):
+        value = _sorted_maps(value)
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def encode(value: Any, *, allow_float: bool = False, allow_map: bool = False) -> bytes:
+    """Encode ``value`` canonically; raise a CodecError subclass if it cannot be."""
+    _check(value, allow_float, allow_map, 0, "$")
+    return _pack(value, allow_map)
+
+
+def decode(
+    data: bytes,
+    *,
+    max_size: int = MAX_MESSAGE_BYTES,
+    allow_float: bool = False,
+    allow_map: bool = False,
+) -> Any:
+    """Decode exactly one canonical value from ``data``.
+
+    Raises a CodecError subclass naming the reason for any rejection. Arrays
+    come back as lists; maps (when allowed) as dicts in canonical key order.
+    """
+    if type(data) is not bytes:
+        if isinstance(data, bytearray | memoryview):
+            data = bytes(data)
+        else:
+            raise UnsupportedTypeError(f"decode expects bytes, got {type(data).__name__}")
+    if len(data) > max_size:
+        raise OversizeError(f"input is {len(data)} bytes, limit is {max_size}")
+    if not data:
+        raise MalformedError("input is empty")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            ext_hook=_reject_ext,
+            timestamp=0,
+        )
+    except msgpack.ExtraData as exc:
+        raise TrailingBytesError(f"{len(exc.extra)} trailing byte(s) after the value") from None
+    except CodecError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+        raise MalformedError(f"not valid msgpack: {exc}") from None
+    _check(value, allow_float, allow_map, 0, "$")
+    # The re-encoding sorts map keys, so one comparison covers integer, string
+    # and float widths, key order and duplicate keys (the last one wins in
+    # the dict, so the re-encoding is shorter).
+    if _pack(value, allow_map) != data:
+        raise NonCanonicalError("input is not canonical (widths, map key order or duplicate keys)")
+    return value

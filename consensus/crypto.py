@@ -1,0 +1,240 @@
+"""Ed25519 keys and domain-separated signatures.
+
+Every signature in Vigil is over ``domain || chain_id || message`` where
+``domain`` names the kind of message (``vigil/tx/v1``, ``vigil/commit/v1``,
+...) and ``chain_id`` names the consortium. Both are length-prefixed (one
+byte each) so no choice of chain id can make two (domain, chain, message)
+triples produce the same signed bytes. A signature therefore never verifies as
+another kind of message or on another chain.
+
+Public keys travel as 32 raw bytes and are shown to people as lowercase hex.
+Private keys are stored as PKCS#8 PEM files with mode 0600; loading a key file
+that group or others can read is refused, as OpenSSH does.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import stat
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+HASH_BYTES = 32
+MAX_DOMAIN_BYTES = 64
+MAX_CHAIN_ID_BYTES = 64
+
+DOMAIN_TX = "vigil/tx/v1"
+DOMAIN_PREPREPARE = "vigil/preprepare/v1"
+DOMAIN_PREPARE = "vigil/prepare/v1"
+DOMAIN_COMMIT = "vigil/commit/v1"
+DOMAIN_VIEW_CHANGE = "vigil/view-change/v1"
+DOMAIN_NEW_VIEW = "vigil/new-view/v1"
+DOMAIN_HANDSHAKE = "vigil/handshake/v1"
+
+BATCH_INLINE_BELOW = 64
+"""Batches smaller than this are verified on the calling thread (pool overhead dominates)."""
+
+VERIFY_THREADS = max(1, min(8, os.cpu_count() or 1))
+"""Worker threads for batch verification; `cryptography` releases the GIL while verifying."""
+
+
+class KeyFileError(Exception):
+    """A key file is missing, unreadable, too permissive or not an Ed25519 key."""
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def signed_bytes(domain: str, chain_id: str, message: bytes) -> bytes:
+    """The exact bytes an Ed25519 signature covers."""
+    d = domain.encode()
+    c = chain_id.encode()
+    if not 0 < len(d) <= MAX_DOMAIN_BYTES:
+        raise ValueError(f"domain must be 1..{MAX_DOMAIN_BYTES} bytes, got {len(d)}")
+    if not 0 < len(c) <= MAX_CHAIN_ID_BYTES:
+        raise ValueError(f"chain id must be 1..{MAX_CHAIN_ID_BYTES} bytes, got {len(c)}")
+    return bytes((len(d),)) + d + bytes((len(c),)) + c + message
+
+
+def key_hex(public_key: bytes) -> str:
+    """How a public key is shown to people: 64 lowercase hex digits."""
+    return public_key.hex()
+
+
+def parse_key_hex(text: str) -> bytes:
+    """Parse a public key written as 64 hex digits (either case); raise ValueError otherwise."""
+    text = text.strip()
+    if len(text) != 2 * PUBLIC_KEY_BYTES:
+        raise ValueError(f"public key must be {2 * PUBLIC_KEY_BYTES} hex digits, got {len(text)}")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"public key {text!r} is not hexadecimal") from None
+    _public_key_object(raw)
+    return raw
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key_object(raw: bytes) -> Ed25519PublicKey:
+    if len(raw) != PUBLIC_KEY_BYTES:
+        raise ValueError(f"public key must be {PUBLIC_KEY_BYTES} bytes, got {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+class PrivateKey:
+    """An Ed25519 signing key. Never printed; only its public half is shown."""
+
+    __slots__ = ("_key", "public")
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self.public: bytes = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @classmethod
+    def generate(cls) -> PrivateKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> PrivateKey:
+        """Deterministic key from a 32-byte seed (tests and simulators)."""
+        if len(seed) != 32:
+            raise ValueError(f"seed must be 32 bytes, got {len(seed)}")
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    def sign(self, domain: str, chain_id: str, message: bytes) -> bytes:
+        return self._key.sign(signed_bytes(domain, chain_id, message))
+
+    def seed(self) -> bytes:
+        return self._key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+
+    def __repr__(self) -> str:
+        return f"PrivateKey(public={key_hex(self.public)})"
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write the key as PKCS#8 PEM, readable by the owner only (mode 0600).
+
+        Refuses to replace an existing file unless ``overwrite`` is set.
+        """
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path = Path(path)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:
+            raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from None
+        except OSError as exc:
+            raise KeyFileError(f"{path}: cannot create: {exc.strerror}") from None
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, pem)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PrivateKey:
+        """Load a key written by :meth:`save`; refuse files others can read."""
+        path = Path(path)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise KeyFileError(f"{path}: no such key file") from None
+        except OSError as exc:
+            raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyFileError(f"{path}: not a regular file")
+        if st.st_mode & 0o077:
+            raise KeyFileError(
+                f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} let others read this "
+                f"private key; run `chmod 600 {path}`"
+            )
+        try:
+            data = path.read_bytes()
+            key = serialization.load_pem_private_key(data, password=None)
+        except OSError as exc:
+            raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None
+        except (ValueError, TypeError) as exc:
+            raise KeyFileError(f"{path}: not a PEM private key ({exc})") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyFileError(f"{path}: holds a {type(key).__name__}, not an Ed25519 key")
+        return cls(key)
+
+
+def verify(public_key: bytes, domain: str, chain_id: str, message: bytes, signature: bytes) -> bool:
+    """True iff ``signature`` is ``public_key``'s signature of (domain, chain_id, message)."""
+    if len(signature) != SIGNATURE_BYTES:
+        return False
+    try:
+        key = _public_key_object(bytes(public_key))
+        key.verify(bytes(signature), signed_bytes(domain, chain_id, message))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class SignedItem:
+    """One entry of a batch verification."""
+
+    public_key: bytes
+    domain: str
+    chain_id: str
+    message: bytes
+    signature: bytes
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="vigil-verify")
+    return _pool
+
+
+def _verify_chunk(items: Sequence[SignedItem]) -> list[bool]:
+    return [verify(i.public_key, i.domain, i.chain_id, i.message, i.signature) for i in items]
+
+
+def verify_batch(items: Sequence[SignedItem], *, threads: int | None = None) -> list[bool]:
+    """Verify many signatures, spread over a thread pool; result i is item i's verdict.
+
+    ``threads`` caps the number of chunks (default VERIFY_THREADS); 1 means
+    the calling thread does all the work.
+    """
+    n = len(items)
+    workers = min(VERIFY_THREADS if threads is None else threads, VERIFY_THREADS)
+    if n < BATCH_INLINE_BELOW or workers <= 1:
+        return _verify_chunk(items)
+    size = -(-n // workers)
+    chunks = [items[i : i + size] for i in range(0, n, size)]
+    results: list[bool] = []
+    for part in _get_pool().map(_verify_chunk, chunks):
+        results.extend(part)
+    assert len(results) == n
+    return results

@@ -1,0 +1,269 @@
+"""Ledger data types: transactions, their payloads, headers, blocks and receipts.
+
+Each type is a :class:`consensus.record.Record`, so it has exactly one
+encoding (an msgpack array in the field order below), a hash, and validation
+that names the failing field. The layouts follow DESIGN.md:
+
+    Tx     = [chain_id, sender, nonce, valid_until_height, kind, payload, signature]
+    Header = [chain_id, height, prev_hash, timestamp_ms, view, proposer,
+              tx_root, receipts_root, state_root, validators_hash]
+    Block  = [header, txs]
+
+A transaction's id is the SHA-256 of its *unsigned body* (the first six
+fields), so the id does not depend on the signature bytes. The signature is
+over that body under the ``vigil/tx/v1`` domain and the chain id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from consensus import codec, merkle
+from consensus.certificate import Certificate, CertificateError, Vote
+from consensus.crypto import (
+    DOMAIN_TX,
+    HASH_BYTES,
+    PUBLIC_KEY_BYTES,
+    SIGNATURE_BYTES,
+    PrivateKey,
+    verify,
+)
+from consensus.record import (
+    Bytes,
+    FieldError,
+    Float,
+    Int,
+    Nested,
+    OneOf,
+    Pairs,
+    Record,
+    Seq,
+    Str,
+    Tagged,
+    Value,
+    wire,
+)
+
+__all__ = [
+    "AnchorPayload",
+    "Block",
+    "CallPayload",
+    "Certificate",
+    "CertificateError",
+    "DeployPayload",
+    "Event",
+    "Header",
+    "Receipt",
+    "ScorePayload",
+    "Tx",
+    "Vote",
+]
+
+NONCE_BYTES = 16
+MAX_TX_BYTES = 128 * 1024
+"""Largest encoded transaction accepted anywhere (API, mempool, block)."""
+MAX_BLOCK_TXS = 10_000
+"""Hard ceiling on transactions per block; the `max_block_txs` parameter may only lower it."""
+MAX_BLOCK_BYTES = 8 * 1024 * 1024
+"""Hard ceiling on an encoded block; the `max_block_bytes` parameter may only lower it."""
+MAX_ANCHOR_PARENTS = 64
+MAX_ANCHOR_METADATA = 32
+MAX_METADATA_VALUE_BYTES = 1024
+MAX_CONTRACT_CODE_BYTES = 64 * 1024
+MAX_CALL_ARGS = 16
+MAX_CALL_ARGS_BYTES = 32 * 1024
+MAX_FEATURES = 1024
+MAX_EVENTS_PER_RECEIPT = 64
+MAX_EVENT_DATA_BYTES = 8 * 1024
+MAX_RESULT_BYTES = 16 * 1024
+MAX_ERROR_BYTES = 1024
+
+CHAIN_ID_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
+NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"
+META_KEY_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+MEDIA_TYPE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}"
+
+ChainId = Str(64, CHAIN_ID_PATTERN, "a chain id (lowercase letters, digits, '.', '_', '-')")
+Name = Str(64, NAME_PATTERN, "a name (lowercase letter, then letters, digits or '_')")
+Hash32 = Bytes(HASH_BYTES)
+PublicKey = Bytes(PUBLIC_KEY_BYTES)
+
+
+@dataclass(frozen=True)
+class AnchorPayload(Record):
+    """Data provenance: a file's digest, size and type, the digests it derives from, metadata."""
+
+    NAME = "anchor"
+    digest: bytes = wire(Hash32)
+    size: int = wire(Int(0))
+    media_type: str = wire(Str(127, MEDIA_TYPE_PATTERN, "a media type like text/csv"))
+    parents: tuple[bytes, ...] = wire(Seq(Hash32, MAX_ANCHOR_PARENTS, sorted_unique=True))
+    metadata: tuple[tuple[str, str], ...] = wire(
+        Pairs(
+            Str(64, META_KEY_PATTERN, "a metadata key"),
+            Str(MAX_METADATA_VALUE_BYTES),
+            MAX_ANCHOR_METADATA,
+        )
+    )
+
+    def check_invariants(self, path: str) -> None:
+        if self.digest in self.parents:
+            raise FieldError(f"{path}.parents", "a digest cannot be its own parent")
+
+
+@dataclass(frozen=True)
+class CallPayload(Record):
+    NAME = "call"
+    contract: str = wire(Name)
+    method: str = wire(Name)
+    args: tuple[Any, ...] = wire(Seq(Value(MAX_CALL_ARGS_BYTES), MAX_CALL_ARGS))
+
+
+@dataclass(frozen=True)
+class DeployPayload(Record):
+    NAME = "deploy"
+    name: str = wire(Name)
+    code: bytes = wire(Bytes(max_len=MAX_CONTRACT_CODE_BYTES))
+
+
+@dataclass(frozen=True)
+class ScorePayload(Record):
+    NAME = "score"
+    model: str = wire(Name)
+    features: tuple[float, ...] = wire(Seq(Float(), MAX_FEATURES))
+    reference: str = wire(Str(128))
+
+
+PAYLOAD_TYPES: dict[str, type[Record]] = {
+    "anchor": AnchorPayload,
+    "call": CallPayload,
+    "deploy": DeployPayload,
+    "score": ScorePayload,
+}
+
+
+@dataclass(frozen=True)
+class Tx(Record):
+    NAME = "tx"
+    MAX_BYTES = MAX_TX_BYTES
+    chain_id: str = wire(ChainId)
+    sender: bytes = wire(PublicKey)
+    nonce: bytes = wire(Bytes(NONCE_BYTES))
+    valid_until_height: int = wire(Int(1))
+    kind: str = wire(OneOf(*PAYLOAD_TYPES))
+    payload: Record = wire(Tagged("kind", PAYLOAD_TYPES))
+    signature: bytes = wire(Bytes(SIGNATURE_BYTES))
+
+    @classmethod
+    def create(
+        cls,
+        key: PrivateKey,
+        chain_id: str,
+        payload: Record,
+        valid_until_height: int,
+        nonce: bytes | None = None,
+    ) -> Tx:
+        """Build and sign a transaction; the kind follows from the payload's type."""
+        kind = payload.NAME
+        if PAYLOAD_TYPES.get(kind) is not type(payload):
+            raise FieldError("tx.payload", f"{type(payload).__name__} is not a transaction payload")
+        nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
+        body = [chain_id, key.public, nonce, valid_until_height, kind, payload.to_wire()]
+        signature = key.sign(DOMAIN_TX, chain_id, codec.encode(body, allow_float=True))
+        return cls(chain_id, key.public, nonce, valid_until_height, kind, payload, signature)
+
+    def body_bytes(self) -> bytes:
+        """The signed part: every field but the signature."""
+        return codec.encode(self.to_wire()[:6], allow_float=True)
+
+    @cached_property
+    def id(self) -> bytes:
+        return hashlib.sha256(self.body_bytes()).digest()
+
+    def hash(self) -> bytes:
+        """The transaction id: SHA-256 of the unsigned body."""
+        return self.id
+
+    def verify_signature(self) -> bool:
+        return verify(self.sender, DOMAIN_TX, self.chain_id, self.body_bytes(), self.signature)
+
+
+@dataclass(frozen=True)
+class Header(Record):
+    NAME = "header"
+    chain_id: str = wire(ChainId)
+    height: int = wire(Int(1))
+    prev_hash: bytes = wire(Hash32)
+    timestamp_ms: int = wire(Int(0))
+    view: int = wire(Int(0))
+    proposer: bytes = wire(PublicKey)
+    tx_root: bytes = wire(Hash32)
+    receipts_root: bytes = wire(Hash32)
+    state_root: bytes = wire(Hash32)
+    validators_hash: bytes = wire(Hash32)
+
+
+def tx_root(txs: tuple[Tx, ...] | list[Tx]) -> bytes:
+    """Merkle root over the full encodings of ``txs`` (so a proof carries the signed tx)."""
+    return merkle.root([tx.encode() for tx in txs])
+
+
+@dataclass(frozen=True)
+class Block(Record):
+    """A header and its transactions; the block hash is the header hash."""
+
+    NAME = "block"
+    MAX_BYTES = MAX_BLOCK_BYTES
+    header: Header = wire(Nested(Header))
+    txs: tuple[Tx, ...] = wire(Seq(Nested(Tx), MAX_BLOCK_TXS))
+
+    def check_invariants(self, path: str) -> None:
+        ids = set()
+        for i, tx in enumerate(self.txs):
+            if tx.chain_id != self.header.chain_id:
+                raise FieldError(f"{path}.txs[{i}].chain_id", "differs from the header's chain id")
+            if tx.id in ids:
+                raise FieldError(f"{path}.txs[{i}]", "transaction appears twice in the block")
+            ids.add(tx.id)
+        if tx_root(self.txs) != self.header.tx_root:
+            raise FieldError(f"{path}.header.tx_root", "does not match the block's transactions")
+
+    def hash(self) -> bytes:
+        return self.header.hash()
+
+
+@dataclass(frozen=True)
+class Event(Record):
+    NAME = "event"
+    name: str = wire(Name)
+    data: Any = wire(Value(MAX_EVENT_DATA_BYTES))
+
+
+RECEIPT_STATUSES = ("ok", "reverted", "invalid")
+
+
+@dataclass(frozen=True)
+class Receipt(Record):
+    """What executing one transaction did: status, gas, result, events, error message."""
+
+    NAME = "receipt"
+    tx_hash: bytes = wire(Hash32)
+    status: str = wire(OneOf(*RECEIPT_STATUSES))
+    gas_used: int = wire(Int(0))
+    result: Any = wire(Value(MAX_RESULT_BYTES))
+    events: tuple[Event, ...] = wire(Seq(Nested(Event), MAX_EVENTS_PER_RECEIPT))
+    error: str = wire(Str(MAX_ERROR_BYTES))
+
+    def check_invariants(self, path: str) -> None:
+        if self.status == "ok" and self.error:
+            raise FieldError(f"{path}.error", "a successful receipt carries no error")
+        if self.status != "ok" and not self.error:
+            raise FieldError(f"{path}.error", f"a {self.status} receipt must say why")
+
+
+def receipts_root(receipts: tuple[Receipt, ...] | list[Receipt]) -> bytes:
+    return merkle.root([r.encode() for r in receipts])
