@@ -43,6 +43,35 @@ def _next_level(level: list[bytes]) -> list[bytes]:
     return nxt
 
 
+class Tree:
+    """All levels of the tree over ``leaves``, so many proofs cost one build."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        if len(leaves) > MAX_LEAVES:
+            raise ValueError(f"at most {MAX_LEAVES} leaves, got {len(leaves)}")
+        self.size = len(leaves)
+        self.levels: list[list[bytes]] = [[leaf_hash(x) for x in leaves]]
+        while len(self.levels[-1]) > 1:
+            self.levels.append(_next_level(self.levels[-1]))
+
+    @property
+    def root(self) -> bytes:
+        return self.levels[-1][0] if self.size else EMPTY_ROOT
+
+    def proof(self, index: int) -> Proof:
+        """Proof that leaf ``index`` is in this tree."""
+        if not 0 <= index < self.size:
+            raise IndexError(f"leaf index {index} out of range for {self.size} leaves")
+        path: list[bytes] = []
+        i = index
+        for level in self.levels[:-1]:
+            sibling = i ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            i //= 2
+        return Proof(index, self.size, tuple(path))
+
+
 def root(leaves: Sequence[bytes]) -> bytes:
     """Merkle root of ``leaves`` (raw leaf data, hashed here)."""
     if len(leaves) > MAX_LEAVES:
@@ -82,19 +111,7 @@ class Proof:
 
 def prove(leaves: Sequence[bytes], index: int) -> Proof:
     """Proof that ``leaves[index]`` is in the tree of ``leaves``."""
-    n = len(leaves)
-    if not 0 <= index < n:
-        raise IndexError(f"leaf index {index} out of range for {n} leaves")
-    level = [leaf_hash(x) for x in leaves]
-    path: list[bytes] = []
-    i = index
-    while len(level) > 1:
-        sibling = i ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        level = _next_level(level)
-        i //= 2
-    return Proof(index, n, tuple(path))
+    return Tree(leaves).proof(index)
 
 
 def verify(root_hash: bytes, leaf: bytes, proof: Proof) -> bool:

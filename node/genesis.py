@@ -47,6 +47,7 @@ from node.types import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainId, PublicKey
 MAX_GENESIS_FILE_BYTES = 4 * 1024 * 1024
 MAX_ADMINS_PER_MEMBER = 16
 MAX_GENESIS_CLIENTS = 10_000
+MAX_GENESIS_PARAMS = 64
 ORG_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
 ADDRESS_PATTERN = r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}"
 ROLES = ("admin", "audit", "score", "submit")
@@ -109,7 +110,7 @@ class Genesis(Record):
     genesis_time_ms: int = wire(Int(0))
     members: tuple[Member, ...] = wire(Seq(Nested(Member), MAX_VALIDATORS))
     clients: tuple[Client, ...] = wire(Seq(Nested(Client), MAX_GENESIS_CLIENTS))
-    params: tuple[tuple[str, int], ...] = wire(Pairs(Str(64), Int(0), len(DEFAULT_PARAMS)))
+    params: tuple[tuple[str, int], ...] = wire(Pairs(Str(64), Int(0), MAX_GENESIS_PARAMS))
 
     def check_invariants(self, path: str) -> None:
         if not self.members:

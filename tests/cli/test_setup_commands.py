@@ -1,0 +1,113 @@
+"""`vigil keygen` and `vigil genesis` as a user runs them."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli.main import main
+from consensus.crypto import PrivateKey, key_hex
+from node.genesis import Genesis
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_keygen_prints_public_key_and_writes_0600(tmp_path: Path) -> None:
+    path = tmp_path / "a.key"
+    code, out = run("keygen", "--out", str(path))
+    assert code == 0
+    assert out.strip() == key_hex(PrivateKey.load(path).public)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_keygen_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    path = tmp_path / "a.key"
+    run("keygen", "--out", str(path))
+    before = PrivateKey.load(path).public
+    code, out = run("keygen", "--out", str(path))
+    assert code != 0 and "already exists" in out and "--force" in out
+    assert PrivateKey.load(path).public == before
+    code, out = run("keygen", "--out", str(path), "--force")
+    assert code == 0 and out.strip() != key_hex(before)
+
+
+def make_keys(tmp_path: Path, n: int) -> list[str]:
+    return [run("keygen", "--out", str(tmp_path / f"k{i}.key"))[1].strip() for i in range(n)]
+
+
+def test_genesis_writes_a_loadable_file(tmp_path: Path) -> None:
+    k = make_keys(tmp_path, 5)
+    out = tmp_path / "genesis.json"
+    code, text = run(
+        "genesis", "--chain-id", "vigil-banks",
+        "--member", f"bank-a={k[0]}@127.0.0.1:26601,127.0.0.1:26701", "--admin", f"bank-a={k[2]}",
+        "--member", f"bank-b={k[1]}@127.0.0.1:26602,127.0.0.1:26702", "--admin", f"bank-b={k[3]}",
+        "--client", f"bank-a={k[4]}:submit,audit",
+        "--param", "max_block_txs=500", "--time-ms", "42", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, text
+    g = Genesis.load(out)
+    assert f"genesis hash {key_hex(g.hash())}" in text
+    assert [m.org for m in g.members] == ["bank-a", "bank-b"]
+    assert g.param("max_block_txs") == 500
+    assert g.clients[0].roles == ("audit", "submit")
+    assert g.genesis_time_ms == 42
+
+
+def test_genesis_errors_are_clear_and_write_nothing(tmp_path: Path) -> None:
+    k = make_keys(tmp_path, 2)
+    out = tmp_path / "genesis.json"
+    member = f"a={k[0]}@127.0.0.1:1,127.0.0.1:2"
+    cases = [
+        (["--member", member], "has no admin key"),
+        (["--member", "a=xyz"], "expected ORG=PUBKEY@PEERHOST:PORT,APIHOST:PORT"),
+        (["--member", member, "--admin", f"b={k[1]}"], "is not a --member org"),
+        (["--member", member, "--admin", "a=abcd"], "genesis.members[0].admins[0]"),
+        (["--member", member, "--admin", f"a={k[1]}", "--param", "x=1"], "unknown ['x']"),
+        (
+            ["--member", member, "--admin", f"a={k[1]}", "--param", "max_block_txs=lots"],
+            "not an integer",
+        ),
+        (
+            ["--member", member, "--admin", f"a={k[1]}", "--client", f"a={k[1]}:god"],
+            "is not one of",
+        ),
+    ]
+    for args, message in cases:
+        code, text = run("genesis", "--chain-id", "c", *args, "--out", str(out))
+        assert code != 0, args
+        assert message in text, (args, text)
+        assert not out.exists()
+
+
+def test_genesis_refuses_to_overwrite(tmp_path: Path) -> None:
+    k = make_keys(tmp_path, 1)
+    out = tmp_path / "genesis.json"
+    out.write_text("precious")
+    code, text = run(
+        "genesis",
+        "--chain-id",
+        "c",
+        "--member",
+        f"a={k[0]}@h:1,h:2",
+        "--admin",
+        f"a={k[0]}",
+        "--out",
+        str(out),
+    )
+    assert code != 0 and "already exists" in text
+    assert out.read_text() == "precious"
+
+
+def test_help_reads_well() -> None:
+    code, text = run("--help")
+    assert code == 0
+    for word in ("keygen", "genesis", "consortium"):
+        assert word in text
+    code, text = run("genesis", "--help")
+    assert "ORG=PUBKEY@PEERHOST:PORT,APIHOST:PORT" in text
