@@ -1,0 +1,1 @@
+"""Deterministic simulator for the PBFT replica (pure: virtual clock, seeded scheduler)."""
