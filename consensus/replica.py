@@ -476,14 +476,21 @@ class Replica:
     def _on_prepare(self, env: Envelope, vote: Vote) -> None:
         if not self._view_in_range(vote.view):
             return
-        votes = self.slot.prepares.setdefault((vote.view, vote.digest), {})
-        if env.sender in votes:
+        if not self._record_vote(self.slot.prepares, env, vote):
             return
-        if any(env.sender in v for (view, _), v in self.slot.prepares.items() if view == vote.view):
-            self._fault("conflicting-vote", "two prepares for one view", env.sender)
-            return
-        votes[env.sender] = env
         self._check_prepared()
+
+    def _record_vote(
+        self, table: dict[tuple[int, bytes], dict[bytes, Envelope]], env: Envelope, vote: Vote
+    ) -> bool:
+        """Keep one vote per sender and view; a second, different one is evidence, not a vote."""
+        for (view, digest), senders in table.items():
+            if view == vote.view and env.sender in senders:
+                if digest != vote.digest:
+                    self._fault("conflicting-vote", f"two {env.kind}s for one view", env.sender)
+                return False
+        table.setdefault((vote.view, vote.digest), {})[env.sender] = env
+        return True
 
     def _check_prepared(self) -> None:
         view = self.view
@@ -513,10 +520,8 @@ class Replica:
     def _on_commit(self, env: Envelope, vote: Vote) -> None:
         if vote.view > self.view + self.config.view_window:
             return
-        votes = self.slot.commits.setdefault((vote.view, vote.digest), {})
-        if env.sender in votes:
+        if not self._record_vote(self.slot.commits, env, vote):
             return
-        votes[env.sender] = env
         self._check_committed(vote.view, vote.digest)
 
     def _block_for(self, digest: bytes) -> bytes | None:

@@ -427,3 +427,14 @@ def test_single_honest_run_commits(n: int) -> None:
                 chains[i].append(a.certificate.block_hash)
                 queue.append((i, BlockPersisted(a.height, vals, (b"q" * 32,))))
     assert all(chain == chains[0] and len(chain) == 1 for chain in chains)
+
+
+@pytest.mark.parametrize("kind", [PREPARE, COMMIT])
+def test_a_second_different_vote_is_evidence_not_a_vote(kind: str) -> None:
+    r = replica(0)
+    accept_and_validate(r)
+    r.handle(msg(KEYS[2], kind, Vote(H, 0, digest_of(BLOCK))))
+    actions = r.handle(msg(KEYS[2], kind, Vote(H, 0, digest_of(OTHER_BLOCK))))
+    assert [a.kind for a in actions if isinstance(a, Fault)] == ["conflicting-vote"]
+    table = r.slot.prepares if kind == PREPARE else r.slot.commits
+    assert (0, digest_of(OTHER_BLOCK)) not in table

@@ -1,0 +1,52 @@
+"""Benchmarks keep working: each prints one JSON object with its figures (no timing asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_primitives_bench_prints_json() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/bench/primitives.py"), "--seconds", "0.02"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(out.stdout)
+    assert result["benchmark"] == "primitives"
+    assert result["ed25519"]["verify_per_s_pool"] > 0
+    assert result["tx_codec"]["decode_per_s"] > 0
+    assert result["merkle"]["leaves"] == 1000
+
+
+def run_simulate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts/simulate.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_simulate_ends_with_the_passed_failed_line() -> None:
+    out = run_simulate("--seeds", "12", "--jobs", "2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "12 passed, 0 failed"
+
+
+def test_simulate_replay_prints_a_trace() -> None:
+    out = run_simulate("--replay", "3", "--nodes", "4", "--byzantine", "1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "1 passed, 0 failed"
+    assert any("COMMIT" in line for line in lines)
+    assert any("<- prepare" in line for line in lines)
+
+
+def test_simulate_refuses_too_many_byzantine() -> None:
+    out = run_simulate("--seeds", "1", "--nodes", "4", "--byzantine", "2")
+    assert out.returncode != 0 and "exceeds f" in out.stderr
