@@ -1,0 +1,206 @@
+"""Block execution: admission rules, the per-kind dispatch table, receipts and roots.
+
+The same code builds a proposal (primary), validates one (every replica,
+before it votes) and is the reference for what a committed block did, so its
+results are a pure function of the committed state and the block.
+
+A transaction is *admissible* at a height when its signature verifies (once
+per node: verdicts are cached by tx id), its sender is an authorised client
+with the role its kind needs, it has not expired and does not reach more than
+``max_tx_window`` heights ahead, it was never committed, and its kind has a
+handler. A block with an inadmissible transaction is invalid. A handler that
+fails (:class:`~node.anchors.Revert`) only reverts its own transaction: the
+receipt says ``reverted`` and why.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from consensus import codec, merkle
+from consensus.crypto import DOMAIN_TX, SignedItem, verify_batch
+from node.anchors import Revert, execute_anchor
+from node.genesis import Genesis
+from node.state import CLIENT, PARAM, VALIDATORS, Overlay, client_roles, param, state_root
+from node.types import Event, Receipt, Tx, receipts_root
+
+Handler = Callable[[Overlay, Tx, int], tuple[object, list[Event]]]
+
+HANDLERS: dict[str, Handler] = {"anchor": execute_anchor}
+"""Transaction kind -> handler. The VM and ML issues register `call`, `deploy` and `score`."""
+
+ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "submit", "score": "score"}
+
+MAX_SIGNATURE_CACHE = 200_000
+"""Tx ids whose signature verdict this node remembers."""
+
+
+class TxRejected(Exception):
+    """A transaction is not admissible; ``code`` is stable for API clients."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def genesis_writes(genesis: Genesis) -> dict[bytes, bytes]:
+    """The state at height 0."""
+    writes = {CLIENT + c.key: codec.encode([c.org, list(c.roles)]) for c in genesis.clients}
+    for name, value in genesis.params:
+        writes[PARAM + name.encode()] = codec.encode(value)
+    writes[VALIDATORS] = codec.encode(genesis.validators())
+    return writes
+
+
+class SignatureCache:
+    """Verify transaction signatures once per node, in the thread pool, cached by tx id."""
+
+    def __init__(self, capacity: int = MAX_SIGNATURE_CACHE) -> None:
+        self.capacity = capacity
+        self._known: OrderedDict[bytes, bool] = OrderedDict()
+
+    def verify(self, txs: Sequence[Tx]) -> list[bool]:
+        todo = [tx for tx in txs if tx.id not in self._known]
+        if todo:
+            items = [
+                SignedItem(tx.sender, DOMAIN_TX, tx.chain_id, tx.body_bytes(), tx.signature)
+                for tx in todo
+            ]
+            for tx, ok in zip(todo, verify_batch(items), strict=True):
+                self._known[tx.id] = ok
+            while len(self._known) > self.capacity:
+                self._known.popitem(last=False)
+        return [self._known.get(tx.id, False) for tx in txs]
+
+
+@dataclass(frozen=True)
+class Executed:
+    receipts: tuple[Receipt, ...]
+    writes: dict[bytes, bytes | None]
+    state_root: bytes
+    receipts_root: bytes
+
+
+class Executor:
+    """Executes transactions against an overlay of the committed state."""
+
+    def __init__(
+        self,
+        chain_id: str,
+        read: Callable[[bytes], bytes | None],
+        committed: Callable[[bytes], bool],
+        previous_root: Callable[[], bytes],
+        signatures: SignatureCache | None = None,
+    ) -> None:
+        self.chain_id = chain_id
+        self.read = read
+        self.committed = committed
+        self.previous_root = previous_root
+        self.signatures = signatures or SignatureCache()
+
+    def overlay(self) -> Overlay:
+        return Overlay(self.read)
+
+    def check(self, state: Overlay, tx: Tx, height: int, signature_ok: bool) -> None:
+        """Raise TxRejected unless ``tx`` is admissible at ``height``."""
+        if tx.chain_id != self.chain_id:
+            raise TxRejected("wrong_chain", f"transaction is for chain {tx.chain_id!r}")
+        if not signature_ok:
+            raise TxRejected("bad_signature", "signature does not verify")
+        if tx.kind not in HANDLERS:
+            raise TxRejected("unsupported_kind", f"{tx.kind} transactions are not enabled yet")
+        client = client_roles(state, tx.sender)
+        if client is None:
+            raise TxRejected(
+                "unauthorised", f"sender {tx.sender.hex()} is not an authorised client"
+            )
+        role = ROLE_FOR_KIND[tx.kind]
+        if role not in client[1]:
+            raise TxRejected("forbidden", f"sender lacks the {role!r} role for {tx.kind}")
+        if tx.valid_until_height < height:
+            raise TxRejected("expired", f"valid until height {tx.valid_until_height} < {height}")
+        window = param(state, "max_tx_window")
+        if tx.valid_until_height > height + window:
+            raise TxRejected(
+                "too_far_ahead",
+                f"valid_until_height {tx.valid_until_height} is more than {window} above {height}",
+            )
+        if self.committed(tx.id):
+            raise TxRejected("duplicate", "transaction is already committed")
+
+    def execute(self, txs: Sequence[Tx], height: int) -> Executed:
+        """Execute a block's transactions; raise TxRejected if one is inadmissible."""
+        state = self.overlay()
+        verdicts = self.signatures.verify(txs)
+        seen: set[bytes] = set()
+        receipts = []
+        for tx, ok in zip(txs, verdicts, strict=True):
+            if tx.id in seen:
+                raise TxRejected("duplicate", "transaction appears twice in the block")
+            seen.add(tx.id)
+            self.check(state, tx, height, ok)
+            receipts.append(self._apply(state, tx, height))
+        writes = state.writes
+        return Executed(
+            tuple(receipts),
+            writes,
+            state_root(self.previous_root(), writes),
+            receipts_root(receipts),
+        )
+
+    def _apply(self, state: Overlay, tx: Tx, height: int) -> Receipt:
+        snapshot = state.snapshot()
+        try:
+            result, events = HANDLERS[tx.kind](state, tx, height)
+        except Revert as exc:
+            state.revert(snapshot)
+            return Receipt(tx.id, "reverted", 0, None, (), str(exc)[:1000])
+        return Receipt(tx.id, "ok", 0, result, tuple(events), "")
+
+    def select(
+        self, candidates: Sequence[Tx], height: int, max_txs: int, max_bytes: int
+    ) -> tuple[list[Tx], Executed, list[tuple[Tx, TxRejected]]]:
+        """Build a block body: admissible candidates in order, within the limits.
+
+        Returns the chosen transactions, their execution and the rejected
+        candidates (which the mempool should drop).
+        """
+        state = self.overlay()
+        verdicts = self.signatures.verify(candidates)
+        chosen: list[Tx] = []
+        receipts: list[Receipt] = []
+        rejected: list[tuple[Tx, TxRejected]] = []
+        seen: set[bytes] = set()
+        size = 0
+        for tx, ok in zip(candidates, verdicts, strict=True):
+            if len(chosen) >= max_txs:
+                break
+            encoded = len(tx.encode())
+            if size + encoded > max_bytes:
+                continue
+            if tx.id in seen:
+                continue
+            try:
+                self.check(state, tx, height, ok)
+            except TxRejected as exc:
+                rejected.append((tx, exc))
+                continue
+            seen.add(tx.id)
+            size += encoded
+            chosen.append(tx)
+            receipts.append(self._apply(state, tx, height))
+        writes = state.writes
+        executed = Executed(
+            tuple(receipts),
+            writes,
+            state_root(self.previous_root(), writes),
+            receipts_root(receipts),
+        )
+        return chosen, executed, rejected
+
+
+def tx_proof(txs: Sequence[Tx], index: int) -> merkle.Proof:
+    return merkle.Tree([tx.encode() for tx in txs]).proof(index)

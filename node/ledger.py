@@ -1,0 +1,194 @@
+"""The application side of consensus: build, validate and commit blocks.
+
+This is the narrow boundary between the PBFT replica and the rest of the node
+(CometBFT's ABCI in spirit): the replica asks for a proposal, asks whether a
+proposal is valid, and hands over certified blocks; everything here is
+deterministic given the committed store and the block, except the proposer's
+clock reading and the clock-drift check on proposals (which never applies to
+certified blocks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from consensus import codec
+from consensus.certificate import Certificate
+from node.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
+from node.genesis import Genesis
+from node.state import VALIDATORS, Overlay, param
+from node.store import Store
+from node.types import Block, Header, Tx, tx_root
+
+MAX_CLOCK_DRIFT_MS = 30_000
+"""A proposal's timestamp may be at most this far ahead of the validating node's clock."""
+MAX_EXECUTION_CACHE = 16
+"""Executed proposals kept by block hash, so a committed block is not executed twice."""
+
+
+def validators_hash(validators: Sequence[bytes]) -> bytes:
+    return hashlib.sha256(codec.encode(list(validators))).digest()
+
+
+def block_digest(block: bytes) -> bytes:
+    """Digest the replica uses for a block: its header hash (raises on junk)."""
+    return Block.decode(block).hash()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    block: bytes
+    rejected: list[tuple[Tx, TxRejected]]
+
+
+class Ledger:
+    def __init__(self, store: Store, genesis: Genesis, *, clock_ms=None) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.genesis_hash = genesis.hash()
+        store.initialise(self.genesis_hash, genesis_writes(genesis), genesis.validators())
+        store.check()
+        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.signatures = SignatureCache()
+        self.executor = Executor(
+            self.chain_id,
+            store.get,
+            lambda tx_id: store.tx_location(tx_id) is not None,
+            store.state_root,
+            self.signatures,
+        )
+        self._executed: OrderedDict[bytes, Executed] = OrderedDict()
+
+    # ------------------------------------------------------------ chain facts
+
+    @property
+    def height(self) -> int:
+        return self.store.height()
+
+    def validators(self, height: int) -> list[bytes]:
+        vals = self.store.validators(height)
+        assert vals is not None, f"no validator set for height {height}"
+        return vals
+
+    def header(self, height: int) -> Header | None:
+        raw = self.store.block(height)
+        return None if raw is None else Block.decode(raw).header
+
+    def prev_hash(self, height: int) -> bytes:
+        if height == 1:
+            return self.genesis_hash
+        header = self.header(height - 1)
+        assert header is not None
+        return header.hash()
+
+    def certificate(self, height: int) -> Certificate | None:
+        raw = self.store.certificate(height)
+        return None if raw is None else Certificate.decode(raw)
+
+    def param(self, name: str) -> int:
+        return param(Overlay(self.store.get), name)
+
+    # ------------------------------------------------------------ consensus boundary
+
+    def build(self, height: int, view: int, proposer: bytes, candidates: Sequence[Tx]) -> Proposal:
+        assert height == self.height + 1
+        txs, executed, rejected = self.executor.select(
+            candidates, height, self.param("max_block_txs"), self.param("max_block_bytes") - 1024
+        )
+        previous = self.header(height - 1)
+        timestamp = self.clock_ms()
+        if previous is not None:
+            timestamp = max(timestamp, previous.timestamp_ms + 1)
+        header = Header(
+            self.chain_id,
+            height,
+            self.prev_hash(height),
+            timestamp,
+            view,
+            proposer,
+            tx_root(txs),
+            executed.receipts_root,
+            executed.state_root,
+            validators_hash(self.validators(height)),
+        )
+        block = Block(header, tuple(txs))
+        self._remember(block.hash(), executed)
+        return Proposal(block.encode(), rejected)
+
+    def validate(self, height: int, raw: bytes, *, check_clock: bool = True) -> str | None:
+        """None if ``raw`` is a valid next block, else why not."""
+        try:
+            block = Block.decode(raw, max_size=self.param("max_block_bytes"))
+        except (codec.CodecError, ValueError) as exc:
+            return f"malformed block: {exc}"
+        h = block.header
+        if height != self.height + 1 or h.height != height:
+            return f"block is for height {h.height}, expected {self.height + 1}"
+        if h.chain_id != self.chain_id:
+            return f"block is for chain {h.chain_id!r}"
+        if h.prev_hash != self.prev_hash(height):
+            return "prev_hash does not match the last committed block"
+        vals = self.validators(height)
+        if h.validators_hash != validators_hash(vals):
+            return "validators_hash does not match the validator set"
+        if h.proposer != vals[(height + h.view) % len(vals)]:
+            return "proposer is not the primary of the block's view"
+        previous = self.header(height - 1)
+        if previous is not None and h.timestamp_ms <= previous.timestamp_ms:
+            return "timestamp does not advance"
+        if check_clock and h.timestamp_ms > self.clock_ms() + MAX_CLOCK_DRIFT_MS:
+            return "timestamp is too far in the future"
+        if len(block.txs) > self.param("max_block_txs"):
+            return f"{len(block.txs)} transactions exceed max_block_txs"
+        try:
+            executed = self.executor.execute(block.txs, height)
+        except TxRejected as exc:
+            return f"inadmissible transaction: {exc.message}"
+        if executed.receipts_root != h.receipts_root:
+            return "receipts_root does not match execution"
+        if executed.state_root != h.state_root:
+            return "state_root does not match execution"
+        self._remember(block.hash(), executed)
+        return None
+
+    def commit(self, raw: bytes, certificate: Certificate) -> tuple[list[bytes], list[bytes]]:
+        """Apply a certified block; return (validators of the next height, committed tx ids)."""
+        block = Block.decode(raw)
+        height = block.header.height
+        assert height == self.height + 1 and certificate.block_hash == block.hash()
+        executed = self._executed.pop(block.hash(), None)
+        if executed is None:
+            problem = self.validate(height, raw, check_clock=False)
+            if problem is not None:
+                raise AssertionError(
+                    f"certified block {height} is invalid on this node ({problem}): "
+                    "this node's state has diverged; stop and re-sync it"
+                )
+            executed = self._executed.pop(block.hash())
+        next_validators = Overlay(self.store.get).get_value(VALIDATORS)
+        writes = executed.writes
+        if VALIDATORS in writes and writes[VALIDATORS] is not None:
+            next_validators = codec.decode(writes[VALIDATORS])
+        tx_ids = [tx.id for tx in block.txs]
+        self.store.commit(
+            height,
+            raw,
+            certificate.encode(),
+            [r.encode() for r in executed.receipts],
+            tx_ids,
+            writes,
+            executed.state_root,
+            list(next_validators),  # type: ignore[arg-type]
+        )
+        self._executed.clear()
+        return list(next_validators), tx_ids  # type: ignore[arg-type]
+
+    def _remember(self, block_hash: bytes, executed: Executed) -> None:
+        self._executed[block_hash] = executed
+        while len(self._executed) > MAX_EXECUTION_CACHE:
+            self._executed.popitem(last=False)

@@ -1,0 +1,196 @@
+"""The node's LevelDB store (plyvel): blocks, certificates, receipts, tx index, state, consensus.
+
+Everything one committed block changes is written in one synced write batch,
+so after a crash the store holds exactly the blocks that were committed, with
+their state. Key layout (all heights are 8-byte big-endian):
+
+    meta/genesis        genesis hash this store belongs to
+    meta/height         last committed height
+    meta/state_root     state root after that height
+    block/<h>           block bytes          cert/<h>      certificate bytes
+    receipts/<h>        [receipt bytes...]   valset/<h>    validator keys of height h
+    tx/<id>             [height, index]      state/<key>   state value
+    consensus/safety    the replica's SafetyState (written before its votes leave)
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import plyvel
+
+from consensus import codec
+
+META_GENESIS = b"meta/genesis"
+META_HEIGHT = b"meta/height"
+META_STATE_ROOT = b"meta/state_root"
+SAFETY = b"consensus/safety"
+BLOCK = b"block/"
+CERT = b"cert/"
+RECEIPTS = b"receipts/"
+VALSET = b"valset/"
+TX = b"tx/"
+STATE = b"state/"
+
+MAX_STATE_SCAN = 10_000
+"""Most state entries one prefix scan returns."""
+
+
+class StoreError(Exception):
+    """The store is missing, damaged, locked or belongs to another chain."""
+
+
+def _h(height: int) -> bytes:
+    return struct.pack(">Q", height)
+
+
+class Store:
+    """One node's durable data. Not thread-safe for writes; reads may come from any thread."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not (self.path / "CURRENT").exists():
+            raise StoreError(
+                f"{self.path}: no database here (LevelDB file CURRENT is missing); "
+                "run `vigil node init` or restore the directory"
+            )
+        try:
+            self.db = plyvel.DB(str(self.path), create_if_missing=create, paranoid_checks=True)
+        except plyvel.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {_message(exc)}") from None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+
+    def close(self) -> None:
+        if not self.db.closed:
+            self.db.close()
+
+    # ------------------------------------------------------------ genesis and meta
+
+    def initialise(
+        self, genesis_hash: bytes, writes: Mapping[bytes, bytes], validators: list[bytes]
+    ) -> None:
+        """Write the genesis state (height 0) once; refuse a store of another chain."""
+        known = self.db.get(META_GENESIS)
+        if known is not None:
+            if known != genesis_hash:
+                raise StoreError(
+                    f"{self.path}: belongs to genesis {known.hex()}, not {genesis_hash.hex()}"
+                )
+            return
+        with self.db.write_batch(sync=True) as batch:
+            for key, value in writes.items():
+                batch.put(STATE + key, value)
+            batch.put(VALSET + _h(1), codec.encode(list(validators)))
+            batch.put(META_HEIGHT, _h(0))
+            batch.put(META_STATE_ROOT, genesis_hash)
+            batch.put(META_GENESIS, genesis_hash)
+
+    def genesis_hash(self) -> bytes | None:
+        return self.db.get(META_GENESIS)
+
+    def height(self) -> int:
+        raw = self.db.get(META_HEIGHT)
+        if raw is None:
+            raise StoreError(f"{self.path}: not initialised (no meta/height)")
+        return struct.unpack(">Q", raw)[0]
+
+    def state_root(self) -> bytes:
+        root = self.db.get(META_STATE_ROOT)
+        if root is None:
+            raise StoreError(f"{self.path}: not initialised (no meta/state_root)")
+        return root
+
+    def check(self) -> None:
+        """Verify at start-up that the last committed block and its parts are all present."""
+        height = self.height()
+        if height == 0:
+            return
+        for prefix, what in ((BLOCK, "block"), (CERT, "certificate"), (RECEIPTS, "receipts")):
+            if self.db.get(prefix + _h(height)) is None:
+                raise StoreError(f"{self.path}: {what} of the last height {height} is missing")
+        if self.db.get(VALSET + _h(height + 1)) is None:
+            raise StoreError(f"{self.path}: validator set of height {height + 1} is missing")
+
+    # ------------------------------------------------------------ reads
+
+    def block(self, height: int) -> bytes | None:
+        return self.db.get(BLOCK + _h(height))
+
+    def certificate(self, height: int) -> bytes | None:
+        return self.db.get(CERT + _h(height))
+
+    def receipts(self, height: int) -> list[bytes] | None:
+        raw = self.db.get(RECEIPTS + _h(height))
+        return None if raw is None else codec.decode(raw)
+
+    def validators(self, height: int) -> list[bytes] | None:
+        raw = self.db.get(VALSET + _h(height))
+        return None if raw is None else codec.decode(raw)
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        raw = self.db.get(TX + tx_id)
+        if raw is None:
+            return None
+        height, index = codec.decode(raw)
+        return height, index
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.db.get(STATE + key)
+
+    def scan(self, prefix: bytes, limit: int = MAX_STATE_SCAN) -> Iterator[tuple[bytes, bytes]]:
+        """State entries whose key starts with ``prefix``, in key order, at most ``limit``."""
+        limit = min(limit, MAX_STATE_SCAN)
+        with self.db.iterator(prefix=STATE + prefix) as it:
+            for n, (key, value) in enumerate(it):
+                if n >= limit:
+                    return
+                yield key[len(STATE) :], value
+
+    def safety(self) -> bytes | None:
+        return self.db.get(SAFETY)
+
+    # ------------------------------------------------------------ writes
+
+    def put_safety(self, state: bytes) -> None:
+        """Durably record the replica's safety state (synced: its votes depend on it)."""
+        self.db.put(SAFETY, state, sync=True)
+
+    def commit(
+        self,
+        height: int,
+        block: bytes,
+        certificate: bytes,
+        receipts: list[bytes],
+        tx_ids: list[bytes],
+        writes: Mapping[bytes, bytes | None],
+        state_root: bytes,
+        next_validators: list[bytes],
+    ) -> None:
+        """Write a committed block and everything it changes in one synced batch."""
+        current = self.height()
+        if height != current + 1:
+            raise StoreError(f"commit of height {height} on top of height {current}")
+        with self.db.write_batch(sync=True, transaction=True) as batch:
+            key = _h(height)
+            batch.put(BLOCK + key, block)
+            batch.put(CERT + key, certificate)
+            batch.put(RECEIPTS + key, codec.encode(receipts))
+            batch.put(VALSET + _h(height + 1), codec.encode(list(next_validators)))
+            for index, tx_id in enumerate(tx_ids):
+                batch.put(TX + tx_id, codec.encode([height, index]))
+            for k, v in writes.items():
+                if v is None:
+                    batch.delete(STATE + k)
+                else:
+                    batch.put(STATE + k, v)
+            batch.put(META_STATE_ROOT, state_root)
+            batch.put(META_HEIGHT, key)
+
+
+def _message(exc: Exception) -> str:
+    text = exc.args[0] if exc.args else exc
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)

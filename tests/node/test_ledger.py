@@ -1,0 +1,177 @@
+"""Store, execution and the ledger boundary, on real LevelDB directories."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from consensus.certificate import Certificate, Vote, commit_message
+from consensus.crypto import DOMAIN_COMMIT, PrivateKey
+from node import anchors
+from node.genesis import DEFAULT_PARAMS, Genesis, Member
+from node.genesis import Client as GenesisClient
+from node.ledger import Ledger, block_digest
+from node.store import Store, StoreError
+from node.types import AnchorPayload, Block, Receipt, Tx
+
+NODES = [PrivateKey.from_seed(bytes([i + 1]) * 32) for i in range(4)]
+CLIENT = PrivateKey.from_seed(b"c" * 32)
+AUDITOR = PrivateKey.from_seed(b"a" * 32)
+STRANGER = PrivateKey.from_seed(b"s" * 32)
+
+
+def genesis() -> Genesis:
+    members = tuple(
+        Member(f"org{i}", k.public, f"127.0.0.1:{100 + i}", f"127.0.0.1:{200 + i}", (k.public,))
+        for i, k in enumerate(NODES)
+    )
+    clients = tuple(
+        sorted(
+            [
+                GenesisClient(CLIENT.public, "org0", ("submit",)),
+                GenesisClient(AUDITOR.public, "org1", ("audit",)),
+            ],
+            key=lambda c: c.key,
+        )
+    )
+    return Genesis("vigil-test", 0, members, clients, tuple(sorted(DEFAULT_PARAMS.items())))
+
+
+def open_ledger(path: Path, clock: int = 1_000) -> Ledger:
+    return Ledger(Store(path, create=True), genesis(), clock_ms=lambda: clock)
+
+
+def certify(height: int, block: bytes) -> Certificate:
+    digest = block_digest(block)
+    votes = sorted(
+        (Vote(k.public, k.sign(DOMAIN_COMMIT, "vigil-test", commit_message(height, 0, digest)))
+         for k in NODES[:3]),
+        key=lambda v: v.encode(),
+    )  # fmt: skip
+    return Certificate(height, 0, digest, tuple(votes))
+
+
+def anchor_tx(
+    data: bytes, parents: tuple[bytes, ...] = (), key: PrivateKey = CLIENT, until: int = 50
+) -> Tx:
+    payload = AnchorPayload(hashlib.sha256(data).digest(), len(data), "text/plain", parents, ())
+    return Tx.create(key, "vigil-test", payload, until)
+
+
+def proposer(ledger: Ledger, height: int) -> bytes:
+    vals = ledger.validators(height)
+    return vals[height % len(vals)]
+
+
+def test_build_validate_commit_keeps_replicas_identical(tmp_path: Path) -> None:
+    a, b = open_ledger(tmp_path / "a"), open_ledger(tmp_path / "b")
+    t1 = anchor_tx(b"one")
+    t2 = anchor_tx(b"two", (t1.payload.digest,))
+    for height, txs in ((1, [t1]), (2, [t2, t1])):
+        proposal = a.build(height, 0, proposer(a, height), txs)
+        assert b.validate(height, proposal.block) is None
+        cert = certify(height, proposal.block)
+        a.commit(proposal.block, cert)
+        b.commit(proposal.block, cert)
+    assert a.store.state_root() == b.store.state_root()
+    assert a.height == b.height == 2
+    block2 = Block.decode(a.store.block(2))
+    assert [tx.id for tx in block2.txs] == [t2.id]  # t1 was already committed
+    record = anchors.lookup(a.store.get, t2.payload.digest)
+    assert record is not None and record.parents == (t1.payload.digest,)
+    assert [r.digest for r in anchors.ancestors(a.store.get, record)] == [t1.payload.digest]
+    kids = anchors.descendants(a.store.get, a.store.scan, t1.payload.digest)
+    assert [r.digest for r in kids] == [t2.payload.digest]
+
+
+def test_anchor_failures_revert_only_their_transaction(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "a")
+    orphan = anchor_tx(b"orphan", (b"\x09" * 32,))
+    ok = anchor_tx(b"fine")
+    again = Tx.create(CLIENT, "vigil-test", ok.payload, 40)
+    proposal = ledger.build(1, 0, proposer(ledger, 1), [orphan, ok, again])
+    ledger.commit(proposal.block, certify(1, proposal.block))
+    receipts = [Receipt.decode(r) for r in ledger.store.receipts(1)]
+    assert [r.status for r in receipts] == ["reverted", "ok", "reverted"]
+    assert "not anchored" in receipts[0].error and "already anchored" in receipts[2].error
+    assert anchors.lookup(ledger.store.get, orphan.payload.digest) is None
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda: anchor_tx(b"x", key=STRANGER), "unauthorised"),
+        (lambda: anchor_tx(b"x", key=AUDITOR), "forbidden"),
+        (lambda: anchor_tx(b"x", until=0 + 1000 + 2), "too_far_ahead"),
+        (lambda: dataclasses.replace(anchor_tx(b"x"), signature=bytes(64)), "bad_signature"),
+    ],
+)
+def test_inadmissible_transactions_are_left_out_and_make_a_block_invalid(
+    tmp_path: Path,
+    make,
+    code: str,  # type: ignore[no-untyped-def]
+) -> None:
+    a, b = open_ledger(tmp_path / "a"), open_ledger(tmp_path / "b")
+    bad = make()
+    proposal = a.build(1, 0, proposer(a, 1), [bad])
+    assert [exc.code for _, exc in proposal.rejected] == [code]
+    assert Block.decode(proposal.block).txs == ()
+    # A primary that includes it anyway proposes an invalid block.
+    honest = Block.decode(proposal.block)
+    from node.types import tx_root
+
+    forged = Block(dataclasses.replace(honest.header, tx_root=tx_root([bad])), (bad,))
+    assert "inadmissible" in (b.validate(1, forged.encode()) or "")
+
+
+def test_proposals_with_wrong_roots_or_links_are_invalid(tmp_path: Path) -> None:
+    a, b = open_ledger(tmp_path / "a"), open_ledger(tmp_path / "b")
+    block = Block.decode(a.build(1, 0, proposer(a, 1), [anchor_tx(b"y")]).block)
+    cases = {
+        "state_root": dataclasses.replace(block.header, state_root=b"\x00" * 32),
+        "receipts_root": dataclasses.replace(block.header, receipts_root=b"\x00" * 32),
+        "prev_hash": dataclasses.replace(block.header, prev_hash=b"\x00" * 32),
+        "proposer": dataclasses.replace(block.header, proposer=NODES[3].public),
+        "validators_hash": dataclasses.replace(block.header, validators_hash=b"\x00" * 32),
+        "future": dataclasses.replace(block.header, timestamp_ms=10**12),
+    }
+    for name, header in cases.items():
+        problem = b.validate(1, Block(header, block.txs).encode())
+        assert problem is not None, name
+    assert b.validate(1, b"junk") is not None
+    assert b.validate(2, block.encode()) is not None
+
+
+def test_reopening_after_commit_yields_the_last_block(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "a")
+    proposal = ledger.build(1, 0, proposer(ledger, 1), [anchor_tx(b"z")])
+    ledger.commit(proposal.block, certify(1, proposal.block))
+    root = ledger.store.state_root()
+    ledger.store.close()
+    again = open_ledger(tmp_path / "a")
+    assert again.height == 1 and again.store.state_root() == root
+    assert again.certificate(1) == certify(1, proposal.block)
+
+
+def test_damaged_or_foreign_stores_are_refused_with_the_path(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="CURRENT is missing"):
+        Store(tmp_path / "nothing")
+    ledger = open_ledger(tmp_path / "a")
+    proposal = ledger.build(1, 0, proposer(ledger, 1), [])
+    ledger.commit(proposal.block, certify(1, proposal.block))
+    ledger.store.close()
+    other = dataclasses.replace(genesis(), chain_id="other-chain")
+    with pytest.raises(StoreError, match="belongs to genesis"):
+        Ledger(Store(tmp_path / "a"), other)
+    store = Store(tmp_path / "a")
+    store.db.delete(b"block/" + (1).to_bytes(8, "big"))
+    store.close()
+    with pytest.raises(StoreError, match="block of the last height 1 is missing"):
+        Ledger(Store(tmp_path / "a"), genesis())
+    for name in ("CURRENT",):
+        (tmp_path / "a" / name).unlink()
+    with pytest.raises(StoreError, match=str(tmp_path / "a")):
+        Store(tmp_path / "a")
