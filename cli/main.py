@@ -6,6 +6,8 @@ import click
 
 from cli.genesis_cmd import genesis
 from cli.keys import keygen
+from cli.ledger_cmds import anchor, status, verify_file
+from cli.node_cmd import node
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,8 +24,23 @@ def main() -> None:
     Set up a chain:
       vigil keygen --out node.key          make a key, print its public half
       vigil genesis --chain-id ID ...      write the genesis file
+      vigil node init / vigil node run     set up and run a member's node
+
+    \b
+    Use a chain:
+      vigil status --node URL              height, view, peers of a node
+      vigil anchor FILE --key K --wait     record a file's digest and lineage
+      vigil verify-file FILE               is this file anchored, and where?
     """
 
 
 main.add_command(keygen)
 main.add_command(genesis)
+main.add_command(node)
+main.add_command(status)
+main.add_command(anchor)
+main.add_command(verify_file)
+
+
+if __name__ == "__main__":
+    main()

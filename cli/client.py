@@ -1,0 +1,53 @@
+"""HTTP client for the CLI: every command talks to a node over its JSON API (aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import click
+
+DEFAULT_NODE = "http://127.0.0.1:26701"
+TIMEOUT_S = 30.0
+
+
+class NodeError(click.ClickException):
+    """The node answered with an error, or could not be reached."""
+
+
+async def _request(method: str, url: str, body: Any = None, timeout: float = TIMEOUT_S) -> Any:
+    try:
+        timeouts = aiohttp.ClientTimeout(total=timeout)
+        async with (
+            aiohttp.ClientSession(timeout=timeouts) as session,
+            session.request(method, url, json=body) as resp,
+        ):
+            try:
+                data = await resp.json(content_type=None)
+            except (ValueError, aiohttp.ContentTypeError):
+                raise NodeError(f"{url}: HTTP {resp.status}, not JSON") from None
+            if resp.status >= 400:
+                err = data.get("error", {}) if isinstance(data, dict) else {}
+                raise NodeError(
+                    f"{err.get('code', resp.status)}: {err.get('message', 'request failed')}"
+                )
+            return data
+    except aiohttp.ClientConnectionError as exc:
+        raise NodeError(f"cannot reach the node at {url}: {exc}") from None
+    except TimeoutError:
+        raise NodeError(f"the node at {url} did not answer within {timeout:.0f} s") from None
+
+
+def call(method: str, node: str, path: str, body: Any = None, timeout: float = TIMEOUT_S) -> Any:
+    return asyncio.run(_request(method, node.rstrip("/") + path, body, timeout))
+
+
+def node_option(f):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--node",
+        default=DEFAULT_NODE,
+        show_default=True,
+        envvar="VIGIL_NODE",
+        help="URL of a node's API (or set VIGIL_NODE).",
+    )(f)

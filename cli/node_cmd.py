@@ -1,0 +1,87 @@
+"""`vigil node init` and `vigil node run`: set up and run one organisation's node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import click
+
+from consensus.crypto import KeyFileError, PrivateKey, key_hex
+from consensus.record import FieldError
+from node.config import ConfigError, Home, init_home
+from node.genesis import Genesis
+from node.store import Store, StoreError
+
+HomePath = click.Path(file_okay=False, path_type=Path)
+
+
+@click.group()
+def node() -> None:
+    """Set up and run a node."""
+
+
+@node.command("init")
+@click.option("--home", required=True, type=HomePath, help="Directory for the node's files.")
+@click.option(
+    "--genesis",
+    "genesis_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The chain's genesis.json.",
+)
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="This node's key (vigil keygen).",
+)
+@click.option("--force", is_flag=True, help="Re-initialise a home that has a config already.")
+def init(home: Path, genesis_file: Path, key_file: Path, force: bool) -> None:
+    """Create a node home: copy genesis and key in, write config.json, create the store."""
+    try:
+        h, genesis, key, config = init_home(home, genesis_file, key_file, force=force)
+        store = Store(h.data_path, create=True)
+        store.close()
+    except (ConfigError, KeyFileError, FieldError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    member = next(m for m in genesis.members if m.node_key == key.public)
+    click.echo(f"initialised {home} for {member.org} on chain {genesis.chain_id}")
+    click.echo(f"  node key  {key_hex(key.public)}")
+    click.echo(f"  peer      {config.peer_listen}")
+    click.echo(f"  api       http://{config.api_listen}")
+    click.echo(f"start it with: vigil node run --home {home}")
+
+
+@node.command("run")
+@click.option(
+    "--home", required=True, type=HomePath, help="The node's directory (vigil node init)."
+)
+@click.option("--peer-listen", default=None, metavar="HOST:PORT", help="Override config.json.")
+@click.option("--api-listen", default=None, metavar="HOST:PORT", help="Override config.json.")
+@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+def run(home: Path, peer_listen: str | None, api_listen: str | None, log_level: str | None) -> None:
+    """Run the node until SIGINT or SIGTERM."""
+    from node.service import run_node
+
+    h = Home(home)
+    try:
+        config = h.load_config().override(
+            peer_listen=peer_listen, api_listen=api_listen, log_level=log_level
+        )
+        genesis = Genesis.load(h.genesis_path)
+        key = PrivateKey.load(h.key_path)
+    except (ConfigError, KeyFileError, FieldError) as exc:
+        raise click.ClickException(str(exc)) from None
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(run_node(h, config, genesis, key))
+    except (StoreError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen: {exc}") from None

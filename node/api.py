@@ -1,0 +1,417 @@
+"""The node's JSON API (aiohttp) on the API port.
+
+Errors are ``{"error": {"code": "...", "message": "..."}}`` with a stable code;
+4xx means the client's request was at fault, 429/503 that the node is at a
+bound. Binary values (hashes, keys, signed transactions) travel as lowercase
+hex. ``/openapi.json`` describes every route.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from consensus import merkle
+from consensus.crypto import key_hex
+from node import anchors
+from node.execution import tx_proof
+from node.service import Node
+from node.types import MAX_TX_BYTES, Block, Certificate, Event, Header, Receipt, Tx
+
+MAX_SUBMIT_BATCH = 1_000
+"""Transactions accepted in one POST /v1/txs."""
+MAX_API_BODY_BYTES = MAX_SUBMIT_BATCH * (2 * MAX_TX_BYTES + 16) + 1024
+"""Largest request body (a full batch of hex-encoded transactions)."""
+MAX_WAIT_S = 60.0
+"""Longest a client may wait for a commit in one request."""
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _hex_arg(request: web.Request, name: str, size: int = 32) -> bytes:
+    text = request.match_info[name]
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != size:
+        raise web.HTTPBadRequest(
+            text=json.dumps(
+                {"error": {"code": "bad_hex", "message": f"{name} must be {2 * size} hex digits"}}
+            ),
+            content_type="application/json",
+        )
+    return raw
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return value
+
+
+def tx_json(tx: Tx) -> dict:
+    payload = {name: json_value(getattr(tx.payload, name)) for name, _ in tx.payload.schema()}
+    if tx.kind == "anchor":
+        payload["metadata"] = dict(tx.payload.metadata)  # type: ignore[attr-defined]
+    return {
+        "hash": tx.id.hex(),
+        "chain_id": tx.chain_id,
+        "sender": key_hex(tx.sender),
+        "nonce": tx.nonce.hex(),
+        "valid_until_height": tx.valid_until_height,
+        "kind": tx.kind,
+        "payload": payload,
+        "signature": tx.signature.hex(),
+    }
+
+
+def header_json(header: Header) -> dict:
+    out = {name: json_value(getattr(header, name)) for name, _ in header.schema()}
+    out["hash"] = header.hash().hex()
+    return out
+
+
+def receipt_json(receipt: Receipt) -> dict:
+    return {
+        "tx_hash": receipt.tx_hash.hex(),
+        "status": receipt.status,
+        "gas_used": receipt.gas_used,
+        "result": json_value(receipt.result),
+        "events": [event_json(e) for e in receipt.events],
+        "error": receipt.error,
+    }
+
+
+def event_json(event: Event) -> dict:
+    return {"name": event.name, "data": json_value(event.data)}
+
+
+def cert_json(cert: Certificate) -> dict:
+    return {
+        "height": cert.height,
+        "view": cert.view,
+        "block_hash": cert.block_hash.hex(),
+        "votes": [
+            {"validator": key_hex(v.validator), "signature": v.signature.hex()} for v in cert.votes
+        ],
+    }
+
+
+class Api:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/txs", self.submit),
+            web.get("/v1/txs/{hash}", self.get_tx),
+            web.get("/v1/blocks/latest", self.latest_block),
+            web.get("/v1/blocks/{height}", self.get_block),
+            web.get("/v1/status", self.status),
+            web.get("/v1/anchors/{digest}", self.get_anchor),
+            web.get("/openapi.json", self.openapi),
+            web.get("/metrics", self.metrics),
+        ]
+
+    async def submit(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error(400, "bad_json", "request body must be JSON")
+        if not isinstance(body, dict) or ("tx" in body) == ("txs" in body):
+            return error(400, "bad_request", 'send {"tx": HEX} or {"txs": [HEX, ...]}')
+        single = "tx" in body
+        items = [body["tx"]] if single else body["txs"]
+        if not isinstance(items, list) or not items:
+            return error(400, "bad_request", "txs must be a non-empty list")
+        if len(items) > MAX_SUBMIT_BATCH:
+            return error(
+                413, "batch_too_large", f"at most {MAX_SUBMIT_BATCH} transactions per request"
+            )
+        results = []
+        for item in items:
+            if not isinstance(item, str):
+                results.append(
+                    {"error": {"code": "bad_hex", "message": "a transaction is a hex string"}}
+                )
+                continue
+            try:
+                raw = bytes.fromhex(item)
+            except ValueError:
+                results.append({"error": {"code": "bad_hex", "message": "not hexadecimal"}})
+                continue
+            outcome = self.node.submit(raw)
+            if outcome.tx_id is None:
+                results.append({"error": {"code": outcome.code, "message": outcome.message}})
+            else:
+                results.append({"hash": outcome.tx_id.hex()})
+        if single:
+            only = results[0]
+            if "error" in only:
+                status = {"mempool_full": 429}.get(only["error"]["code"], 400)
+                return web.json_response(only, status=status)
+            return web.json_response(only, status=202)
+        return web.json_response({"results": results}, status=202)
+
+    async def get_tx(self, request: web.Request) -> web.Response:
+        tx_id = _hex_arg(request, "hash")
+        wait = request.query.get("wait")
+        if wait is not None:
+            try:
+                seconds = min(float(wait), MAX_WAIT_S)
+            except ValueError:
+                return error(400, "bad_wait", "wait must be a number of seconds")
+            await self.node.wait_for_commit(tx_id, max(0.0, seconds))
+        where = self.node.store.tx_location(tx_id)
+        if where is None:
+            if tx_id in self.node.mempool:
+                return web.json_response({"hash": tx_id.hex(), "status": "pending"})
+            return error(404, "not_found", "no such transaction (not committed, not pending here)")
+        height, index = where
+        block = Block.decode(self.node.store.block(height))  # type: ignore[arg-type]
+        receipts = self.node.store.receipts(height) or []
+        cert = Certificate.decode(self.node.store.certificate(height))  # type: ignore[arg-type]
+        proof = tx_proof(block.txs, index)
+        return web.json_response(
+            {
+                "hash": tx_id.hex(),
+                "status": "committed",
+                "height": height,
+                "index": index,
+                "tx": tx_json(block.txs[index]),
+                "raw": block.txs[index].encode().hex(),
+                "receipt": receipt_json(Receipt.decode(receipts[index])),
+                "header": header_json(block.header),
+                "certificate": cert_json(cert),
+                "proof": {
+                    "index": proof.index,
+                    "size": proof.size,
+                    "path": [p.hex() for p in proof.path],
+                    "root": merkle.root([t.encode() for t in block.txs]).hex(),
+                },
+            }
+        )
+
+    def _block_response(self, height: int) -> web.Response:
+        raw = self.node.store.block(height)
+        if raw is None:
+            return error(404, "not_found", f"no block at height {height}")
+        block = Block.decode(raw)
+        cert = Certificate.decode(self.node.store.certificate(height))  # type: ignore[arg-type]
+        receipts = [Receipt.decode(r) for r in self.node.store.receipts(height) or []]
+        return web.json_response(
+            {
+                "height": height,
+                "header": header_json(block.header),
+                "txs": [tx.id.hex() for tx in block.txs],
+                "receipts": [{"tx_hash": r.tx_hash.hex(), "status": r.status} for r in receipts],
+                "certificate": cert_json(cert),
+            }
+        )
+
+    async def latest_block(self, request: web.Request) -> web.Response:
+        height = self.node.ledger.height
+        if height == 0:
+            return error(404, "not_found", "no block committed yet")
+        return self._block_response(height)
+
+    async def get_block(self, request: web.Request) -> web.Response:
+        text = request.match_info["height"]
+        if not text.isdigit() or len(text) > 19:
+            return error(400, "bad_height", "height must be a positive integer")
+        return self._block_response(int(text))
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.status())
+
+    async def get_anchor(self, request: web.Request) -> web.Response:
+        digest = _hex_arg(request, "digest")
+        read = self.node.store.get
+        record = anchors.lookup(read, digest)
+        if record is None:
+            return error(404, "not_found", f"digest {digest.hex()} is not anchored")
+        return web.json_response(
+            {
+                "anchor": record.to_json(),
+                "ancestors": [r.to_json() for r in anchors.ancestors(read, record)],
+                "descendants": [
+                    r.to_json() for r in anchors.descendants(read, self.node.store.scan, digest)
+                ],
+            }
+        )
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        node = self.node
+        lines = [
+            "# TYPE vigil_height gauge",
+            f"vigil_height {node.ledger.height}",
+            "# TYPE vigil_view gauge",
+            f"vigil_view {node.replica.view}",
+            "# TYPE vigil_mempool_txs gauge",
+            f"vigil_mempool_txs {len(node.mempool)}",
+            "# TYPE vigil_peers gauge",
+            f"vigil_peers {len(node.network.connected())}",
+            "# TYPE vigil_faults_total counter",
+        ]
+        lines += [f'vigil_faults_total{{kind="{k}"}} {v}' for k, v in sorted(node.faults.items())]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+    """Every error leaves as JSON with a stable code, including aiohttp's own."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, "too_large", f"request body exceeds {MAX_API_BODY_BYTES} bytes")
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json":
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return error(exc.status, code, exc.reason)
+
+
+def make_app(node: Node) -> web.Application:
+    app = web.Application(client_max_size=MAX_API_BODY_BYTES, middlewares=[json_errors])
+    app.add_routes(Api(node).routes())
+    return app
+
+
+async def start_api(node: Node, listen: str) -> web.AppRunner:
+    from node.config import split_address
+
+    host, port = split_address(listen)
+    runner = web.AppRunner(make_app(node), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def _error_schema() -> dict:
+    return {
+        "description": "error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+OPENAPI: dict = {
+    "openapi": "3.0.3",
+    "info": {"title": "Vigil node API", "version": "1"},
+    "paths": {
+        "/v1/txs": {
+            "post": {
+                "summary": "Submit one tx ({tx}) or a batch ({txs}) as hex of canonical msgpack",
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Submit"}}
+                    }
+                },
+                "responses": {
+                    "202": {"description": "accepted: hashes, or per-item errors"},
+                    "400": _error_schema(),
+                    "413": _error_schema(),
+                    "429": _error_schema(),
+                },
+            }
+        },
+        "/v1/txs/{hash}": {
+            "get": {
+                "summary": "A transaction with receipt, block header, certificate and Merkle proof",
+                "parameters": [
+                    {"name": "hash", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "schema": {"type": "number", "maximum": MAX_WAIT_S},
+                        "description": "seconds to wait for the commit",
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "committed or pending"},
+                    "400": _error_schema(),
+                    "404": _error_schema(),
+                },
+            }
+        },
+        "/v1/blocks/latest": {
+            "get": {
+                "summary": "The latest committed block",
+                "responses": {"200": {"description": "block"}, "404": _error_schema()},
+            }
+        },
+        "/v1/blocks/{height}": {
+            "get": {
+                "summary": "A committed block by height",
+                "parameters": [
+                    {
+                        "name": "height",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "block"},
+                    "400": _error_schema(),
+                    "404": _error_schema(),
+                },
+            }
+        },
+        "/v1/status": {
+            "get": {
+                "summary": "Height, view, primary, peers, validators, mempool",
+                "responses": {"200": {"description": "status"}},
+            }
+        },
+        "/v1/anchors/{digest}": {
+            "get": {
+                "summary": "An anchored digest with its ancestors and descendants",
+                "parameters": [
+                    {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "anchor and lineage"},
+                    "400": _error_schema(),
+                    "404": _error_schema(),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}
+        },
+    },
+    "components": {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            },
+            "Submit": {
+                "type": "object",
+                "properties": {
+                    "tx": {"type": "string"},
+                    "txs": {
+                        "type": "array",
+                        "maxItems": MAX_SUBMIT_BATCH,
+                        "items": {"type": "string"},
+                    },
+                },
+            },
+        }
+    },
+}

@@ -1,0 +1,129 @@
+"""A node's home directory and its config file.
+
+<home>/config.json     settings (below); command-line flags override them
+<home>/genesis.json    copy of the chain's genesis
+<home>/node.key        the node's Ed25519 key (mode 0600)
+<home>/data/           the LevelDB store
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from consensus.crypto import PrivateKey, key_hex
+from node.genesis import Genesis
+from node.mempool import MAX_MEMPOOL_BYTES, MAX_MEMPOOL_TXS
+
+CONFIG_FILE = "config.json"
+GENESIS_FILE = "genesis.json"
+KEY_FILE = "node.key"
+DATA_DIR = "data"
+
+
+class ConfigError(Exception):
+    """The home directory or its config is missing or wrong; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    peer_listen: str
+    """HOST:PORT the peer websocket listens on."""
+    api_listen: str
+    """HOST:PORT the JSON API listens on."""
+    progress_timeout_ms: int = 4_000
+    request_timeout_ms: int = 10_000
+    view_change_timeout_ms: int = 4_000
+    mempool_max_txs: int = MAX_MEMPOOL_TXS
+    mempool_max_bytes: int = MAX_MEMPOOL_BYTES
+    log_level: str = "info"
+
+    @classmethod
+    def from_json_obj(cls, obj: Any, where: str) -> NodeConfig:
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{where}: expected a JSON object")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(obj) - set(known))
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting {unknown[0]!r}; known: {sorted(known)}")
+        for name in ("peer_listen", "api_listen"):
+            if name not in obj:
+                raise ConfigError(f"{where}: missing {name!r}")
+        for name, value in obj.items():
+            expected = int if known[name].type in ("int", int) else str
+            if type(value) is not expected:
+                raise ConfigError(f"{where}: {name} must be {expected.__name__}")
+        return cls(**obj)
+
+    def override(self, **changes: Any) -> NodeConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Home:
+    path: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.path / GENESIS_FILE
+
+    @property
+    def key_path(self) -> Path:
+        return self.path / KEY_FILE
+
+    @property
+    def data_path(self) -> Path:
+        return self.path / DATA_DIR
+
+    def load_config(self) -> NodeConfig:
+        try:
+            text = self.config_path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{self.config_path}: not found; run `vigil node init --home {self.path} ...` first"
+            ) from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{self.config_path}: not valid JSON: {exc}") from None
+        return NodeConfig.from_json_obj(obj, str(self.config_path))
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{address!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def init_home(
+    home: Path, genesis_file: Path, key_file: Path, *, force: bool = False
+) -> tuple[Home, Genesis, PrivateKey, NodeConfig]:
+    """Create a node home from a genesis file and a node key (copied in)."""
+    genesis = Genesis.load(genesis_file)
+    key = PrivateKey.load(key_file)
+    member = next((m for m in genesis.members if m.node_key == key.public), None)
+    if member is None:
+        raise ConfigError(
+            f"{key_file}: key {key_hex(key.public)[:16]}... is not the node key of any member "
+            f"in {genesis_file}"
+        )
+    h = Home(home)
+    if h.config_path.exists() and not force:
+        raise ConfigError(f"{h.config_path}: already exists; this home is initialised")
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    shutil.copyfile(genesis_file, h.genesis_path)
+    if h.key_path.exists():
+        h.key_path.unlink()
+    key.save(h.key_path)
+    config = NodeConfig(peer_listen=member.peer, api_listen=member.api)
+    h.config_path.write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return h, genesis, key, config

@@ -1,0 +1,73 @@
+"""Pending transactions: bounded by count and bytes, deduplicated, in arrival order.
+
+Admission checks (signature, authorisation, expiry) are done by the node with
+the ledger's rules before :meth:`Mempool.add`; the mempool itself enforces its
+bounds and refuses duplicates, so a flood of client traffic is refused with a
+reason (HTTP 429) instead of growing until the node dies.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from node.types import Tx
+
+MAX_MEMPOOL_TXS = 50_000
+"""Default bound on pending transactions."""
+MAX_MEMPOOL_BYTES = 64 * 1024 * 1024
+"""Default bound on the encoded size of pending transactions."""
+
+
+class MempoolFull(Exception):
+    """The mempool is at its count or byte bound."""
+
+
+class Mempool:
+    def __init__(self, max_txs: int = MAX_MEMPOOL_TXS, max_bytes: int = MAX_MEMPOOL_BYTES) -> None:
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self._txs: OrderedDict[bytes, tuple[Tx, int]] = OrderedDict()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx_id: bytes) -> bool:
+        return tx_id in self._txs
+
+    def add(self, tx: Tx, size: int) -> bool:
+        """Add a checked transaction; False if already pending; MempoolFull past a bound."""
+        if tx.id in self._txs:
+            return False
+        if len(self._txs) >= self.max_txs:
+            raise MempoolFull(f"mempool holds {len(self._txs)} transactions, its limit")
+        if self.bytes + size > self.max_bytes:
+            raise MempoolFull(f"mempool holds {self.bytes} bytes; {size} more exceed its limit")
+        self._txs[tx.id] = (tx, size)
+        self.bytes += size
+        return True
+
+    def oldest(self, limit: int) -> list[Tx]:
+        """Up to ``limit`` pending transactions, oldest first."""
+        out = []
+        for tx, _ in self._txs.values():
+            if len(out) >= limit:
+                break
+            out.append(tx)
+        return out
+
+    def remove(self, tx_ids: Iterable[bytes]) -> list[bytes]:
+        """Drop transactions (committed or rejected); return the ids that were pending."""
+        removed = []
+        for tx_id in tx_ids:
+            entry = self._txs.pop(tx_id, None)
+            if entry is not None:
+                self.bytes -= entry[1]
+                removed.append(tx_id)
+        assert self.bytes >= 0
+        return removed
+
+    def expired(self, height: int) -> list[bytes]:
+        """Ids of pending transactions that can no longer be committed at ``height``."""
+        return [tx_id for tx_id, (tx, _) in self._txs.items() if tx.valid_until_height < height]

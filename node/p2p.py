@@ -1,0 +1,346 @@
+"""Validator links: aiohttp websockets on the peer port, a signed handshake, bounded queues.
+
+Each node dials every other validator and keeps that *outbound* link for
+sending; what a peer sends arrives on the link that peer dialled (*inbound*).
+So every pair has two one-way links, and reconnecting one never races the
+other.
+
+Handshake (binary frames, canonical msgpack, signatures under
+``vigil/handshake/v1`` and the chain id):
+
+    dialer   -> listener   ["hello", chain_id, dialer_key, dialer_nonce]
+    listener -> dialer     ["challenge", listener_key, listener_nonce,
+                            sign(["listener", dialer_nonce, listener_key, dialer_key])]
+    dialer   -> listener   ["auth", sign(["dialer", listener_nonce, dialer_key, listener_key])]
+    listener -> dialer     ["welcome"]
+
+The listener admits only keys of the current validator set, the dialer only the
+key it expected at that address. After that every frame is
+``[kind, payload]`` with kind one of consensus, tx, fetch, blocks.
+
+Consensus frames never wait behind client traffic: each outbound link has a
+consensus queue that is always drained first, and separate bounded queues for
+blocks and transactions (DESIGN.md, lessons from the field).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from consensus import codec
+from consensus.crypto import DOMAIN_HANDSHAKE, PrivateKey, key_hex, verify
+
+log = logging.getLogger("vigil.p2p")
+
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""Largest websocket frame accepted from a peer."""
+MAX_CONSENSUS_QUEUE = 4_096
+MAX_BLOCKS_QUEUE = 64
+MAX_TX_QUEUE = 20_000
+HANDSHAKE_TIMEOUT_S = 5.0
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 5.0
+NONCE_BYTES = 32
+
+CONSENSUS, TX, FETCH, BLOCKS = "consensus", "tx", "fetch", "blocks"
+FRAME_KINDS = (CONSENSUS, TX, FETCH, BLOCKS)
+
+OnFrame = Callable[[bytes, str, object], None]
+
+
+class HandshakeError(Exception):
+    pass
+
+
+def _sign_part(
+    key: PrivateKey, chain_id: str, role: str, nonce: bytes, me: bytes, them: bytes
+) -> bytes:
+    return key.sign(DOMAIN_HANDSHAKE, chain_id, codec.encode([role, nonce, me, them]))
+
+
+def _check_part(
+    chain_id: str, role: str, nonce: bytes, signer: bytes, other: bytes, signature: bytes
+) -> bool:
+    message = codec.encode([role, nonce, signer, other])
+    return verify(signer, DOMAIN_HANDSHAKE, chain_id, message, signature)
+
+
+def encode_frame(kind: str, payload: object) -> bytes:
+    return codec.encode([kind, payload])
+
+
+def decode_frame(data: bytes) -> tuple[str, object]:
+    value = codec.decode(data, max_size=MAX_FRAME_BYTES)
+    if type(value) is not list or len(value) != 2 or value[0] not in FRAME_KINDS:
+        raise codec.MalformedError("frame must be [kind, payload] with a known kind")
+    return value[0], value[1]
+
+
+@dataclass
+class _Outbound:
+    """Queues and state of the link we dial to one peer."""
+
+    address: str
+    consensus: deque[bytes] = field(default_factory=deque)
+    blocks: deque[bytes] = field(default_factory=deque)
+    txs: deque[bytes] = field(default_factory=deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    connected: bool = False
+    dropped: int = 0
+    task: asyncio.Task | None = None
+
+
+class PeerNetwork:
+    def __init__(
+        self,
+        key: PrivateKey,
+        chain_id: str,
+        peers: dict[bytes, str],
+        is_member: Callable[[bytes], bool],
+        on_frame: OnFrame,
+    ) -> None:
+        self.key = key
+        self.chain_id = chain_id
+        self.is_member = is_member
+        self.on_frame = on_frame
+        self._links: dict[bytes, _Outbound] = {}
+        self._inbound: dict[bytes, web.WebSocketResponse] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._closing = False
+        self._closers: set[asyncio.Future] = set()
+        self.refused = 0
+        for peer, address in peers.items():
+            if peer != key.public:
+                self._links[peer] = _Outbound(address)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self, host: str, port: int) -> None:
+        app = web.Application(client_max_size=MAX_FRAME_BYTES)
+        app.router.add_get("/p2p", self._accept)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self._session = aiohttp.ClientSession()
+        for peer in self._links:
+            self._start_dialer(peer)
+
+    def _start_dialer(self, peer: bytes) -> None:
+        link = self._links[peer]
+        link.task = asyncio.create_task(
+            self._dial_forever(peer, link), name=f"dial-{key_hex(peer)[:8]}"
+        )
+
+    async def stop(self) -> None:
+        self._closing = True
+        for link in self._links.values():
+            if link.task is not None:
+                link.task.cancel()
+        for link in self._links.values():
+            if link.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await link.task
+        for ws in list(self._inbound.values()):
+            await ws.close()
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def update_peers(self, peers: dict[bytes, str]) -> None:
+        """Follow a validator-set change: dial new members, drop removed ones."""
+        for peer in list(self._links):
+            if peer not in peers:
+                link = self._links.pop(peer)
+                if link.task is not None:
+                    link.task.cancel()
+                ws = self._inbound.pop(peer, None)
+                if ws is not None:
+                    self._closers.add(asyncio.ensure_future(ws.close()))
+        for peer, address in peers.items():
+            if peer != self.key.public and peer not in self._links:
+                self._links[peer] = _Outbound(address)
+                if self._session is not None:
+                    self._start_dialer(peer)
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, peer: bytes, kind: str, payload: object) -> bool:
+        link = self._links.get(peer)
+        if link is None:
+            return False
+        frame = encode_frame(kind, payload)
+        queue, bound = {
+            CONSENSUS: (link.consensus, MAX_CONSENSUS_QUEUE),
+            BLOCKS: (link.blocks, MAX_BLOCKS_QUEUE),
+        }.get(kind, (link.txs, MAX_TX_QUEUE))
+        if len(queue) >= bound:
+            link.dropped += 1
+            return False
+        queue.append(frame)
+        link.ready.set()
+        return True
+
+    def broadcast(self, kind: str, payload: object) -> None:
+        for peer in self._links:
+            self.send(peer, kind, payload)
+
+    def connected(self) -> list[bytes]:
+        """Peers we can send to and that have dialled us."""
+        return [p for p, link in self._links.items() if link.connected and p in self._inbound]
+
+    def queue_depths(self) -> dict[str, int]:
+        return {
+            "consensus": sum(len(x.consensus) for x in self._links.values()),
+            "blocks": sum(len(x.blocks) for x in self._links.values()),
+            "txs": sum(len(x.txs) for x in self._links.values()),
+            "dropped": sum(x.dropped for x in self._links.values()),
+        }
+
+    async def _dial_forever(self, peer: bytes, link: _Outbound) -> None:
+        delay = RECONNECT_MIN_S
+        while not self._closing:
+            try:
+                assert self._session is not None
+                async with self._session.ws_connect(
+                    f"http://{link.address}/p2p",
+                    max_msg_size=MAX_FRAME_BYTES,
+                    heartbeat=10.0,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                ) as ws:
+                    await asyncio.wait_for(self._dialer_handshake(ws, peer), HANDSHAKE_TIMEOUT_S)
+                    link.connected = True
+                    delay = RECONNECT_MIN_S
+                    log.info("linked to %s at %s", key_hex(peer)[:12], link.address)
+                    await self._pump(ws, link)
+            except asyncio.CancelledError:
+                raise
+            except HandshakeError as exc:
+                log.warning("handshake with %s failed: %s", link.address, exc)
+            except (TimeoutError, aiohttp.ClientError, OSError, ConnectionError) as exc:
+                log.debug("link to %s down: %s", link.address, exc)
+            finally:
+                link.connected = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def _pump(self, ws: aiohttp.ClientWebSocketResponse, link: _Outbound) -> None:
+        """Write queued frames, consensus first; return when the socket closes."""
+        closed = asyncio.ensure_future(ws.receive())
+        try:
+            while not ws.closed:
+                frame = None
+                for queue in (link.consensus, link.blocks, link.txs):
+                    if queue:
+                        frame = queue.popleft()
+                        break
+                if frame is None:
+                    link.ready.clear()
+                    waiter = asyncio.ensure_future(link.ready.wait())
+                    done, _ = await asyncio.wait(
+                        {waiter, closed}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if closed in done:
+                        waiter.cancel()
+                        return
+                    continue
+                await ws.send_bytes(frame)
+        finally:
+            closed.cancel()
+
+    async def _dialer_handshake(self, ws: aiohttp.ClientWebSocketResponse, peer: bytes) -> None:
+        nonce = os.urandom(NONCE_BYTES)
+        await ws.send_bytes(codec.encode(["hello", self.chain_id, self.key.public, nonce]))
+        msg = await ws.receive()
+        if msg.type != WSMsgType.BINARY:
+            raise HandshakeError(f"listener closed the handshake: {msg.extra or msg.type}")
+        value = codec.decode(msg.data, max_size=1024)
+        if not (type(value) is list and len(value) == 4 and value[0] == "challenge"):
+            raise HandshakeError("malformed challenge")
+        _, listener_key, listener_nonce, signature = value
+        if listener_key != peer:
+            raise HandshakeError(
+                f"expected {key_hex(peer)[:12]}, found {key_hex(listener_key)[:12]}"
+            )
+        if not _check_part(
+            self.chain_id, "listener", nonce, listener_key, self.key.public, signature
+        ):
+            raise HandshakeError("listener's signature does not verify")
+        mine = _sign_part(self.key, self.chain_id, "dialer", listener_nonce, self.key.public, peer)
+        await ws.send_bytes(codec.encode(["auth", mine]))
+        msg = await ws.receive()
+        if msg.type != WSMsgType.BINARY or codec.decode(msg.data, max_size=64) != ["welcome"]:
+            raise HandshakeError(f"refused by the listener: {msg.extra or msg.type}")
+
+    # ------------------------------------------------------------ receiving
+
+    async def _accept(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=10.0)
+        await ws.prepare(request)
+        try:
+            peer = await asyncio.wait_for(self._listener_handshake(ws), HANDSHAKE_TIMEOUT_S)
+        except (TimeoutError, HandshakeError, codec.CodecError, ValueError) as exc:
+            self.refused += 1
+            log.warning("refused a peer from %s: %s", request.remote, exc)
+            await ws.close(code=4001, message=str(exc)[:120].encode())
+            return ws
+        old = self._inbound.get(peer)
+        if old is not None:
+            await old.close()
+        self._inbound[peer] = ws
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY:
+                    continue
+                try:
+                    kind, payload = decode_frame(msg.data)
+                except codec.CodecError as exc:
+                    log.warning("bad frame from %s: %s", key_hex(peer)[:12], exc)
+                    continue
+                self.on_frame(peer, kind, payload)
+        finally:
+            if self._inbound.get(peer) is ws:
+                del self._inbound[peer]
+        return ws
+
+    async def _listener_handshake(self, ws: web.WebSocketResponse) -> bytes:
+        msg = await ws.receive()
+        if msg.type != WSMsgType.BINARY:
+            raise HandshakeError("expected a binary hello")
+        value = codec.decode(msg.data, max_size=1024)
+        if not (type(value) is list and len(value) == 4 and value[0] == "hello"):
+            raise HandshakeError("malformed hello")
+        _, chain_id, dialer, dialer_nonce = value
+        if chain_id != self.chain_id:
+            raise HandshakeError(f"peer is on chain {chain_id!r}")
+        if type(dialer) is not bytes or not self.is_member(dialer):
+            raise HandshakeError("key is not in the current validator set")
+        if type(dialer_nonce) is not bytes or len(dialer_nonce) != NONCE_BYTES:
+            raise HandshakeError("bad nonce")
+        nonce = os.urandom(NONCE_BYTES)
+        signature = _sign_part(
+            self.key, self.chain_id, "listener", dialer_nonce, self.key.public, dialer
+        )
+        await ws.send_bytes(codec.encode(["challenge", self.key.public, nonce, signature]))
+        msg = await ws.receive()
+        if msg.type != WSMsgType.BINARY:
+            raise HandshakeError("expected a binary auth")
+        value = codec.decode(msg.data, max_size=1024)
+        if not (type(value) is list and len(value) == 2 and value[0] == "auth"):
+            raise HandshakeError("malformed auth")
+        if type(value[1]) is not bytes or not _check_part(
+            self.chain_id, "dialer", nonce, dialer, self.key.public, value[1]
+        ):
+            raise HandshakeError("dialer's signature does not verify")
+        await ws.send_bytes(codec.encode(["welcome"]))
+        return dialer

@@ -1,0 +1,344 @@
+"""One organisation's node: drives the PBFT replica with real sockets, LevelDB and a clock.
+
+Every event reaches the replica on the asyncio loop thread, and its actions
+are carried out in order on that thread: a Persist is synced to LevelDB
+before the messages after it are queued, and a CommitBlock is one synced
+write batch before the replica hears BlockPersisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from consensus import codec
+from consensus.certificate import Certificate
+from consensus.crypto import PrivateKey, key_hex
+from consensus.events import (
+    Action,
+    BlockPersisted,
+    Broadcast,
+    BuildProposal,
+    CancelTimer,
+    CertifiedBlockReceived,
+    CommitBlock,
+    Event,
+    Fault,
+    FetchBlocks,
+    MessageReceived,
+    Persist,
+    ProposalBuilt,
+    ProposalValidated,
+    RequestDropped,
+    RequestSeen,
+    Send,
+    ServeBlocks,
+    SetTimer,
+    Start,
+    TimerFired,
+    ValidateProposal,
+)
+from consensus.record import FieldError
+from consensus.replica import Replica, ReplicaConfig
+from node.config import Home, NodeConfig, split_address
+from node.execution import TxRejected
+from node.genesis import Genesis
+from node.ledger import Ledger, block_digest
+from node.mempool import Mempool, MempoolFull
+from node.p2p import BLOCKS, CONSENSUS, FETCH, TX, PeerNetwork
+from node.state import Overlay
+from node.store import Store
+from node.types import MAX_TX_BYTES, Tx
+
+log = logging.getLogger("vigil.node")
+
+MAX_SERVE_BLOCKS = 64
+"""Certified blocks sent in one catch-up answer."""
+MAX_PROPOSAL_CANDIDATES = 20_000
+"""Mempool transactions looked at when building one proposal."""
+MAX_WAITERS = 10_000
+"""Clients waiting (long-poll) for their transaction to commit."""
+
+
+@dataclass
+class SubmitResult:
+    tx_id: bytes | None
+    code: str = ""
+    message: str = ""
+
+
+class Node:
+    def __init__(self, home: Home, config: NodeConfig, genesis: Genesis, key: PrivateKey) -> None:
+        self.home = home
+        self.config = config
+        self.genesis = genesis
+        self.key = key
+        self.store = Store(home.data_path, create=True)
+        self.ledger = Ledger(self.store, genesis)
+        self.mempool = Mempool(config.mempool_max_txs, config.mempool_max_bytes)
+        height = self.ledger.height + 1
+        self.replica = Replica(
+            ReplicaConfig(
+                chain_id=genesis.chain_id,
+                digest_of=block_digest,
+                progress_timeout_ms=config.progress_timeout_ms,
+                request_timeout_ms=config.request_timeout_ms,
+                view_change_timeout_ms=config.view_change_timeout_ms,
+            ),
+            key,
+            height=height,
+            validators=tuple(self.ledger.validators(height)),
+            last_certificate=self.ledger.certificate(height - 1),
+            safety=self.store.safety(),
+        )
+        self.network = PeerNetwork(
+            key,
+            genesis.chain_id,
+            self._peer_addresses(),
+            lambda k: k in self.replica._members,
+            self._on_frame,
+        )
+        self.faults: Counter[str] = Counter()
+        self.started_at = time.time()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
+        self._stopping = asyncio.Event()
+
+    def _peer_addresses(self) -> dict[bytes, str]:
+        return {m.node_key: m.peer for m in self.genesis.members}
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        host, port = split_address(self.config.peer_listen)
+        await self.network.start(host, port)
+        self.feed(Start())
+        log.info(
+            "node %s up: height %d, peer %s, api %s",
+            key_hex(self.key.public)[:12],
+            self.ledger.height,
+            self.config.peer_listen,
+            self.config.api_listen,
+        )
+
+    async def stop(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        await self.network.stop()
+        self.store.close()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    # ------------------------------------------------------------ the replica loop
+
+    def feed(self, event: Event) -> None:
+        pending: list[Event] = [event]
+        for _ in range(10_000):
+            if not pending:
+                return
+            actions = self.replica.handle(pending.pop(0))
+            for action in actions:
+                reply = self._execute(action)
+                if reply is not None:
+                    pending.append(reply)
+        raise AssertionError("replica event chain did not settle")
+
+    def _execute(self, action: Action) -> Event | None:
+        if isinstance(action, Broadcast):
+            self.network.broadcast(CONSENSUS, action.data)
+        elif isinstance(action, Send):
+            self.network.send(action.to, CONSENSUS, action.data)
+        elif isinstance(action, SetTimer):
+            old = self._timers.pop(action.name, None)
+            if old is not None:
+                old.cancel()
+            self._timers[action.name] = asyncio.get_running_loop().call_later(
+                action.delay_ms / 1000, self.feed, TimerFired(action.name, action.token)
+            )
+        elif isinstance(action, CancelTimer):
+            old = self._timers.pop(action.name, None)
+            if old is not None:
+                old.cancel()
+        elif isinstance(action, Persist):
+            self.store.put_safety(action.state)
+        elif isinstance(action, BuildProposal):
+            return self._build(action)
+        elif isinstance(action, ValidateProposal):
+            problem = self.ledger.validate(action.height, action.block)
+            if problem is not None:
+                log.warning("rejecting proposal %d/%d: %s", action.height, action.view, problem)
+            return ProposalValidated(
+                action.height, action.view, action.digest, problem is None, problem or ""
+            )
+        elif isinstance(action, CommitBlock):
+            return self._commit(action.block, action.certificate)
+        elif isinstance(action, FetchBlocks):
+            self.network.send(action.peer, FETCH, action.from_height)
+        elif isinstance(action, ServeBlocks):
+            self._serve(action.peer, action.from_height)
+        elif isinstance(action, Fault):
+            self.faults[action.kind] += 1
+            log.info("fault %s: %s", action.kind, action.detail)
+        return None
+
+    def _build(self, action: BuildProposal) -> Event:
+        candidates = self.mempool.oldest(MAX_PROPOSAL_CANDIDATES)
+        if not candidates and not action.required:
+            return ProposalBuilt(action.height, action.view, None)
+        proposal = self.ledger.build(action.height, action.view, self.key.public, candidates)
+        for tx, exc in proposal.rejected:
+            log.info("dropping %s from the mempool: %s", tx.id.hex()[:12], exc.message)
+        dropped = self.mempool.remove([tx.id for tx, _ in proposal.rejected])
+        if dropped:
+            asyncio.get_running_loop().call_soon(self._drop_requests, dropped)
+        return ProposalBuilt(action.height, action.view, proposal.block)
+
+    def _commit(self, block: bytes, certificate: Certificate) -> Event:
+        next_validators, tx_ids = self.ledger.commit(block, certificate)
+        height = certificate.height
+        self.mempool.remove(tx_ids)
+        for tx_id in tx_ids:
+            for fut in self._waiters.pop(tx_id, []):
+                if not fut.done():
+                    fut.set_result(height)
+        expired = self.mempool.remove(self.mempool.expired(height + 1))
+        log.info("committed height %d (%d txs, view %d)", height, len(tx_ids), certificate.view)
+        event = BlockPersisted(height, tuple(next_validators), tuple(tx_ids))
+        if expired:
+            asyncio.get_running_loop().call_soon(self._drop_requests, expired)
+        return event
+
+    def _drop_requests(self, tx_ids: list[bytes]) -> None:
+        for tx_id in tx_ids:
+            self.feed(RequestDropped(tx_id))
+
+    def _serve(self, peer: bytes, from_height: int) -> None:
+        if type(from_height) is not int or from_height < 1:
+            return
+        blocks = []
+        for height in range(
+            from_height, min(self.ledger.height, from_height + MAX_SERVE_BLOCKS - 1) + 1
+        ):
+            block, cert = self.store.block(height), self.store.certificate(height)
+            if block is None or cert is None:
+                break
+            blocks.append([block, cert])
+        if blocks:
+            self.network.send(peer, BLOCKS, blocks)
+
+    # ------------------------------------------------------------ peers
+
+    def _on_frame(self, peer: bytes, kind: str, payload: object) -> None:
+        if kind == CONSENSUS and type(payload) is bytes:
+            self.feed(MessageReceived(payload))
+        elif kind == TX and type(payload) is bytes:
+            self.submit(payload, gossip=False)
+        elif kind == FETCH:
+            self._serve(peer, payload)  # type: ignore[arg-type]
+        elif kind == BLOCKS and type(payload) is list:
+            self._on_blocks(payload)
+
+    def _on_blocks(self, items: list) -> None:
+        for item in items[:MAX_SERVE_BLOCKS]:
+            if type(item) is not list or len(item) != 2:
+                return
+            block, raw_cert = item
+            try:
+                cert = Certificate.decode(raw_cert)
+            except (codec.CodecError, FieldError):
+                return
+            if type(block) is not bytes or cert.height != self.ledger.height + 1:
+                continue
+            self.feed(CertifiedBlockReceived(block, cert))
+
+    # ------------------------------------------------------------ clients
+
+    def submit(self, raw: bytes, *, gossip: bool = True) -> SubmitResult:
+        """Admit one encoded transaction to the mempool (and tell the other validators)."""
+        if len(raw) > MAX_TX_BYTES:
+            return SubmitResult(None, "too_large", f"{len(raw)} bytes exceeds {MAX_TX_BYTES}")
+        try:
+            tx = Tx.decode(raw)
+        except (codec.CodecError, FieldError) as exc:
+            return SubmitResult(None, "malformed", str(exc))
+        if tx.id in self.mempool:
+            return SubmitResult(tx.id)
+        height = self.ledger.height + 1
+        ok = self.ledger.signatures.verify([tx])[0]
+        try:
+            self.ledger.executor.check(Overlay(self.store.get), tx, height, ok)
+        except TxRejected as exc:
+            return SubmitResult(None, exc.code, exc.message)
+        try:
+            self.mempool.add(tx, len(raw))
+        except MempoolFull as exc:
+            return SubmitResult(None, "mempool_full", str(exc))
+        if gossip:
+            self.network.broadcast(TX, raw)
+        self.feed(RequestSeen(tx.id))
+        return SubmitResult(tx.id)
+
+    async def wait_for_commit(self, tx_id: bytes, timeout_s: float) -> int | None:
+        """Height at which ``tx_id`` committed, waiting up to ``timeout_s``; None on timeout."""
+        where = self.store.tx_location(tx_id)
+        if where is not None:
+            return where[0]
+        if sum(len(v) for v in self._waiters.values()) >= MAX_WAITERS:
+            return None
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(tx_id, []).append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            waiting = self._waiters.get(tx_id)
+            if waiting is not None and fut in waiting:
+                waiting.remove(fut)
+                if not waiting:
+                    del self._waiters[tx_id]
+
+    def status(self) -> dict:
+        r = self.replica
+        return {
+            "chain_id": self.genesis.chain_id,
+            "genesis_hash": self.ledger.genesis_hash.hex(),
+            "node": key_hex(self.key.public),
+            "height": self.ledger.height,
+            "state_root": self.store.state_root().hex(),
+            "view": r.view,
+            "in_view_change": r.in_view_change,
+            "primary": key_hex(r.primary()),
+            "validators": [key_hex(v) for v in r.validators],
+            "peers": [key_hex(p) for p in self.network.connected()],
+            "mempool": {"txs": len(self.mempool), "bytes": self.mempool.bytes},
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+
+async def run_node(home: Home, config: NodeConfig, genesis: Genesis, key: PrivateKey) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    from node.api import start_api
+
+    node = Node(home, config, genesis, key)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, node.request_stop)
+    await node.start()
+    api = await start_api(node, config.api_listen)
+    try:
+        await node.wait_stopped()
+    finally:
+        log.info("shutting down")
+        await api.cleanup()
+        await node.stop()
