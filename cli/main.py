@@ -6,6 +6,7 @@ import click
 
 from cli.genesis_cmd import genesis
 from cli.keys import keygen
+from cli.model import model
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,3 +28,4 @@ def main() -> None:
 
 main.add_command(keygen)
 main.add_command(genesis)
+main.add_command(model)

@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import decode, leaf_forest, make_data, reseal
+from ml_testing import decode, leaf_forest, make_data, reseal
 
 from consensus.crypto import sha256
 from ml import artifact

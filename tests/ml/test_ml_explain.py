@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_data
+from ml_testing import make_data
 
 from ml.errors import InputError
 from ml.explain import NO_FEATURE, PPM, explain_batch, explain_row

@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import leaf_forest, make_data
+from ml_testing import leaf_forest, make_data
 
 from ml import artifact
 from ml.errors import MergeError

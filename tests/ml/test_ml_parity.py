@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ml_testing import make_data
 
 from ml import artifact
 from ml.errors import InputError
