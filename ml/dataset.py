@@ -89,24 +89,38 @@ def _number(cell: str, line: int, name: str) -> float:
     return value
 
 
-def as_matrix(values: object, n_features: int | None = None) -> np.ndarray:
-    """Validate a 2-D numeric matrix: at most MAX_ROWS rows, no NaN, ``n_features`` columns.
-
-    Infinities are allowed (scikit-learn scores them: they fall on the same side
-    of every threshold); NaN is refused because the artifact defines no side
-    for a missing value.
-    """
-    try:
-        matrix = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"data is not numeric ({exc})") from None
+def check_shape(matrix: np.ndarray, n_features: int | None = None) -> None:
+    """Refuse anything but 1..MAX_ROWS rows of ``n_features`` columns."""
     if matrix.ndim != 2:
         raise InputError(f"expected a 2-D matrix, got {matrix.ndim} dimension(s)")
     if not 1 <= matrix.shape[0] <= MAX_ROWS:
         raise InputError(f"{matrix.shape[0]} rows; allowed 1..{MAX_ROWS}")
     if n_features is not None and matrix.shape[1] != n_features:
         raise InputError(f"expected {n_features} feature column(s), got {matrix.shape[1]}")
-    if np.isnan(matrix).any():
-        row = int(np.flatnonzero(np.isnan(matrix).any(axis=1))[0])
-        raise InputError(f"row {row} holds NaN; missing values are not supported")
+
+
+def as_numeric(values: object) -> np.ndarray:
+    """``values`` as a C-ordered float64 array (no copy when it already is one)."""
+    try:
+        return np.ascontiguousarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"data is not numeric ({exc})") from None
+
+
+def nan_error(row: int) -> InputError:
+    return InputError(f"row {row} holds NaN; missing values are not supported")
+
+
+def as_matrix(values: object, n_features: int | None = None) -> np.ndarray:
+    """Validate a 2-D numeric matrix: at most MAX_ROWS rows, no NaN, ``n_features`` columns.
+
+    Infinities are allowed (scikit-learn scores them: they fall on the same side
+    of every threshold); NaN is refused because the artifact defines no side
+    for a missing value. The result is C-ordered float64.
+    """
+    matrix = as_numeric(values)
+    check_shape(matrix, n_features)
+    nan_rows = np.isnan(matrix).any(axis=1)
+    if nan_rows.any():
+        raise nan_error(int(np.flatnonzero(nan_rows)[0]))
     return matrix

@@ -47,7 +47,7 @@ def _explain(x, nodes, nodes_f, n_samples, roots, n_features, k, top_features, t
             for _ in range(MAX_TREE_DEPTH + 1):
                 if nodes[node, 2] == node:
                     break
-                go_right = not (x[i, nodes[node, 0]] <= nodes_f[node, 1])
+                go_right = not (np.float32(x[i, nodes[node, 0]]) <= nodes_f[node, 1])
                 child = nodes[node, 2 + go_right]
                 weight = n_samples[node] - n_samples[child]
                 weights[nodes[node, 0]] += weight

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ml.dataset import as_matrix
+from ml.dataset import as_matrix, as_numeric, check_shape, nan_error
 from ml.errors import InputError
 from ml.fixed import ONE
 from ml.forest import LEAF, Model
@@ -52,6 +52,9 @@ INTERLEAVE = 8
 
 NAN_ROW = -1
 """Path sum the row kernel returns for a row holding NaN (real sums are >= 0)."""
+
+NO_NAN = -1
+"""What the batch kernel returns when no row holds NaN (else the first such row)."""
 
 # Columns of the packed node table.
 _FEATURE, _THRESHOLD, _LEFT = 0, 1, 2
@@ -74,7 +77,7 @@ def neg_exp2(x: float) -> float:
 def _walk(x, i, nodes, nodes_f, root, steps):
     node = root
     for _ in range(steps):
-        go_right = not (x[i, nodes[node, 0]] <= nodes_f[node, 1])
+        go_right = not (np.float32(x[i, nodes[node, 0]]) <= nodes_f[node, 1])
         node = nodes[node, 2 + go_right]
     return node
 
@@ -99,7 +102,7 @@ def _path_sums(x, nodes, nodes_f, value, roots, depths, sums):
             for _ in range(depths[t]):
                 for r in range(m):
                     node = cur[r]
-                    go_right = not (x[start + r, nodes[node, 0]] <= nodes_f[node, 1])
+                    go_right = not (np.float32(x[start + r, nodes[node, 0]]) <= nodes_f[node, 1])
                     cur[r] = nodes[node, 2 + go_right]
             for r in range(m):
                 sums[start + r] += value[cur[r]]
@@ -107,10 +110,15 @@ def _path_sums(x, nodes, nodes_f, value, roots, depths, sums):
 
 @njit(cache=True, nogil=True)
 def _score_batch(x, nodes, nodes_f, value, roots, depths, span, cut, sums, scores, outliers):
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            if np.isnan(x[i, j]):
+                return i
     _path_sums(x, nodes, nodes_f, value, roots, depths, sums)
     for i in range(sums.shape[0]):
         scores[i] = -neg_exp2(np.float64(sums[i]) / span)
         outliers[i] = sums[i] < cut
+    return NO_NAN
 
 
 @njit(cache=True, nogil=True)
@@ -185,13 +193,12 @@ class Scorer:
         assert int(self.depths.max()) <= MAX_TREE_DEPTH
 
     def prepare(self, rows: object) -> np.ndarray:
-        """Validate rows and round them to float32 (C order), as scikit-learn does.
+        """Validate rows (C-ordered float64, the model's width, no NaN) for the kernels.
 
-        Values beyond float32's range become +-inf, as in scikit-learn.
+        The kernels round each feature to float32 as they read it, as
+        scikit-learn does; values beyond float32's range become +-inf.
         """
-        matrix = as_matrix(rows, self.n_features)
-        with np.errstate(over="ignore"):
-            return np.ascontiguousarray(matrix, dtype=np.float32)
+        return as_matrix(rows, self.n_features)
 
     def path_sums(self, x: np.ndarray) -> np.ndarray:
         """The recorded integers for rows returned by ``prepare``."""
@@ -201,15 +208,18 @@ class Scorer:
 
     def score_batch(self, rows: object) -> Scores:
         """Score a matrix (rows x model features); NaN is refused."""
-        x = self.prepare(rows)
+        x = as_numeric(rows)  # NaN is looked for by the kernel: one pass less for one row
+        check_shape(x, self.n_features)
         n = x.shape[0]
         sums = np.empty(n, dtype=np.int64)
         scores = np.empty(n, dtype=np.float64)
         outliers = np.empty(n, dtype=np.bool_)
-        _score_batch(
+        nan_row = _score_batch(
             x, self.nodes, self.nodes_f, self.value, self.roots, self.depths,
             self.span, self.cut, sums, scores, outliers,
         )  # fmt: skip
+        if nan_row != NO_NAN:
+            raise nan_error(nan_row)
         return Scores(sums, scores, outliers)
 
     def score_row(self, row: object) -> tuple[int, float, bool]:

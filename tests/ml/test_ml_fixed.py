@@ -104,7 +104,7 @@ def test_score_from_path_sum_matches_kernel_bits() -> None:
     sums = np.array([0, 1, ONE, 7 * ONE + 12345, 50 * ONE], dtype=np.int64)
     scores = np.empty(5)
     outliers = np.empty(5, dtype=np.bool_)
-    x = np.zeros((5, 1), dtype=np.float32)
+    x = np.zeros((5, 1))
     nodes = np.array([[0, 0, 0, 0]], dtype=np.int32)
     value = np.zeros(1, dtype=np.int64)
     # Drive the presentation step through the compiled batch kernel with a 1-leaf forest.
