@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from consensus.crypto import sha256
 from ml.errors import ModelError
 from ml.limits import DIGEST_BYTES, MAX_ARTIFACT_BYTES, MAX_CSV_BYTES, MAX_TOP_K, MAX_TREES
 
@@ -173,9 +172,7 @@ def train(
     force: bool,
 ) -> None:
     """Train an IsolationForest on DATA (CSV with a header) and write the artifact."""
-    from ml.dataset import parse_csv
-    from ml.train import TrainParams
-    from ml.train import train as train_model
+    from ml.train import TrainParams, train_csv
 
     if out.exists() and not force:
         raise click.ClickException(f"{out}: already exists (use --force to replace it)")
@@ -189,16 +186,15 @@ def train(
     if params.max_features == "auto":
         raise click.BadParameter("'auto' is not a feature count", param_hint="--max-features")
     raw = _read(data, MAX_CSV_BYTES)
-    digests = [sha256(raw), *(_parse_anchor(a) for a in anchors)]
+    extra = [_parse_anchor(a) for a in anchors]
     try:
-        dataset = parse_csv(raw)
-        result = train_model(dataset.matrix, dataset.feature_names, params, digests)
+        result = train_csv(raw, params, extra)
     except ModelError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     _write(out, result.model.data, force)
     click.echo(
         f"wrote {out}: model {result.model.model_id.hex()}, {result.model.n_trees} trees, "
-        f"{result.model.n_features} features, {dataset.matrix.shape[0]} training rows"
+        f"{result.model.n_features} features"
     )
 
 

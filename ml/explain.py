@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from ml.dataset import as_numeric
 from ml.errors import InputError
 from ml.limits import MAX_TOP_K, MAX_TREE_DEPTH
-from ml.score import Scorer
+from ml.score import COL_FEATURE, COL_LEFT, COL_THRESHOLD, Scorer
 
 PPM = 1_000_000
 """Shares are reported in parts per million of a row's total split weight."""
@@ -45,12 +46,14 @@ def _explain(x, nodes, nodes_f, n_samples, roots, n_features, k, top_features, t
         for t in range(roots.shape[0]):
             node = roots[t]
             for _ in range(MAX_TREE_DEPTH + 1):
-                if nodes[node, 2] == node:
+                if nodes[node, COL_LEFT] == node:
                     break
-                go_right = not (np.float32(x[i, nodes[node, 0]]) <= nodes_f[node, 1])
-                child = nodes[node, 2 + go_right]
+                go_right = not (
+                    np.float32(x[i, nodes[node, COL_FEATURE]]) <= nodes_f[node, COL_THRESHOLD]
+                )
+                child = nodes[node, COL_LEFT + go_right]
                 weight = n_samples[node] - n_samples[child]
-                weights[nodes[node, 0]] += weight
+                weights[nodes[node, COL_FEATURE]] += weight
                 total += weight
                 node = child
         totals[i] = total
@@ -110,7 +113,30 @@ def explain_batch(scorer: Scorer, rows: object, k: int = 3) -> Explanations:
 
 def explain_row(scorer: Scorer, row: object, k: int = 3) -> list[tuple[str, int]]:
     """Explain one row: [(feature name, share in ppm), ...], strongest first."""
-    x = np.asarray(row, dtype=np.float64)
+    x = as_numeric(row)
     if x.ndim != 1:
         raise InputError(f"expected one row (1-D), got shape {x.shape}")
     return explain_batch(scorer, x.reshape(1, -1), k).row(0, scorer.model.feature_names)
+
+
+@dataclass(frozen=True)
+class RowReport:
+    """What a receipt records for one scored row (all integers but the presentation score).
+
+    ``path_sum`` and ``outlier`` are the consensus result; ``score`` is
+    ``-2 ** (-path_sum / (T * 2**40))`` for people; ``top`` lists the
+    explaining features with their share in parts per million.
+    """
+
+    model_id: bytes
+    path_sum: int
+    outlier: bool
+    score: float
+    top: tuple[tuple[str, int], ...]
+
+
+def report_row(scorer: Scorer, row: object, k: int = 3) -> RowReport:
+    """Score and explain one row: everything a `score` transaction's receipt needs."""
+    path_sum, score, outlier = scorer.score_row(row)
+    top = explain_row(scorer, row, k)
+    return RowReport(scorer.model.model_id, path_sum, outlier, score, tuple(top))

@@ -24,16 +24,20 @@ Scheme (see docs/ml.md):
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, localcontext
 
-from ml.limits import FIXED_POINT_BITS, INT64_MAX
+from ml.limits import FIXED_POINT_BITS, INT64_MAX, MAX_SUBSAMPLE
 
 DECIMAL_PRECISION = 50
 """Significant digits for every decimal computation (the constant below has 50)."""
 
 EULER_GAMMA = Decimal("0.57721566490153286060651209008240243104215933593992")
 """The Euler-Mascheroni constant to 50 significant digits."""
+
+LEAF_VALUE_CACHE = 1 << 16
+"""Leaf values remembered across loads (an artifact repeats few (depth, n) pairs)."""
 
 ONE = 1 << FIXED_POINT_BITS
 """The fixed-point representation of 1.0."""
@@ -50,6 +54,7 @@ NO_OUTLIERS = 0
 """Threshold meaning no row is an outlier (offset <= -1: no score is below it)."""
 
 
+@functools.lru_cache(maxsize=MAX_SUBSAMPLE + 1)
 def average_path_length(n: int) -> Decimal:
     """scikit-learn's ``_average_path_length`` for one count, to 50 digits."""
     if n <= 1:
@@ -62,6 +67,7 @@ def average_path_length(n: int) -> Decimal:
         return 2 * (m.ln() + EULER_GAMMA) - 2 * m / Decimal(n)
 
 
+@functools.lru_cache(maxsize=LEAF_VALUE_CACHE)
 def leaf_value(depth: int, n_samples: int, subsample: int) -> int:
     """Fixed-point normalised path length of a leaf (see the module docstring)."""
     assert depth >= 0 and n_samples >= 1 and subsample >= 2

@@ -44,9 +44,6 @@ LN2 = 0.6931471805599453
 TAYLOR_TERMS = 24
 """Terms of the exp series on [0, ln 2): the truncation error is below 1e-27."""
 
-MAX_NEG_EXP2_INPUT = 1000.0
-"""neg_exp2 is defined for 0 <= x < this (2**-1000 is still a normal float)."""
-
 INTERLEAVE = 8
 """Rows walked together in large batches (independent walks overlap their loads)."""
 
@@ -56,13 +53,17 @@ NAN_ROW = -1
 NO_NAN = -1
 """What the batch kernel returns when no row holds NaN (else the first such row)."""
 
-# Columns of the packed node table.
-_FEATURE, _THRESHOLD, _LEFT = 0, 1, 2
+# Columns of the packed node table; the right child follows the left one so
+# that ``COL_LEFT + go_right`` picks the child without a branch.
+COL_FEATURE, COL_THRESHOLD, COL_LEFT, COL_RIGHT = 0, 1, 2, 3
 
 
 @njit(cache=True, nogil=True)
 def neg_exp2(x: float) -> float:
-    """2 ** -x for 0 <= x < MAX_NEG_EXP2_INPUT, from +, -, * and / only (same bits everywhere)."""
+    """2 ** -x for 0 <= x < 1000, from +, -, * and / only (same bits everywhere).
+
+    Scores call it with x = S / (T * 2**40) < 4 (``ml.fixed.MAX_LEAF_VALUE``).
+    """
     whole = int(x)
     y = (x - whole) * LN2
     acc = 1.0
@@ -77,8 +78,8 @@ def neg_exp2(x: float) -> float:
 def _walk(x, i, nodes, nodes_f, root, steps):
     node = root
     for _ in range(steps):
-        go_right = not (np.float32(x[i, nodes[node, 0]]) <= nodes_f[node, 1])
-        node = nodes[node, 2 + go_right]
+        go_right = not (np.float32(x[i, nodes[node, COL_FEATURE]]) <= nodes_f[node, COL_THRESHOLD])
+        node = nodes[node, COL_LEFT + go_right]
     return node
 
 
@@ -102,8 +103,11 @@ def _path_sums(x, nodes, nodes_f, value, roots, depths, sums):
             for _ in range(depths[t]):
                 for r in range(m):
                     node = cur[r]
-                    go_right = not (np.float32(x[start + r, nodes[node, 0]]) <= nodes_f[node, 1])
-                    cur[r] = nodes[node, 2 + go_right]
+                    go_right = not (
+                        np.float32(x[start + r, nodes[node, COL_FEATURE]])
+                        <= nodes_f[node, COL_THRESHOLD]
+                    )
+                    cur[r] = nodes[node, COL_LEFT + go_right]
             for r in range(m):
                 sums[start + r] += value[cur[r]]
 
@@ -130,8 +134,10 @@ def _score_row(row, nodes, nodes_f, value, roots, depths, span, cut):
     for t in range(roots.shape[0]):
         node = roots[t]
         for _ in range(depths[t]):
-            go_right = not (np.float32(row[nodes[node, 0]]) <= nodes_f[node, 1])
-            node = nodes[node, 2 + go_right]
+            go_right = not (
+                np.float32(row[nodes[node, COL_FEATURE]]) <= nodes_f[node, COL_THRESHOLD]
+            )
+            node = nodes[node, COL_LEFT + go_right]
         total += value[node]
     return total, -neg_exp2(np.float64(total) / span), total < cut
 
@@ -168,11 +174,11 @@ class Scorer:
             tree_base = np.repeat(starts, sizes) + base
             leaf = nodes["left"] == LEAF
             table = np.empty((sub.n_nodes, 4), dtype=np.int32)
-            table[:, _FEATURE] = np.where(leaf, 0, nodes["feature"])
+            table[:, COL_FEATURE] = np.where(leaf, 0, nodes["feature"])
             thresholds = float32_floor(np.where(leaf, np.inf, nodes["threshold"]))
-            table[:, _THRESHOLD] = thresholds.view(np.int32)
-            table[:, _LEFT] = np.where(leaf, own, nodes["left"].astype(np.int64) + tree_base)
-            table[:, _LEFT + 1] = np.where(leaf, own, nodes["right"].astype(np.int64) + tree_base)
+            table[:, COL_THRESHOLD] = thresholds.view(np.int32)
+            table[:, COL_LEFT] = np.where(leaf, own, nodes["left"].astype(np.int64) + tree_base)
+            table[:, COL_RIGHT] = np.where(leaf, own, nodes["right"].astype(np.int64) + tree_base)
             tables.append(table)
             values.append(nodes["value"].astype(np.int64))
             samples.append(nodes["n_samples"].astype(np.int64))
@@ -224,7 +230,7 @@ class Scorer:
 
     def score_row(self, row: object) -> tuple[int, float, bool]:
         """Score one row: (path sum, score, is outlier); the fast path for one transaction."""
-        x = np.asarray(row, dtype=np.float64)
+        x = as_numeric(row)
         if x.shape != (self.n_features,):
             raise InputError(f"expected a row of {self.n_features} features, got shape {x.shape}")
         total, score, outlier = _score_row(

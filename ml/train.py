@@ -17,8 +17,9 @@ import numpy as np
 import sklearn
 from sklearn.ensemble import IsolationForest
 
+from consensus.crypto import sha256
 from ml.artifact import build_model, validate_feature_names
-from ml.dataset import as_matrix
+from ml.dataset import as_matrix, parse_csv
 from ml.errors import ArtifactError, InputError, TrainingError
 from ml.fixed import leaf_value
 from ml.forest import LEAF, NODE_DTYPES, TREE_SIZES_DTYPE, HyperParameters, Model, SubForest
@@ -210,3 +211,15 @@ def train(
     estimator = fit(matrix, params)
     sub = export_subforest(estimator, params, anchors)
     return TrainResult(build_model(names, float(estimator.offset_), [sub]), estimator)
+
+
+def train_csv(
+    data: bytes, params: TrainParams | None = None, anchors: Sequence[bytes] = ()
+) -> TrainResult:
+    """Train on CSV bytes with a header; the SHA-256 of ``data`` is recorded as an anchor.
+
+    That digest is what an ``anchor`` transaction for this exact file records,
+    so the model names the dataset it was trained on without being told.
+    """
+    dataset = parse_csv(data)
+    return train(dataset.matrix, dataset.feature_names, params, [sha256(data), *anchors])

@@ -14,6 +14,7 @@ from ml.errors import ArtifactError
 from ml.forest import NODE_DTYPES, TREE_SIZES_DTYPE, HyperParameters, SubForest
 from ml.limits import (
     MAX_ANCHORS,
+    MAX_ARTIFACT_BYTES,
     MAX_CONTRIBUTORS,
     MAX_FEATURE_NAME_BYTES,
     MAX_FEATURES,
@@ -396,6 +397,11 @@ def test_library_count_and_text_edges(small) -> None:
     top[5][0][2].append(["lib99", "1"])
     with pytest.raises(ArtifactError, match="libraries"):
         artifact.load(reseal(top))
+
+
+def test_default_size_limit_refuses_one_byte_more() -> None:
+    with pytest.raises(ArtifactError, match="exceeds"):
+        artifact.load(bytes(MAX_ARTIFACT_BYTES + 1))
 
 
 def test_size_limit_edge(small) -> None:

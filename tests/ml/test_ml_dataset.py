@@ -128,3 +128,16 @@ def test_subsample_limits_follow_scikit_learn_rules() -> None:
     assert check_params(TrainParams(max_samples=2), 2, 1) == 2
     with pytest.raises(TrainingError, match="rows per tree"):
         check_params(TrainParams(max_samples=0.5), 3, 1)
+
+
+def test_train_csv_records_the_data_digest() -> None:
+    from consensus.crypto import sha256
+    from ml.train import train_csv
+
+    data = b"a,b\n" + b"".join(f"{i % 7},{i % 5}\n".encode() for i in range(60))
+    extra = sha256(b"other dataset")
+    model = train_csv(data, TrainParams(5, "auto", "auto", 1.0, 0), [extra]).model
+    assert model.feature_names == ("a", "b")
+    assert model.contributors[0].anchors == tuple(sorted([sha256(data), extra]))
+    with pytest.raises(InputError, match="line 2"):
+        train_csv(b"a,b\n1\n")

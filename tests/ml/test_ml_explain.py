@@ -7,7 +7,7 @@ import pytest
 from ml_testing import make_data
 
 from ml.errors import InputError
-from ml.explain import NO_FEATURE, PPM, explain_batch, explain_row
+from ml.explain import NO_FEATURE, PPM, explain_batch, explain_row, report_row
 from ml.limits import MAX_TOP_K
 from ml.score import Scorer
 from ml.train import TrainParams, train
@@ -89,3 +89,17 @@ def test_ties_prefer_the_lower_feature_index() -> None:
         assert explained.features[0].tolist() == [0, 1]
     else:
         assert weights[0] > weights[1]
+
+
+def test_row_report_carries_what_a_receipt_records(medium) -> None:
+    scorer = Scorer(medium.model)
+    x = make_data(10, n=20, d=5)
+    batch = scorer.score_batch(x)
+    for i in (0, 5, 19):
+        report = report_row(scorer, x[i].tolist(), k=2)
+        assert report.model_id == medium.model.model_id
+        assert (report.path_sum, report.outlier) == (batch.path_sums[i], batch.outliers[i])
+        assert report.score == batch.scores[i]
+        assert report.top == tuple(explain_row(scorer, x[i], k=2))
+    with pytest.raises(InputError, match="numeric"):
+        report_row(scorer, ["a"] * 5)
