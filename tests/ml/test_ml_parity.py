@@ -14,6 +14,7 @@ from ml_testing import make_data
 
 from ml import artifact
 from ml.errors import InputError
+from ml.explain import explain_batch
 from ml.score import Scorer, float32_floor
 from ml.train import TrainParams, train
 
@@ -150,27 +151,34 @@ FRESH_PROCESS = """
 import json, sys
 import numpy as np
 from ml import artifact
+from ml.explain import explain_batch
 from ml.score import Scorer
 data = sys.stdin.buffer.read()
 model = artifact.load(data)
 x = np.array(json.loads(sys.argv[1]))
-result = Scorer(model).score_batch(x)
+scorer = Scorer(model)
+result = scorer.score_batch(x)
+top = explain_batch(scorer, x, 3)
 print(json.dumps([model.model_id.hex(), result.path_sums.tolist(),
-                  [s.hex() for s in result.scores.tolist()], result.outliers.tolist()]))
+                  [s.hex() for s in result.scores.tolist()], result.outliers.tolist(),
+                  top.features.tolist(), top.weights.tolist()]))
 """
 
 
 def test_same_artifact_scores_identically_in_a_fresh_process(medium) -> None:
     x = make_data(12, n=200, d=5)
-    here = Scorer(artifact.load(medium.model.data)).score_batch(x)
+    scorer = Scorer(artifact.load(medium.model.data))
+    here = scorer.score_batch(x)
+    top = explain_batch(scorer, x, 3)
     out = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, json.dumps(x.tolist())],
         input=medium.model.data,
         capture_output=True,
         check=True,
     )
-    model_id, sums, scores, outliers = json.loads(out.stdout)
+    model_id, sums, scores, outliers, features, weights = json.loads(out.stdout)
     assert model_id == medium.model.model_id.hex()
     assert sums == here.path_sums.tolist()
     assert scores == [s.hex() for s in here.scores.tolist()]
     assert outliers == here.outliers.tolist()
+    assert features == top.features.tolist() and weights == top.weights.tolist()
