@@ -263,8 +263,8 @@ def _share(weight_ppm: int) -> str:
     return f"{weight_ppm // PPM}.{weight_ppm % PPM:06d}"
 
 
-def scores_csv(m: Model, rows: object, top: int) -> str:
-    """The CSV `vigil model score` writes: score, verdict, path sum, top features."""
+def scores_csv(m: Model, rows: object, top: int) -> tuple[str, int]:
+    """The CSV `vigil model score` writes (score, verdict, path sum, top features); outliers."""
     from ml.explain import explain_batch
     from ml.score import Scorer
 
@@ -288,7 +288,7 @@ def scores_csv(m: Model, rows: object, top: int) -> str:
         for j in range(k):
             line += [named[j][0], _share(named[j][1])] if j < len(named) else ["", ""]
         writer.writerow(line)
-    return out.getvalue()
+    return out.getvalue(), int(result.outliers.sum())
 
 
 @model.command()
@@ -315,14 +315,13 @@ def score(path: Path, data: Path, out: Path | None, top: int, force: bool) -> No
     m = _load_model(path)
     dataset = _load_csv(data)
     try:
-        text = scores_csv(m, dataset.columns(m.feature_names), top)
+        text, outliers = scores_csv(m, dataset.columns(m.feature_names), top)
     except ModelError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     if out is None:
         click.echo(text, nl=False)
     else:
         _write(out, text.encode(), force)
-    outliers = sum(1 for line in text.splitlines()[1:] if ",outlier," in line)
     click.echo(f"scored {dataset.matrix.shape[0]} rows: {outliers} outlier(s)", err=True)
 
 

@@ -6,6 +6,8 @@ import copy
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ml_testing import decode, leaf_forest, make_data, reseal
 
 from consensus.crypto import sha256
@@ -24,6 +26,7 @@ from ml.limits import (
     MAX_TREES,
     MIN_SUBSAMPLE,
 )
+from ml.score import Scorer
 from ml.train import TrainParams, train
 
 REC = artifact.RECORD_FIELDS
@@ -409,3 +412,54 @@ def test_size_limit_edge(small) -> None:
     assert artifact.load(data, max_bytes=len(data)).model_id == small.model.model_id
     with pytest.raises(ArtifactError, match="exceeds"):
         artifact.load(data, max_bytes=len(data) - 1)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_random_damage_is_refused_or_a_valid_model(small, data) -> None:
+    """Replace, insert or delete random bytes: always ArtifactError, never another exception."""
+    raw = bytearray(small.model.data)
+    for _ in range(data.draw(st.integers(1, 4))):
+        where = data.draw(st.integers(0, len(raw) - 1))
+        action = data.draw(st.sampled_from(["replace", "insert", "delete"]))
+        if action == "replace":
+            raw[where] = data.draw(st.integers(0, 255))
+        elif action == "insert":
+            raw.insert(where, data.draw(st.integers(0, 255)))
+        else:
+            del raw[where]
+    if bytes(raw) == small.model.data:
+        return
+    with pytest.raises(ArtifactError):
+        artifact.load(bytes(raw))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_resealed_node_damage_is_refused_or_still_a_scorable_model(small, data) -> None:
+    """Past the checksum and digests: any node value either fails validation or is a real model."""
+    top = decode(small.model.data)
+    record = top[5][0]
+    name = data.draw(st.sampled_from(sorted(NODE_DTYPES)))
+    arr = np.frombuffer(record[REC.index(name)], dtype=NODE_DTYPES[name]).copy()
+    index = data.draw(st.integers(0, len(arr) - 1))
+    if name == "threshold":
+        arr[index] = data.draw(st.floats(allow_nan=True, allow_infinity=True))
+    else:
+        info = np.iinfo(arr.dtype)
+        arr[index] = data.draw(
+            st.one_of(st.integers(-3, 300), st.integers(int(info.min), int(info.max))).filter(
+                lambda v: info.min <= v <= info.max
+            )
+        )
+    record[REC.index(name)] = arr.tobytes()
+    try:
+        model = artifact.load(reseal(top))
+    except ArtifactError:
+        return
+    result = Scorer(model).score_batch(make_data(3, n=30, d=3, outliers=3))
+    assert (result.path_sums >= 0).all()

@@ -15,6 +15,7 @@ from ml_testing import make_data
 from ml import artifact
 from ml.errors import InputError
 from ml.explain import explain_batch
+from ml.limits import MAX_SUBSAMPLE, MAX_TREE_DEPTH
 from ml.score import Scorer, float32_floor
 from ml.train import TrainParams, train
 
@@ -182,3 +183,13 @@ def test_same_artifact_scores_identically_in_a_fresh_process(medium) -> None:
     assert scores == [s.hex() for s in here.scores.tolist()]
     assert outliers == here.outliers.tolist()
     assert features == top.features.tolist() and weights == top.weights.tolist()
+
+
+def test_largest_subsample_reaches_the_depth_cap() -> None:
+    """MAX_SUBSAMPLE rows per tree: scikit-learn grows to depth MAX_TREE_DEPTH; we follow."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(MAX_SUBSAMPLE + 10, 2))
+    result = train(x, None, TrainParams(2, MAX_SUBSAMPLE, "auto", 1.0, 0))
+    scorer = Scorer(result.model)
+    assert int(scorer.depths.max()) == MAX_TREE_DEPTH
+    assert_parity(result, x[:3000])
