@@ -49,12 +49,14 @@ def _write(path: Path, data: bytes, force: bool) -> None:
     """Write ``data`` to ``path`` via a temporary file; refuse to replace unless ``force``."""
     if path.exists() and not force:
         raise click.ClickException(f"{path}: already exists (use --force to replace it)")
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot write: {exc.strerror}") from None
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from the group
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         if force:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,10 @@ def test_training_is_reproducible_and_output_protected(workdir: Path) -> None:
     first = train(workdir, "r1.vmodel", "--seed", "5", "--max-samples", "0.5")
     second = train(workdir, "r2.vmodel", "--seed", "5", "--max-samples", "0.5")
     assert first.read_bytes() == second.read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert first.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in workdir.iterdir() if p.name.endswith(".tmp")] == []
     result = run("model", "train", str(workdir / "train.csv"), "--out", str(first), ok=False)
     assert "already exists" in result.output
     assert first.read_bytes() == second.read_bytes()
