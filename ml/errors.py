@@ -30,3 +30,12 @@ class TrainingError(ModelError):
 
 class MergeError(ModelError):
     """Models cannot be merged (different feature schema, duplicate contributor, ...)."""
+
+
+class FloatEnvironmentError(ModelError):
+    """This process flushes subnormal floats to zero, so its scores could differ from other nodes'.
+
+    Loading a shared library built with ``-ffast-math`` switches the CPU's
+    flush-to-zero / denormals-are-zero modes for the whole thread; a feature
+    value in float32's subnormal range would then go the other way at a split.
+    """

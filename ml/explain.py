@@ -28,7 +28,15 @@ from numba import njit
 from ml.dataset import as_numeric
 from ml.errors import InputError
 from ml.limits import MAX_TOP_K, MAX_TREE_DEPTH
-from ml.score import COL_FEATURE, COL_LEFT, COL_THRESHOLD, Scorer
+from ml.score import (
+    COL_FEATURE,
+    COL_LEFT,
+    COL_THRESHOLD,
+    FLUSHED,
+    Scorer,
+    denormals_flushed,
+    flush_error,
+)
 
 PPM = 1_000_000
 """Shares are reported in parts per million of a row's total split weight."""
@@ -39,6 +47,8 @@ NO_FEATURE = -1
 
 @njit(cache=True, nogil=True)
 def _explain(x, nodes, nodes_f, n_samples, roots, n_features, k, top_features, top_weights, totals):
+    if denormals_flushed(nodes_f, np.float64(roots.shape[0])):
+        return FLUSHED
     weights = np.zeros(n_features, np.int64)
     for i in range(x.shape[0]):
         weights[:] = 0
@@ -68,6 +78,7 @@ def _explain(x, nodes, nodes_f, n_samples, roots, n_features, k, top_features, t
             top_weights[i, j] = best_weight
             if best != NO_FEATURE:
                 weights[best] = -1
+    return 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,10 +115,12 @@ def explain_batch(scorer: Scorer, rows: object, k: int = 3) -> Explanations:
     features = np.empty((n, k), dtype=np.int64)
     weights = np.empty((n, k), dtype=np.int64)
     totals = np.empty(n, dtype=np.int64)
-    _explain(
+    status = _explain(
         x, scorer.nodes, scorer.nodes_f, scorer.n_samples, scorer.roots, scorer.n_features, k,
         features, weights, totals,
     )  # fmt: skip
+    if status == FLUSHED:
+        raise flush_error()
     return Explanations(features, weights, totals)
 
 

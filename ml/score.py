@@ -13,7 +13,8 @@ For every float32 ``x32`` that is the same as ``x32 <= floor32(t)``, where
 ``floor32(t)`` is the largest float32 not above ``t`` (``float32_floor``), so
 the kernel stores float32 thresholds and compares in float32 without changing
 a single decision. Each node is packed into 16 bytes ``[feature, threshold,
-left, right]`` (one cache line holds four nodes), leaves become nodes whose
+left, right]`` (one cache line holds four nodes; a last, unreachable row
+holds the subnormal probe of ``denormals_flushed``), leaves become nodes whose
 children are themselves and whose threshold is +inf, so a walk of the tree's
 depth needs no branch to stop at a leaf, and large batches walk eight rows
 at once so the CPU overlaps their memory loads.
@@ -33,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from ml.dataset import as_matrix, as_numeric, check_shape, nan_error
-from ml.errors import InputError
+from ml.errors import FloatEnvironmentError, InputError
 from ml.fixed import ONE
 from ml.forest import LEAF, Model
 from ml.limits import MAX_TREE_DEPTH
@@ -52,6 +53,12 @@ NAN_ROW = -1
 
 NO_NAN = -1
 """What the batch kernel returns when no row holds NaN (else the first such row)."""
+
+FLUSHED = -2
+"""What the kernels return when the CPU flushes subnormals to zero (see ``flush_error``)."""
+
+SUBNORMAL_PROBE = 2.0**-140
+"""A float64 whose float32 rounding is subnormal: lost under flush-to-zero or denormals-are-zero."""
 
 # Columns of the packed node table; the right child follows the left one so
 # that ``COL_LEFT + go_right`` picks the child without a branch.
@@ -72,6 +79,30 @@ def neg_exp2(x: float) -> float:
     for _ in range(whole):
         acc *= 0.5
     return acc
+
+
+@njit(cache=True, nogil=True)
+def denormals_flushed(nodes_f, positive: float) -> bool:
+    """True if this thread's FPU flushes float32 subnormals (FTZ or DAZ mode).
+
+    Both probes run on this CPU's current mode, never at compile time: the
+    last row of the node table holds a subnormal threshold the compiler cannot
+    see (denormals-are-zero reads it as 0), and ``positive / positive`` is a
+    1.0 it cannot fold, whose product with ``SUBNORMAL_PROBE`` is stored as a
+    float32 (flush-to-zero stores 0).
+    """
+    if not (nodes_f[nodes_f.shape[0] - 1, COL_THRESHOLD] > np.float32(0.0)):
+        return True
+    cell = np.empty(1, np.float32)
+    cell[0] = np.float32(positive / positive * SUBNORMAL_PROBE)
+    return cell.view(np.int32)[0] == 0
+
+
+def flush_error() -> FloatEnvironmentError:
+    return FloatEnvironmentError(
+        "this process flushes subnormal floats to zero (was a library built with -ffast-math "
+        "loaded?); its scores could differ from other nodes', so scoring is refused"
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -114,6 +145,8 @@ def _path_sums(x, nodes, nodes_f, value, roots, depths, sums):
 
 @njit(cache=True, nogil=True)
 def _score_batch(x, nodes, nodes_f, value, roots, depths, span, cut, sums, scores, outliers):
+    if denormals_flushed(nodes_f, span):
+        return FLUSHED
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             if np.isnan(x[i, j]):
@@ -127,6 +160,8 @@ def _score_batch(x, nodes, nodes_f, value, roots, depths, span, cut, sums, score
 
 @njit(cache=True, nogil=True)
 def _score_row(row, nodes, nodes_f, value, roots, depths, span, cut):
+    if denormals_flushed(nodes_f, span):
+        return FLUSHED, 0.0, False
     for j in range(row.shape[0]):
         if np.isnan(row[j]):
             return NAN_ROW, 0.0, False
@@ -185,8 +220,10 @@ class Scorer:
             roots.append(starts + base)
             depths.append(_tree_depths(nodes["left"], nodes["right"], sizes, starts))
             base += sub.n_nodes
+        probe = np.array([[0, 0, base, base]], dtype=np.int32)  # unreachable: no parent
+        probe[0, COL_THRESHOLD] = np.array([SUBNORMAL_PROBE], dtype=np.float32).view(np.int32)[0]
         self.model = model
-        self.nodes = np.ascontiguousarray(np.concatenate(tables))
+        self.nodes = np.ascontiguousarray(np.concatenate([*tables, probe]))
         self.nodes_f = self.nodes.view(np.float32)
         self.value = np.ascontiguousarray(np.concatenate(values), dtype=np.int64)
         self.n_samples = np.ascontiguousarray(np.concatenate(samples), dtype=np.int64)
@@ -206,12 +243,6 @@ class Scorer:
         """
         return as_matrix(rows, self.n_features)
 
-    def path_sums(self, x: np.ndarray) -> np.ndarray:
-        """The recorded integers for rows returned by ``prepare``."""
-        sums = np.empty(x.shape[0], dtype=np.int64)
-        _path_sums(x, self.nodes, self.nodes_f, self.value, self.roots, self.depths, sums)
-        return sums
-
     def score_batch(self, rows: object) -> Scores:
         """Score a matrix (rows x model features); NaN is refused."""
         x = as_numeric(rows)  # NaN is looked for by the kernel: one pass less for one row
@@ -224,6 +255,8 @@ class Scorer:
             x, self.nodes, self.nodes_f, self.value, self.roots, self.depths,
             self.span, self.cut, sums, scores, outliers,
         )  # fmt: skip
+        if nan_row == FLUSHED:
+            raise flush_error()
         if nan_row != NO_NAN:
             raise nan_error(nan_row)
         return Scores(sums, scores, outliers)
@@ -236,6 +269,8 @@ class Scorer:
         total, score, outlier = _score_row(
             x, self.nodes, self.nodes_f, self.value, self.roots, self.depths, self.span, self.cut
         )
+        if total == FLUSHED:
+            raise flush_error()
         if total == NAN_ROW:
             raise InputError("row holds NaN; missing values are not supported")
         return total, score, outlier

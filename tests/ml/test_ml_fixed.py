@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ml_testing import make_data
 from numba import njit
 from sklearn.ensemble._iforest import _average_path_length
 
@@ -22,7 +23,7 @@ from ml.fixed import (
     threshold_fixed,
 )
 from ml.limits import MAX_SUBSAMPLE, MAX_TREES
-from ml.score import _score_batch, neg_exp2, score_from_path_sum
+from ml.score import Scorer, neg_exp2, score_from_path_sum
 
 
 def test_euler_gamma_constant_is_right_to_its_last_digit() -> None:
@@ -100,22 +101,12 @@ def test_neg_exp2_is_accurate(x: float) -> None:
         assert abs(Decimal(neg_exp2(x)) - exact) <= exact * Decimal("6e-16")
 
 
-def test_score_from_path_sum_matches_kernel_bits() -> None:
-    sums = np.array([0, 1, ONE, 7 * ONE + 12345, 50 * ONE], dtype=np.int64)
-    scores = np.empty(5)
-    outliers = np.empty(5, dtype=np.bool_)
-    x = np.zeros((5, 1))
-    nodes = np.array([[0, 0, 0, 0]], dtype=np.int32)
-    value = np.zeros(1, dtype=np.int64)
-    # Drive the presentation step through the compiled batch kernel with a 1-leaf forest.
-    for i, s in enumerate(sums):
-        value[0] = s
-        one = np.empty(1, dtype=np.int64)
-        _score_batch(
-            x[:1], nodes, nodes.view(np.float32), value, np.zeros(1, np.int64),
-            np.zeros(1, np.int64), float(ONE), ONE, one, scores[i : i + 1], outliers[i : i + 1],
-        )  # fmt: skip
-        assert scores[i] == score_from_path_sum(int(s), 1)
+def test_score_from_path_sum_matches_kernel_bits(medium) -> None:
+    """A recorded path sum is enough to show the score, bit for bit."""
+    x = make_data(21, n=300, d=5)
+    result = Scorer(medium.model).score_batch(x)
+    for path_sum, score in zip(result.path_sums.tolist(), result.scores.tolist(), strict=True):
+        assert score_from_path_sum(path_sum, medium.model.n_trees) == score
 
 
 def test_exp2_compiles_without_fused_multiply_add() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+import shutil
 import subprocess
 import sys
 
@@ -193,3 +195,62 @@ def test_largest_subsample_reaches_the_depth_cap() -> None:
     scorer = Scorer(result.model)
     assert int(scorer.depths.max()) == MAX_TREE_DEPTH
     assert_parity(result, x[:3000])
+
+
+FLUSHING_PROCESS = """
+import ctypes, json, sys
+import numpy as np
+from ml import artifact
+from ml.errors import FloatEnvironmentError
+from ml.explain import explain_batch
+from ml.score import Scorer
+scorer = Scorer(artifact.load(sys.stdin.buffer.read()))
+x = np.full((3, scorer.n_features), 1e-40)
+before = scorer.score_batch(x).path_sums.tolist()
+ctypes.CDLL(sys.argv[1])  # its constructor sets FTZ/DAZ, as any -ffast-math library does
+refused = []
+for call in (lambda: scorer.score_batch(x), lambda: scorer.score_row(x[0]),
+             lambda: explain_batch(scorer, x)):
+    try:
+        call()
+    except FloatEnvironmentError:
+        refused.append(True)
+print(json.dumps([before, len(refused), float(np.float32(1e-40))]))
+"""
+
+
+MXCSR_MODES = {"flush-to-zero": 0x8000, "denormals-are-zero": 0x0040, "both": 0x8040}
+
+
+@pytest.mark.skipif(
+    shutil.which("gcc") is None or platform.machine() != "x86_64",
+    reason="needs gcc on x86-64 to build a library that sets MXCSR",
+)
+@pytest.mark.parametrize("mode", sorted(MXCSR_MODES))
+def test_scoring_refuses_a_process_that_flushes_subnormals(medium, tmp_path, mode) -> None:
+    """Subnormal features would go the other way at a split: refuse rather than disagree.
+
+    The library sets the CPU mode when loaded, as a -ffast-math build does.
+    """
+    source = tmp_path / "mode.c"
+    source.write_text(
+        "#include <xmmintrin.h>\n"
+        "__attribute__((constructor)) static void set_mode(void) {\n"
+        f"    _mm_setcsr(_mm_getcsr() | {MXCSR_MODES[mode]:#x});\n"
+        "}\n"
+    )
+    library = tmp_path / "libmode.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", FLUSHING_PROCESS, str(library)],
+        input=medium.model.data,
+        capture_output=True,
+        check=True,
+    )
+    before, refused, _ = json.loads(out.stdout)
+    assert refused == 3
+    assert before == Scorer(medium.model).score_batch(np.full((3, 5), 1e-40)).path_sums.tolist()
