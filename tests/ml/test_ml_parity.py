@@ -68,18 +68,31 @@ def test_duplicated_and_integer_data_match() -> None:
 
 
 def test_values_at_and_beside_every_threshold_go_the_same_way(medium) -> None:
-    """Rows placed exactly on, just below and just above float32 thresholds."""
+    """Rows on, just below and just above float32 thresholds, and float64 values that round
+    onto a threshold only when cast to float32 (the cast must happen before the comparison)."""
     scorer = Scorer(medium.model)
     thresholds = np.concatenate([s.nodes["threshold"] for s in medium.model.contributors])
     floors = np.unique(float32_floor(thresholds[thresholds != 0.0]))
+    up = np.nextafter(floors, np.float32(np.inf))
+    down = np.nextafter(floors, np.float32(-np.inf))
+    f64, up64, down64 = floors.astype(np.float64), up.astype(np.float64), down.astype(np.float64)
     probes = np.concatenate(
-        [floors, np.nextafter(floors, np.float32(np.inf)), np.nextafter(floors, np.float32(-1))]
-    ).astype(np.float64)
+        [
+            f64,
+            up64,
+            down64,
+            f64 + 0.4 * (up64 - f64),  # above the threshold in float64, on it in float32
+            f64 - 0.4 * (f64 - down64),
+            f64 + 0.6 * (up64 - f64),  # rounds up past it
+        ]
+    )
     rng = np.random.default_rng(1)
-    x = rng.choice(probes, size=(3000, medium.model.n_features))
+    x = rng.choice(probes, size=(4000, medium.model.n_features))
     assert_parity(medium, x)
-    ours = scorer.score_batch(x).scores
-    assert np.array_equal(ours, scorer.score_batch(x.astype(np.float32)).scores)
+    widened = x.astype(np.float32).astype(np.float64)
+    assert np.array_equal(scorer.score_batch(x).path_sums, scorer.score_batch(widened).path_sums)
+    for row, expected in zip(x[:200], scorer.score_batch(x[:200]).path_sums, strict=True):
+        assert scorer.score_row(row)[0] == expected
 
 
 def test_float32_floor_is_the_largest_float32_not_above() -> None:
