@@ -6,7 +6,8 @@ Modules, in the order data flows through them:
 * ``ml.train``: fit scikit-learn's IsolationForest and export it;
 * ``ml.fixed``: the exact integer arithmetic of the fixed-point scheme;
 * ``ml.artifact``: canonical bytes, model id, validating load;
-* ``ml.score``: the deterministic Numba scorer (batch and single row);
+* ``ml.kernels``: every Numba-compiled function (one file, so one cache key);
+* ``ml.score``: the deterministic scorer (batch and single row);
 * ``ml.explain``: per-row top-k feature attribution and receipt data;
 * ``ml.merge``: federated union of members' forests.
 

@@ -23,62 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from ml import kernels
 from ml.dataset import as_numeric
 from ml.errors import InputError
-from ml.limits import MAX_TOP_K, MAX_TREE_DEPTH
-from ml.score import (
-    COL_FEATURE,
-    COL_LEFT,
-    COL_THRESHOLD,
-    FLUSHED,
-    Scorer,
-    denormals_flushed,
-    flush_error,
-)
+from ml.kernels import FLUSHED, NO_FEATURE
+from ml.limits import MAX_TOP_K
+from ml.score import Scorer, flush_error
 
 PPM = 1_000_000
 """Shares are reported in parts per million of a row's total split weight."""
-
-NO_FEATURE = -1
-"""Feature index filling top-k slots beyond the features that split on the path."""
-
-
-@njit(cache=True, nogil=True)
-def _explain(x, nodes, nodes_f, n_samples, roots, n_features, k, top_features, top_weights, totals):
-    if denormals_flushed(nodes_f, np.float64(roots.shape[0])):
-        return FLUSHED
-    weights = np.zeros(n_features, np.int64)
-    for i in range(x.shape[0]):
-        weights[:] = 0
-        total = 0
-        for t in range(roots.shape[0]):
-            node = roots[t]
-            for _ in range(MAX_TREE_DEPTH + 1):
-                if nodes[node, COL_LEFT] == node:
-                    break
-                go_right = not (
-                    np.float32(x[i, nodes[node, COL_FEATURE]]) <= nodes_f[node, COL_THRESHOLD]
-                )
-                child = nodes[node, COL_LEFT + go_right]
-                weight = n_samples[node] - n_samples[child]
-                weights[nodes[node, COL_FEATURE]] += weight
-                total += weight
-                node = child
-        totals[i] = total
-        for j in range(k):
-            best = NO_FEATURE
-            best_weight = np.int64(0)
-            for f in range(n_features):
-                if weights[f] > best_weight:
-                    best = f
-                    best_weight = weights[f]
-            top_features[i, j] = best
-            top_weights[i, j] = best_weight
-            if best != NO_FEATURE:
-                weights[best] = -1
-    return 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,8 +69,9 @@ def explain_batch(scorer: Scorer, rows: object, k: int = 3) -> Explanations:
     features = np.empty((n, k), dtype=np.int64)
     weights = np.empty((n, k), dtype=np.int64)
     totals = np.empty(n, dtype=np.int64)
-    status = _explain(
-        x, scorer.nodes, scorer.nodes_f, scorer.n_samples, scorer.roots, scorer.n_features, k,
+    status = kernels.explain(
+        x, scorer.nodes, scorer.nodes_f, scorer.n_samples, scorer.roots, scorer.depths,
+        scorer.n_features, k,
         features, weights, totals,
     )  # fmt: skip
     if status == FLUSHED:

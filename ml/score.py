@@ -1,4 +1,4 @@
-"""The deterministic scorer: a Numba kernel over the flattened trees of a model.
+"""The deterministic scorer: a model's trees laid out for the Numba kernels (``ml.kernels``).
 
 For each row the kernel walks every tree from its root, comparing the
 feature, cast to float32 as scikit-learn does, with the node's threshold
@@ -31,71 +31,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from ml import kernels
 from ml.dataset import as_matrix, as_numeric, check_shape, nan_error
 from ml.errors import FloatEnvironmentError, InputError
 from ml.fixed import ONE
 from ml.forest import LEAF, Model
+from ml.kernels import (
+    COL_FEATURE,
+    COL_LEFT,
+    COL_RIGHT,
+    COL_THRESHOLD,
+    FLUSHED,
+    NAN_ROW,
+    NO_NAN,
+    SUBNORMAL_PROBE,
+    neg_exp2,
+)
 from ml.limits import MAX_TREE_DEPTH
-
-LN2 = 0.6931471805599453
-"""float64 nearest to ln(2)."""
-
-TAYLOR_TERMS = 24
-"""Terms of the exp series on [0, ln 2): the truncation error is below 1e-27."""
-
-INTERLEAVE = 8
-"""Rows walked together in large batches (independent walks overlap their loads)."""
-
-NAN_ROW = -1
-"""Path sum the row kernel returns for a row holding NaN (real sums are >= 0)."""
-
-NO_NAN = -1
-"""What the batch kernel returns when no row holds NaN (else the first such row)."""
-
-FLUSHED = -2
-"""What the kernels return when the CPU flushes subnormals to zero (see ``flush_error``)."""
-
-SUBNORMAL_PROBE = 2.0**-140
-"""A float64 whose float32 rounding is subnormal: lost under flush-to-zero or denormals-are-zero."""
-
-# Columns of the packed node table; the right child follows the left one so
-# that ``COL_LEFT + go_right`` picks the child without a branch.
-COL_FEATURE, COL_THRESHOLD, COL_LEFT, COL_RIGHT = 0, 1, 2, 3
-
-
-@njit(cache=True, nogil=True)
-def neg_exp2(x: float) -> float:
-    """2 ** -x for 0 <= x < 1000, from +, -, * and / only (same bits everywhere).
-
-    Scores call it with x = S / (T * 2**40) < 4 (``ml.fixed.MAX_LEAF_VALUE``).
-    """
-    whole = int(x)
-    y = (x - whole) * LN2
-    acc = 1.0
-    for k in range(TAYLOR_TERMS, 0, -1):
-        acc = 1.0 - y * acc / k
-    for _ in range(whole):
-        acc *= 0.5
-    return acc
-
-
-@njit(cache=True, nogil=True)
-def denormals_flushed(nodes_f, positive: float) -> bool:
-    """True if this thread's FPU flushes float32 subnormals (FTZ or DAZ mode).
-
-    Both probes run on this CPU's current mode, never at compile time: the
-    last row of the node table holds a subnormal threshold the compiler cannot
-    see (denormals-are-zero reads it as 0), and ``positive / positive`` is a
-    1.0 it cannot fold, whose product with ``SUBNORMAL_PROBE`` is stored as a
-    float32 (flush-to-zero stores 0).
-    """
-    if not (nodes_f[nodes_f.shape[0] - 1, COL_THRESHOLD] > np.float32(0.0)):
-        return True
-    cell = np.empty(1, np.float32)
-    cell[0] = np.float32(positive / positive * SUBNORMAL_PROBE)
-    return cell.view(np.int32)[0] == 0
 
 
 def flush_error() -> FloatEnvironmentError:
@@ -103,78 +56,6 @@ def flush_error() -> FloatEnvironmentError:
         "this process flushes subnormal floats to zero (was a library built with -ffast-math "
         "loaded?); its scores could differ from other nodes', so scoring is refused"
     )
-
-
-@njit(cache=True, nogil=True)
-def _walk(x, i, nodes, nodes_f, root, steps):
-    node = root
-    for _ in range(steps):
-        go_right = not (np.float32(x[i, nodes[node, COL_FEATURE]]) <= nodes_f[node, COL_THRESHOLD])
-        node = nodes[node, COL_LEFT + go_right]
-    return node
-
-
-@njit(cache=True, nogil=True)
-def _path_sums(x, nodes, nodes_f, value, roots, depths, sums):
-    n = x.shape[0]
-    sums[:] = 0
-    if n < INTERLEAVE:
-        for i in range(n):
-            total = 0
-            for t in range(roots.shape[0]):
-                total += value[_walk(x, i, nodes, nodes_f, roots[t], depths[t])]
-            sums[i] = total
-        return
-    cur = np.empty(INTERLEAVE, np.int64)
-    for start in range(0, n, INTERLEAVE):
-        m = min(INTERLEAVE, n - start)
-        for t in range(roots.shape[0]):
-            for r in range(m):
-                cur[r] = roots[t]
-            for _ in range(depths[t]):
-                for r in range(m):
-                    node = cur[r]
-                    go_right = not (
-                        np.float32(x[start + r, nodes[node, COL_FEATURE]])
-                        <= nodes_f[node, COL_THRESHOLD]
-                    )
-                    cur[r] = nodes[node, COL_LEFT + go_right]
-            for r in range(m):
-                sums[start + r] += value[cur[r]]
-
-
-@njit(cache=True, nogil=True)
-def _score_batch(x, nodes, nodes_f, value, roots, depths, span, cut, sums, scores, outliers):
-    if denormals_flushed(nodes_f, span):
-        return FLUSHED
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            if np.isnan(x[i, j]):
-                return i
-    _path_sums(x, nodes, nodes_f, value, roots, depths, sums)
-    for i in range(sums.shape[0]):
-        scores[i] = -neg_exp2(np.float64(sums[i]) / span)
-        outliers[i] = sums[i] < cut
-    return NO_NAN
-
-
-@njit(cache=True, nogil=True)
-def _score_row(row, nodes, nodes_f, value, roots, depths, span, cut):
-    if denormals_flushed(nodes_f, span):
-        return FLUSHED, 0.0, False
-    for j in range(row.shape[0]):
-        if np.isnan(row[j]):
-            return NAN_ROW, 0.0, False
-    total = 0
-    for t in range(roots.shape[0]):
-        node = roots[t]
-        for _ in range(depths[t]):
-            go_right = not (
-                np.float32(row[nodes[node, COL_FEATURE]]) <= nodes_f[node, COL_THRESHOLD]
-            )
-            node = nodes[node, COL_LEFT + go_right]
-        total += value[node]
-    return total, -neg_exp2(np.float64(total) / span), total < cut
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,7 +132,7 @@ class Scorer:
         sums = np.empty(n, dtype=np.int64)
         scores = np.empty(n, dtype=np.float64)
         outliers = np.empty(n, dtype=np.bool_)
-        nan_row = _score_batch(
+        nan_row = kernels.score_batch(
             x, self.nodes, self.nodes_f, self.value, self.roots, self.depths,
             self.span, self.cut, sums, scores, outliers,
         )  # fmt: skip
@@ -266,7 +147,7 @@ class Scorer:
         x = as_numeric(row)
         if x.shape != (self.n_features,):
             raise InputError(f"expected a row of {self.n_features} features, got shape {x.shape}")
-        total, score, outlier = _score_row(
+        total, score, outlier = kernels.score_row(
             x, self.nodes, self.nodes_f, self.value, self.roots, self.depths, self.span, self.cut
         )
         if total == FLUSHED:
