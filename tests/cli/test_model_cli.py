@@ -180,3 +180,19 @@ def test_bad_training_options(workdir: Path, args: list[str], message: str) -> N
     out = workdir / "never.vmodel"
     result = run("model", "train", str(workdir / "train.csv"), "--out", str(out), *args, ok=False)
     assert message in result.output and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("amount,hour\n1,2\n3,nan\n", "line 3, column 'hour'"),
+        ("amount,hour\n1,2\n", "rows per tree"),
+        ("amount,amount\n1,2\n3,4\n", "duplicate"),
+    ],
+)
+def test_bad_training_csv_gives_a_clear_error(workdir: Path, content: str, message: str) -> None:
+    data = workdir / "bad-train.csv"
+    data.write_text(content)
+    out = workdir / "never.vmodel"
+    result = run("model", "train", str(data), "--out", str(out), ok=False)
+    assert message in result.output and not out.exists()
