@@ -7,6 +7,7 @@ import click
 from cli.genesis_cmd import genesis
 from cli.keys import keygen
 from cli.ledger_cmds import anchor, status, verify_file
+from cli.model import model
 from cli.node_cmd import node
 
 
@@ -40,6 +41,7 @@ main.add_command(node)
 main.add_command(status)
 main.add_command(anchor)
 main.add_command(verify_file)
+main.add_command(model)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,355 @@
+"""`vigil model`: train, inspect, score and merge anomaly-detection models.
+
+File I/O lives here; the ``ml`` package only sees bytes and arrays. Every
+output file is written to a temporary name and then linked into place, so an
+existing file is never replaced without ``--force`` and a failed run leaves
+no partial file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ml.errors import ModelError
+from ml.limits import DIGEST_BYTES, MAX_ARTIFACT_BYTES, MAX_CSV_BYTES, MAX_TOP_K, MAX_TREES
+
+if TYPE_CHECKING:
+    from ml.dataset import Dataset
+    from ml.forest import Model
+
+# numba and scikit-learn take about a second to import, so the ml modules that
+# pull them in are imported inside the commands: `vigil keygen` stays fast.
+
+DEFAULT_TOP_K = 3
+"""Features listed per row by `vigil model score` unless --top says otherwise."""
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+def _read(path: Path, limit: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise click.ClickException(f"{path}: {size} bytes exceeds the limit of {limit}")
+        return path.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _write(path: Path, data: bytes, force: bool) -> None:
+    """Write ``data`` to ``path`` via a temporary file; refuse to replace unless ``force``."""
+    if path.exists() and not force:
+        raise click.ClickException(f"{path}: already exists (use --force to replace it)")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot write: {exc.strerror}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from the group
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if force:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        raise click.ClickException(f"{path}: already exists (use --force to replace it)") from None
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot write: {exc.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_model(path: Path) -> Model:
+    from ml import artifact
+
+    try:
+        return artifact.load(_read(path, MAX_ARTIFACT_BYTES))
+    except ModelError as exc:
+        raise click.ClickException(f"{path}: not a valid model: {exc}") from None
+
+
+def _load_csv(path: Path) -> Dataset:
+    from ml.dataset import parse_csv
+
+    try:
+        return parse_csv(_read(path, MAX_CSV_BYTES))
+    except ModelError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+
+
+def _number_or_auto(text: str, name: str, allow_int: bool) -> str | int | float:
+    text = text.strip()
+    if text == "auto":
+        return text
+    try:
+        if allow_int and text.isdigit():
+            return int(text)
+        return float(text)
+    except ValueError:
+        kinds = "'auto', an integer or a fraction" if allow_int else "'auto' or a fraction"
+        raise click.BadParameter(f"{text!r}: expected {kinds}", param_hint=name) from None
+
+
+def _parse_anchor(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.strip())
+    except ValueError:
+        raw = b""
+    if len(raw) != DIGEST_BYTES:
+        raise click.BadParameter(
+            f"{text!r}: expected a SHA-256 digest ({2 * DIGEST_BYTES} hex digits)",
+            param_hint="--anchor",
+        )
+    return raw
+
+
+@click.group()
+def model() -> None:
+    """Anomaly-detection models: train, inspect, score, merge.
+
+    \b
+      vigil model train data.csv --out m.vmodel      train an IsolationForest
+      vigil model inspect m.vmodel                   show id, schema, contributors
+      vigil model score m.vmodel rows.csv            score rows (CSV out)
+      vigil model merge a.vmodel b.vmodel --out c.vmodel   federated union
+    """
+
+
+@model.command()
+@click.argument("data", type=_FILE)
+@click.option("--out", required=True, type=_OUT, help="Where to write the model artifact.")
+@click.option(
+    "--trees", default=100, show_default=True, type=click.IntRange(1, MAX_TREES), help="Trees."
+)
+@click.option(
+    "--max-samples",
+    default="auto",
+    show_default=True,
+    help="Rows per tree: 'auto' (min(256, rows)), a count, or a fraction in (0, 1].",
+)
+@click.option(
+    "--contamination",
+    default="auto",
+    show_default=True,
+    help="'auto' (offset -0.5) or the expected outlier fraction in (0, 0.5].",
+)
+@click.option(
+    "--max-features",
+    default="1.0",
+    show_default=True,
+    help="Features per tree (count or fraction).",
+)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    metavar="DIGEST",
+    help="Hex SHA-256 of a training dataset anchored on chain (repeatable). The SHA-256 of "
+    "DATA itself is always recorded.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def train(
+    data: Path,
+    out: Path,
+    trees: int,
+    max_samples: str,
+    contamination: str,
+    max_features: str,
+    seed: int,
+    anchors: tuple[str, ...],
+    force: bool,
+) -> None:
+    """Train an IsolationForest on DATA (CSV with a header) and write the artifact."""
+    from ml.train import TrainParams, train_csv
+
+    if out.exists() and not force:
+        raise click.ClickException(f"{out}: already exists (use --force to replace it)")
+    params = TrainParams(
+        n_estimators=trees,
+        max_samples=_number_or_auto(max_samples, "--max-samples", allow_int=True),
+        contamination=_number_or_auto(contamination, "--contamination", allow_int=False),
+        max_features=_number_or_auto(max_features, "--max-features", allow_int=True),
+        random_state=seed,
+    )
+    if params.max_features == "auto":
+        raise click.BadParameter("'auto' is not a feature count", param_hint="--max-features")
+    raw = _read(data, MAX_CSV_BYTES)
+    extra = [_parse_anchor(a) for a in anchors]
+    try:
+        result = train_csv(raw, params, extra)
+    except ModelError as exc:
+        raise click.ClickException(f"{data}: {exc}") from None
+    _write(out, result.model.data, force)
+    click.echo(
+        f"wrote {out}: model {result.model.model_id.hex()}, {result.model.n_trees} trees, "
+        f"{result.model.n_features} features"
+    )
+
+
+def _describe(m: Model) -> dict:
+    from ml import artifact
+
+    return {
+        "model_id": m.model_id.hex(),
+        "format": f"{artifact.MAGIC} v{artifact.FORMAT_VERSION}",
+        "bytes": len(m.data),
+        "features": list(m.feature_names),
+        "trees": m.n_trees,
+        "offset": m.offset,
+        "threshold_path_sum": m.threshold,
+        "contributors": [
+            {
+                "digest": digest.hex(),
+                "trees": sub.n_trees,
+                "subsample": sub.subsample,
+                "hyper_parameters": {
+                    "n_estimators": sub.hyper.n_estimators,
+                    "max_samples": sub.hyper.max_samples,
+                    "max_features": sub.hyper.max_features,
+                    "contamination": sub.hyper.contamination,
+                    "random_state": sub.hyper.random_state,
+                },
+                "libraries": dict(sub.libraries),
+                "anchors": [a.hex() for a in sub.anchors],
+                "training_offset": sub.training_offset,
+            }
+            for digest, sub in zip(m.digests, m.contributors, strict=True)
+        ],
+    }
+
+
+@model.command()
+@click.argument("path", type=_FILE)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def inspect(path: Path, as_json: bool) -> None:
+    """Validate a model artifact and show its id, schema and contributors."""
+    info = _describe(_load_model(path))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"model       {info['model_id']}")
+    click.echo(f"format      {info['format']}, {info['bytes']} bytes")
+    click.echo(f"features    {', '.join(info['features'])}")
+    click.echo(f"trees       {info['trees']} from {len(info['contributors'])} contributor(s)")
+    click.echo(
+        f"threshold   offset {info['offset']!r}: outlier iff path sum < "
+        f"{info['threshold_path_sum']}"
+    )
+    for c in info["contributors"]:
+        click.echo(f"contributor {c['digest']}")
+        hyper = " ".join(f"{k}={v}" for k, v in c["hyper_parameters"].items())
+        click.echo(f"  trees {c['trees']}, subsample {c['subsample']}, {hyper}")
+        click.echo(f"  libraries {', '.join(f'{k} {v}' for k, v in c['libraries'].items())}")
+        click.echo(f"  training offset {c['training_offset']!r}")
+        for anchor in c["anchors"]:
+            click.echo(f"  anchor {anchor}")
+
+
+def _share(weight_ppm: int) -> str:
+    from ml.explain import PPM
+
+    return f"{weight_ppm // PPM}.{weight_ppm % PPM:06d}"
+
+
+def scores_csv(m: Model, rows: object, top: int) -> tuple[str, int]:
+    """The CSV `vigil model score` writes (score, verdict, path sum, top features); outliers."""
+    from ml.explain import explain_batch
+    from ml.score import Scorer
+
+    scorer = Scorer(m)
+    result = scorer.score_batch(rows)
+    explained = explain_batch(scorer, rows, top)
+    k = explained.features.shape[1]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["score", "verdict", "path_sum"]
+    for j in range(1, k + 1):
+        header += [f"top{j}", f"top{j}_share"]
+    writer.writerow(header)
+    for i in range(result.path_sums.shape[0]):
+        line = [
+            repr(float(result.scores[i])),
+            "outlier" if result.outliers[i] else "inlier",
+            str(int(result.path_sums[i])),
+        ]
+        named = explained.row(i, m.feature_names)
+        for j in range(k):
+            line += [named[j][0], _share(named[j][1])] if j < len(named) else ["", ""]
+        writer.writerow(line)
+    return out.getvalue(), int(result.outliers.sum())
+
+
+@model.command()
+@click.argument("path", type=_FILE)
+@click.argument("data", type=_FILE)
+@click.option("--out", type=_OUT, default=None, help="Write the CSV here instead of stdout.")
+@click.option(
+    "--top",
+    default=DEFAULT_TOP_K,
+    show_default=True,
+    type=click.IntRange(1, MAX_TOP_K),
+    help="Features listed per row.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def score(path: Path, data: Path, out: Path | None, top: int, force: bool) -> None:
+    """Score every row of DATA (CSV with the model's columns; extra columns are ignored).
+
+    Writes columns score (same units and sign as scikit-learn's score_samples:
+    lower is more anomalous), verdict (outlier/inlier), path_sum (the exact
+    integer recorded on chain) and the top features with their share.
+    """
+    if out is not None and out.exists() and not force:
+        raise click.ClickException(f"{out}: already exists (use --force to replace it)")
+    m = _load_model(path)
+    dataset = _load_csv(data)
+    try:
+        text, outliers = scores_csv(m, dataset.columns(m.feature_names), top)
+    except ModelError as exc:
+        raise click.ClickException(f"{data}: {exc}") from None
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        _write(out, text.encode(), force)
+    click.echo(f"scored {dataset.matrix.shape[0]} rows: {outliers} outlier(s)", err=True)
+
+
+@model.command()
+@click.argument("paths", nargs=-1, required=True, type=_FILE)
+@click.option("--out", required=True, type=_OUT, help="Where to write the merged model.")
+@click.option(
+    "--offset",
+    type=float,
+    default=None,
+    help="Decision offset of the merged model (required if the inputs disagree).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def merge(paths: tuple[Path, ...], out: Path, offset: float | None, force: bool) -> None:
+    """Merge models trained by several members into one (union of their forests)."""
+    from ml.merge import merge as merge_models
+
+    if out.exists() and not force:
+        raise click.ClickException(f"{out}: already exists (use --force to replace it)")
+    models = [_load_model(p) for p in paths]
+    try:
+        merged = merge_models(models, offset)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    _write(out, merged.data, force)
+    click.echo(
+        f"wrote {out}: model {merged.model_id.hex()}, {merged.n_trees} trees from "
+        f"{len(merged.contributors)} contributor(s)"
+    )
