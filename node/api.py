@@ -135,23 +135,23 @@ class Api:
             return error(
                 413, "batch_too_large", f"at most {MAX_SUBMIT_BATCH} transactions per request"
             )
-        results = []
+        results: list[dict | None] = []
+        raws: list[bytes] = []
         for item in items:
-            if not isinstance(item, str):
-                results.append(
-                    {"error": {"code": "bad_hex", "message": "a transaction is a hex string"}}
-                )
-                continue
             try:
-                raw = bytes.fromhex(item)
-            except ValueError:
-                results.append({"error": {"code": "bad_hex", "message": "not hexadecimal"}})
+                raws.append(bytes.fromhex(item))
+                results.append(None)
+            except (ValueError, TypeError):
+                results.append({"error": {"code": "bad_hex", "message": "not a hex string"}})
+        outcomes = iter(self.node.submit_many(raws))
+        for i, slot in enumerate(results):
+            if slot is not None:
                 continue
-            outcome = self.node.submit(raw)
+            outcome = next(outcomes)
             if outcome.tx_id is None:
-                results.append({"error": {"code": outcome.code, "message": outcome.message}})
+                results[i] = {"error": {"code": outcome.code, "message": outcome.message}}
             else:
-                results.append({"hash": outcome.tx_id.hex()})
+                results[i] = {"hash": outcome.tx_id.hex()}
         if single:
             only = results[0]
             if "error" in only:

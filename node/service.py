@@ -70,6 +70,7 @@ class SubmitResult:
     tx_id: bytes | None
     code: str = ""
     message: str = ""
+    new: bool = False
 
 
 class Node:
@@ -171,7 +172,8 @@ class Node:
         elif isinstance(action, Persist):
             self.store.put_safety(action.state)
         elif isinstance(action, BuildProposal):
-            return self._build(action)
+            # Build on the next loop turn, so requests arriving together share a block.
+            asyncio.get_running_loop().call_soon(self._build_soon, action)
         elif isinstance(action, ValidateProposal):
             problem = self.ledger.validate(action.height, action.block)
             if problem is not None:
@@ -189,6 +191,9 @@ class Node:
             self.faults[action.kind] += 1
             log.info("fault %s: %s", action.kind, action.detail)
         return None
+
+    def _build_soon(self, action: BuildProposal) -> None:
+        self.feed(self._build(action))
 
     def _build(self, action: BuildProposal) -> Event:
         candidates = self.mempool.oldest(MAX_PROPOSAL_CANDIDATES)
@@ -262,8 +267,22 @@ class Node:
 
     # ------------------------------------------------------------ clients
 
+    def submit_many(self, raws: list[bytes]) -> list[SubmitResult]:
+        """Admit a batch; the replica hears of them together, so they can share a block."""
+        results = [self._admit(raw, gossip=True) for raw in raws]
+        for result in results:
+            if result.tx_id is not None and result.new:
+                self.feed(RequestSeen(result.tx_id))
+        return results
+
     def submit(self, raw: bytes, *, gossip: bool = True) -> SubmitResult:
         """Admit one encoded transaction to the mempool (and tell the other validators)."""
+        result = self._admit(raw, gossip=gossip)
+        if result.tx_id is not None and result.new:
+            self.feed(RequestSeen(result.tx_id))
+        return result
+
+    def _admit(self, raw: bytes, *, gossip: bool) -> SubmitResult:
         if len(raw) > MAX_TX_BYTES:
             return SubmitResult(None, "too_large", f"{len(raw)} bytes exceeds {MAX_TX_BYTES}")
         try:
@@ -284,8 +303,7 @@ class Node:
             return SubmitResult(None, "mempool_full", str(exc))
         if gossip:
             self.network.broadcast(TX, raw)
-        self.feed(RequestSeen(tx.id))
-        return SubmitResult(tx.id)
+        return SubmitResult(tx.id, new=True)
 
     async def wait_for_commit(self, tx_id: bytes, timeout_s: float) -> int | None:
         """Height at which ``tx_id`` committed, waiting up to ``timeout_s``; None on timeout."""

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 def node_processes(directory: Path) -> list[str]:
-    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True
+    ).stdout
     return [line for line in out.splitlines() if "node run" in line and str(directory) in line]
 
 

@@ -50,3 +50,15 @@ def test_simulate_replay_prints_a_trace() -> None:
 def test_simulate_refuses_too_many_byzantine() -> None:
     out = run_simulate("--seeds", "1", "--nodes", "4", "--byzantine", "2")
     assert out.returncode != 0 and "exceeds f" in out.stderr
+
+
+def test_localnet_bench_prints_json() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/bench/localnet.py"), "--seconds", "1",
+         "--clients", "2", "--batch", "10"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["network"]["nodes"] == 4 and result["baseline_1_node"]["nodes"] == 1
+    assert result["network"]["committed"] > 0
