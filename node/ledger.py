@@ -26,17 +26,16 @@ from node.types import Block, Header, Tx, tx_root
 
 MAX_CLOCK_DRIFT_MS = 30_000
 """A proposal's timestamp may be at most this far ahead of the validating node's clock."""
+MAX_HEADER_CACHE = 64
+"""Committed headers kept in memory."""
+MAX_DECODED_CACHE = 8
+"""Decoded blocks kept by the hash of their bytes."""
 MAX_EXECUTION_CACHE = 16
 """Executed proposals kept by block hash, so a committed block is not executed twice."""
 
 
 def validators_hash(validators: Sequence[bytes]) -> bytes:
     return hashlib.sha256(codec.encode(list(validators))).digest()
-
-
-def block_digest(block: bytes) -> bytes:
-    """Digest the replica uses for a block: its header hash (raises on junk)."""
-    return Block.decode(block).hash()
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,8 @@ class Ledger:
             self.signatures,
         )
         self._executed: OrderedDict[bytes, Executed] = OrderedDict()
+        self._headers: OrderedDict[int, Header] = OrderedDict()
+        self._decoded: OrderedDict[bytes, Block] = OrderedDict()
 
     # ------------------------------------------------------------ chain facts
 
@@ -76,8 +77,18 @@ class Ledger:
         return vals
 
     def header(self, height: int) -> Header | None:
+        """A committed block's header (recent ones cached: every proposal needs the last)."""
+        cached = self._headers.get(height)
+        if cached is not None:
+            return cached
         raw = self.store.block(height)
-        return None if raw is None else Block.decode(raw).header
+        if raw is None:
+            return None
+        header = Block.decode(raw).header
+        self._headers[height] = header
+        while len(self._headers) > MAX_HEADER_CACHE:
+            self._headers.popitem(last=False)
+        return header
 
     def prev_hash(self, height: int) -> bytes:
         if height == 1:
@@ -92,6 +103,21 @@ class Ledger:
 
     def param(self, name: str) -> int:
         return param(Overlay(self.store.get), name)
+
+    def decode(self, raw: bytes, max_size: int | None = None) -> Block:
+        """Decode block bytes once: the digest check, validation and commit all need it."""
+        key = hashlib.sha256(raw).digest()
+        block = self._decoded.get(key)
+        if block is None:
+            block = Block.decode(raw, max_size=max_size)
+            self._decoded[key] = block
+            while len(self._decoded) > MAX_DECODED_CACHE:
+                self._decoded.popitem(last=False)
+        return block
+
+    def block_digest(self, raw: bytes) -> bytes:
+        """The digest the replica uses for a block: its header hash (raises on junk)."""
+        return self.decode(raw).hash()
 
     # ------------------------------------------------------------ consensus boundary
 
@@ -123,7 +149,9 @@ class Ledger:
     def validate(self, height: int, raw: bytes, *, check_clock: bool = True) -> str | None:
         """None if ``raw`` is a valid next block, else why not."""
         try:
-            block = Block.decode(raw, max_size=self.param("max_block_bytes"))
+            if len(raw) > self.param("max_block_bytes"):
+                return f"block is {len(raw)} bytes, over max_block_bytes"
+            block = self.decode(raw)
         except (codec.CodecError, ValueError) as exc:
             return f"malformed block: {exc}"
         h = block.header
@@ -158,7 +186,7 @@ class Ledger:
 
     def commit(self, raw: bytes, certificate: Certificate) -> tuple[list[bytes], list[bytes]]:
         """Apply a certified block; return (validators of the next height, committed tx ids)."""
-        block = Block.decode(raw)
+        block = self.decode(raw)
         height = block.header.height
         assert height == self.height + 1 and certificate.block_hash == block.hash()
         executed = self._executed.pop(block.hash(), None)

@@ -48,7 +48,7 @@ from consensus.replica import Replica, ReplicaConfig
 from node.config import Home, NodeConfig, split_address
 from node.execution import TxRejected
 from node.genesis import Genesis
-from node.ledger import Ledger, block_digest
+from node.ledger import Ledger
 from node.mempool import Mempool, MempoolFull
 from node.p2p import BLOCKS, CONSENSUS, FETCH, TX, PeerNetwork
 from node.state import Overlay
@@ -86,7 +86,7 @@ class Node:
         self.replica = Replica(
             ReplicaConfig(
                 chain_id=genesis.chain_id,
-                digest_of=block_digest,
+                digest_of=self.ledger.block_digest,
                 progress_timeout_ms=config.progress_timeout_ms,
                 request_timeout_ms=config.request_timeout_ms,
                 view_change_timeout_ms=config.view_change_timeout_ms,

@@ -178,11 +178,23 @@ class Tx(Record):
 
     def body_bytes(self) -> bytes:
         """The signed part: every field but the signature."""
+        return self._body
+
+    @cached_property
+    def _body(self) -> bytes:
         return codec.encode(self.to_wire()[:6], allow_float=True)
 
     @cached_property
+    def _encoded(self) -> bytes:
+        return Record.encode(self)
+
+    def encode(self) -> bytes:
+        """The canonical encoding, computed once per object (a tx is immutable)."""
+        return self._encoded
+
+    @cached_property
     def id(self) -> bytes:
-        return hashlib.sha256(self.body_bytes()).digest()
+        return hashlib.sha256(self._body).digest()
 
     def hash(self) -> bytes:
         """The transaction id: SHA-256 of the unsigned body."""

@@ -13,7 +13,7 @@ from consensus.crypto import DOMAIN_COMMIT, PrivateKey
 from node import anchors
 from node.genesis import DEFAULT_PARAMS, Genesis, Member
 from node.genesis import Client as GenesisClient
-from node.ledger import Ledger, block_digest
+from node.ledger import Ledger
 from node.store import Store, StoreError
 from node.types import AnchorPayload, Block, Receipt, Tx
 
@@ -45,7 +45,7 @@ def open_ledger(path: Path, clock: int = 1_000) -> Ledger:
 
 
 def certify(height: int, block: bytes) -> Certificate:
-    digest = block_digest(block)
+    digest = Block.decode(block).hash()
     votes = sorted(
         (Vote(k.public, k.sign(DOMAIN_COMMIT, "vigil-test", commit_message(height, 0, digest)))
          for k in NODES[:3]),

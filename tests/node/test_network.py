@@ -239,3 +239,12 @@ def test_a_wiped_node_resyncs_from_peers(net: Net) -> None:
     )
     height = net.status(victim)["height"]  # type: ignore[index]
     assert all_equal(net, ["org1", victim], height)
+
+
+def test_sigterm_shuts_a_node_down_cleanly(net: Net) -> None:
+    proc = net.procs.pop("org3")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert "shutting down" in (net.node("org3").home / "node.log").read_text()
+    net.start("org3")
+    net.wait("restarted after a clean stop", lambda: net.status("org3") is not None)
