@@ -62,7 +62,14 @@ def init(home: Path, genesis_file: Path, key_file: Path, force: bool) -> None:
 @click.option("--peer-listen", default=None, metavar="HOST:PORT", help="Override config.json.")
 @click.option("--api-listen", default=None, metavar="HOST:PORT", help="Override config.json.")
 @click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
-def run(home: Path, peer_listen: str | None, api_listen: str | None, log_level: str | None) -> None:
+@click.option(
+    "--resync",
+    is_flag=True,
+    help="If the store is damaged, move it aside and re-sync certified blocks from peers.",
+)
+def run(
+    home: Path, peer_listen: str | None, api_listen: str | None, log_level: str | None, resync: bool
+) -> None:
     """Run the node until SIGINT or SIGTERM."""
     from node.service import run_node
 
@@ -80,7 +87,7 @@ def run(home: Path, peer_listen: str | None, api_listen: str | None, log_level: 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(run_node(h, config, genesis, key))
+        asyncio.run(run_node(h, config, genesis, key, resync=resync))
     except (StoreError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

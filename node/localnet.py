@@ -148,11 +148,11 @@ def load(directory: Path) -> LocalNet:
     return LocalNet(directory, tuple(nodes))
 
 
-def start(node: LocalNode, *, python: str = sys.executable) -> subprocess.Popen:
-    """Start one node process; its output goes to <home>/node.log."""
+def start(node: LocalNode, *extra: str, python: str = sys.executable) -> subprocess.Popen:
+    """Start one node process (``extra``: more `vigil node run` flags); logs to <home>/node.log."""
     log = (node.home / "node.log").open("ab")
     return subprocess.Popen(
-        [python, "-m", "cli.main", "node", "run", "--home", str(node.home)],
+        [python, "-m", "cli.main", "node", "run", "--home", str(node.home), *extra],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

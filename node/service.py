@@ -15,6 +15,7 @@ import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from consensus import codec
 from consensus.certificate import Certificate
@@ -52,7 +53,7 @@ from node.ledger import Ledger
 from node.mempool import Mempool, MempoolFull
 from node.p2p import BLOCKS, CONSENSUS, FETCH, TX, PeerNetwork
 from node.state import Overlay
-from node.store import Store
+from node.store import Store, StoreError
 from node.types import MAX_TX_BYTES, Tx
 
 log = logging.getLogger("vigil.node")
@@ -343,11 +344,34 @@ class Node:
         }
 
 
-async def run_node(home: Home, config: NodeConfig, genesis: Genesis, key: PrivateKey) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+def set_aside_damaged_store(home: Home) -> Path:
+    """Move a damaged data directory out of the way so the node can re-sync from peers."""
+    target = home.path / f"{home.data_path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    home.data_path.rename(target)
+    return target
+
+
+async def run_node(
+    home: Home, config: NodeConfig, genesis: Genesis, key: PrivateKey, *, resync: bool = False
+) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly.
+
+    With ``resync``, a store that fails its start-up checks is set aside and
+    the node starts from genesis, re-syncing certified blocks from its peers.
+    """
     from node.api import start_api
 
-    node = Node(home, config, genesis, key)
+    try:
+        node = Node(home, config, genesis, key)
+    except StoreError as exc:
+        if not resync:
+            raise StoreError(
+                f"{exc}\n(to set the damaged store aside and re-sync from peers, "
+                "run again with --resync)"
+            ) from None
+        moved = set_aside_damaged_store(home)
+        log.warning("store damaged (%s); moved it to %s and re-syncing from peers", exc, moved)
+        node = Node(home, config, genesis, key)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):

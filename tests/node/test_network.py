@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -42,8 +43,8 @@ class Net:
     def node(self, org: str) -> LocalNode:
         return next(n for n in self.net.nodes if n.org == org)
 
-    def start(self, org: str) -> None:
-        self.procs[org] = localnet.start(self.node(org))
+    def start(self, org: str, *extra: str) -> None:
+        self.procs[org] = localnet.start(self.node(org), *extra)
 
     def kill(self, org: str) -> None:
         proc = self.procs.pop(org)
@@ -248,3 +249,21 @@ def test_sigterm_shuts_a_node_down_cleanly(net: Net) -> None:
     assert "shutting down" in (net.node("org3").home / "node.log").read_text()
     net.start("org3")
     net.wait("restarted after a clean stop", lambda: net.status("org3") is not None)
+
+
+def test_a_damaged_store_is_named_and_resyncs_on_request(net: Net) -> None:
+    victim = "org2"
+    net.kill(victim)
+    data = net.node(victim).home / "data"
+    for manifest in data.glob("MANIFEST-*"):
+        manifest.unlink()
+    failed = subprocess.run(
+        [sys.executable, "-m", "cli.main", "node", "run", "--home", str(net.node(victim).home)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert failed.returncode != 0
+    assert str(data) in failed.stderr and "--resync" in failed.stderr
+    net.start(victim, "--resync")
+    more = net.submit("org1", net.anchors(5))
+    net.wait("damaged node re-synced", lambda: all(net.committed(victim, h) for h in more), 90)
+    assert list(data.parent.glob("data.damaged-*"))
