@@ -170,6 +170,8 @@ class _Compiler:
         key = (type(value).__name__, value)
         index = self.const_index.get(key)
         if index is None:
+            if type(value) is str and not _is_utf8(value):
+                raise self.error(node, "string literal cannot be encoded as UTF-8")
             if len(self.constants) >= MAX_CONSTANTS:
                 raise self.error(node, f"more than {MAX_CONSTANTS} constants")
             index = len(self.constants)
@@ -695,6 +697,14 @@ def _walk_in_order(node: ast.AST) -> list[ast.AST]:
         out.append(n)
         pending.extend(reversed(list(ast.iter_child_nodes(n))))
     return out
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse(source: str, filename: str) -> ast.Module:

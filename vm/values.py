@@ -70,6 +70,8 @@ def visit(value: Any) -> int:
                     pending.append((child, depth + 1))
                 else:
                     count += 1
+            if count > MAX_VISIT_ITEMS:
+                raise LimitExceeded(f"value has more than {MAX_VISIT_ITEMS} elements to visit")
     return count
 
 
