@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.contract import contract
 from cli.genesis_cmd import genesis
 from cli.keys import keygen
 
@@ -27,3 +28,4 @@ def main() -> None:
 
 main.add_command(keygen)
 main.add_command(genesis)
+main.add_command(contract)

@@ -37,6 +37,7 @@ from vm.gas import (
     MAX_PARAMS,
     MAX_SOURCE_BYTES,
 )
+from vm.verifier import verify_module
 
 HOST_NAME = "ledger"
 """The name under which contract source reaches the host."""
@@ -735,6 +736,9 @@ def compile_source(source: str, filename: str = "<contract>") -> Module:
         encode_module(module)
     except BytecodeError as exc:
         raise CompileError(filename, 1, 1, str(exc)) from None
+    # The compiler's output must always pass the verifier; a VerifyError here
+    # is a compiler bug and is raised as such rather than hidden.
+    verify_module(module)
     return module
 
 
