@@ -21,9 +21,6 @@ DEFAULT_GAS_LIMIT = 10_000_000
 MAX_GAS_LIMIT = 100_000_000
 """Largest gas budget a single call may be given."""
 
-BASE_INSTRUCTION_GAS = 1
-"""Price of the cheapest instructions (loads, stores, jumps, stack shuffles)."""
-
 INSTRUCTION_GAS: dict[int, int] = {
     op.LOAD_CONST: 1,
     op.LOAD_LOCAL: 1,

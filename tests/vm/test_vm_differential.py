@@ -115,6 +115,12 @@ METHODS: dict[str, dict[str, st.SearchStrategy[tuple[Any, ...]]]] = {
         "swap_pairs": st.tuples(st.lists(value, max_size=7)),
         "flags": st.tuples(st.integers(-1, 40)),
         "encode_roundtrip": st.tuples(short_text),
+        "tally_pairs": st.tuples(
+            st.one_of(
+                st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), small_int), max_size=6),
+                st.lists(st.lists(st.one_of(small_int, short_text), max_size=3), max_size=3),
+            )
+        ),
         "repeat": st.tuples(
             st.one_of(short_text, st.lists(small_int, max_size=3)), st.integers(-2, 30_000)
         ),
@@ -208,7 +214,7 @@ def check_sequence(name: str, calls: list[tuple[str, tuple[Any, ...], int]]) -> 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_vm_agrees_with_cpython(name: str) -> None:
     @settings(
-        max_examples=40,
+        max_examples=60,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )

@@ -92,3 +92,19 @@ def encode_roundtrip(s):
 
 def repeat(s, n):
     return s * n
+
+
+def tally_pairs(pairs):
+    totals = {}
+    order = []
+    for key, amount in pairs:
+        if key not in totals:
+            totals[key] = 0
+            order.append(key)
+        totals[key] += amount
+    scaled = [0] * len(order)
+    for i in range(len(order)):
+        scaled[i] += totals[order[i]]
+        scaled[i] *= 2
+    order += ["end"]
+    return totals, scaled, order
