@@ -20,9 +20,12 @@ from vm.compiler import compile_source
 from vm.errors import VMError
 from vm.gas import DEFAULT_GAS_LIMIT, MAX_GAS_LIMIT, MAX_STORAGE_VALUE_BYTES
 from vm.host import DEFAULT_CALLER, InMemoryHost
-from vm.interpreter import Result, prepare
+from vm.interpreter import Program, Result, load, prepare
 from vm.jsonvalues import JSONValueError, from_json, to_json
 from vm.values import decode_value, encode_value
+
+BYTECODE_SUFFIX = ".vbc"
+"""Files with this suffix hold serialized bytecode (as written by `compile --out`)."""
 
 CONTRACT_NAME = "contract"
 """Storage namespace of the contract run by `vigil contract run`."""
@@ -42,6 +45,19 @@ def _compile(path: Path) -> Any:
         return compile_source(_read_source(path), str(path))
     except VMError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _load_program(path: Path) -> Program:
+    """A verified program from contract source or, for ``.vbc`` files, serialized bytecode."""
+    if path.suffix != BYTECODE_SUFFIX:
+        return prepare(_compile(path))
+    try:
+        return load(path.read_bytes())
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read: {exc.strerror}") from None
+    except VMError as exc:
+        click.echo(f"error: {path}: {exc.kind}: {exc}", err=True)
         sys.exit(1)
 
 
@@ -118,7 +134,7 @@ def run_cmd(
     gas: int,
     as_json: bool,
 ) -> None:
-    """Run METHOD of FILE.py with ARGS (a JSON array) against an in-memory ledger.
+    """Run METHOD of FILE.py (or compiled FILE.vbc) with ARGS (a JSON array) on an in-memory ledger.
 
     Prints the result, events, storage writes and gas used. A failed call
     (require, out of gas, a limit, a run-time error) exits with status 1 and
@@ -140,7 +156,7 @@ def run_cmd(
     if save_state and state_file is None:
         raise click.BadParameter("--save-state needs --state")
     storage = _load_state(state_file) if state_file is not None and state_file.exists() else {}
-    program = prepare(_compile(file))
+    program = _load_program(file)
     host = InMemoryHost(
         contract=CONTRACT_NAME,
         state={CONTRACT_NAME: storage},

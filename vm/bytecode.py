@@ -73,7 +73,7 @@ class Instruction:
 
 def encode_module(module: Module) -> bytes:
     """Serialize ``module``; BytecodeError if it breaks a structural limit."""
-    _check_shape(module)
+    check_shape(module)
     wire = [
         MAGIC,
         FORMAT_VERSION,
@@ -91,7 +91,8 @@ def code_hash(data: bytes) -> bytes:
     return sha256(data)
 
 
-def _check_shape(module: Module) -> None:
+def check_shape(module: Module) -> None:
+    """Structural limits of a module (counts, names, sizes); BytecodeError if broken."""
     if len(module.constants) > MAX_CONSTANTS:
         raise BytecodeError(f"{len(module.constants)} constants, limit is {MAX_CONSTANTS}")
     if not 0 < len(module.functions) <= MAX_FUNCTIONS:
@@ -153,7 +154,7 @@ def decode_module(data: bytes) -> Module:
             raise BytecodeError("function name must be a string")
         functions.append(Function(name, n_params, n_locals, code))
     module = Module(tuple(constants), tuple(functions))
-    _check_shape(module)
+    check_shape(module)
     if encode_module(module) != data:
         raise BytecodeError("module encoding is not canonical")
     return module

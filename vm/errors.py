@@ -6,6 +6,13 @@ receipts) and a plain message. Callers catch :class:`VMError` and nothing else.
 
 from __future__ import annotations
 
+from vm.gas import MAX_MESSAGE_CHARS
+
+
+def cut(text: str) -> str:
+    """``text`` bounded to MAX_MESSAGE_CHARS characters (error messages end up in receipts)."""
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+
 
 class VMError(Exception):
     """Base class of everything the VM raises."""
@@ -56,7 +63,10 @@ class LimitExceeded(ExecutionFailure):
 
 
 class Revert(ExecutionFailure):
-    """``require(cond, msg)`` failed: the contract refused the call with ``msg``."""
+    """``require(cond, msg)`` failed: the contract refused the call with ``msg`` (cut if long)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(cut(message))
 
 
 class ExecutionError(ExecutionFailure):
@@ -69,11 +79,14 @@ class ExecutionError(ExecutionFailure):
 
     def __init__(self, python_kind: str, message: str) -> None:
         self.python_kind = python_kind
-        super().__init__(f"{python_kind}: {message}")
+        super().__init__(cut(f"{python_kind}: {message}"))
 
 
 class HostError(ExecutionFailure):
     """The host refused a request (unknown contract or model, re-entrant call, bad call)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(cut(message))
 
 
 class CallError(VMError):

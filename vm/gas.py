@@ -164,6 +164,9 @@ MAX_EVENT_DATA_BYTES = 4 << 10
 MAX_VALUE_BYTES = 64 << 10
 """Longest encoded argument list or return value of a call."""
 
+MAX_MESSAGE_CHARS = 256
+"""Revert messages and run-time error details are cut to this many characters."""
+
 # --- Module and compiler limits ---------------------------------------------
 
 MAX_SOURCE_BYTES = 256 << 10

@@ -1083,6 +1083,8 @@ def execute(
     """
     if type(gas_limit) is not int or not 0 <= gas_limit <= MAX_GAS_LIMIT:
         return Result(error=CallError(f"gas limit must be 0..{MAX_GAS_LIMIT}"))
+    if type(method) is not str:
+        return Result(error=CallError("method name must be a str"))
     index = program.by_name.get(method)
     if index is None or method.startswith("_"):
         return Result(error=CallError(f"no public method {method!r}"))

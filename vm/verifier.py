@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vm import opcodes as op
-from vm.bytecode import Function, Instruction, Module, decode_code
+from vm.bytecode import Function, Instruction, Module, check_shape, decode_code
 from vm.errors import VerifyError
 from vm.gas import MAX_BUILD_ITEMS, MAX_STACK_HEIGHT
 
@@ -39,7 +39,12 @@ class VerifiedFunction:
 
 
 def verify_module(module: Module) -> tuple[VerifiedFunction, ...]:
-    """Check every function of ``module``; raise VerifyError naming the first broken rule."""
+    """Check every function of ``module``; raise VerifyError naming the first broken rule.
+
+    Structural limits are checked first (BytecodeError), since modules can also
+    be built in memory rather than decoded.
+    """
+    check_shape(module)
     return tuple(_verify_function(module, f) for f in module.functions)
 
 

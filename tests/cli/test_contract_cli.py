@@ -159,3 +159,16 @@ def test_json_convention_round_trips_every_kind_of_value() -> None:
     assert from_json(json.loads(json.dumps(doc))) == value
     assert doc[6] == {"a": 1} and doc[4] == {"$bytes": "00ff"}
     assert doc[8] == {"$dict": [["$odd", 1]]}
+
+
+def test_run_accepts_compiled_bytecode_and_verifies_it(tmp_path: Path) -> None:
+    vbc = tmp_path / "voting.vbc"
+    assert (
+        runner().invoke(main, ["contract", "compile", str(VOTING), "--out", str(vbc)]).exit_code
+        == 0
+    )
+    r = runner().invoke(main, ["contract", "run", str(vbc), "tally", "[1]", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["result"] is None
+    vbc.write_bytes(vbc.read_bytes()[:-1])
+    r = runner().invoke(main, ["contract", "run", str(vbc), "tally", "[1]"])
+    assert r.exit_code == 1 and "BytecodeError" in r.stderr

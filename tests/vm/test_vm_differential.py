@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from vm_oracle import StubLedger, run_cpython, typed_equal
 
 from vm.compiler import compile_source
-from vm.errors import CallError, ExecutionError, LimitExceeded, OutOfGas, Revert, VMError
+from vm.errors import CallError, ExecutionError, LimitExceeded, OutOfGas, Revert, VMError, cut
 from vm.host import InMemoryHost
 from vm.interpreter import prepare
 from vm.values import check_value, decode_value
@@ -203,7 +203,7 @@ def check_sequence(name: str, calls: list[tuple[str, tuple[Any, ...], int]]) -> 
             assert typed_equal(vm.events, py.events), f"{label}: events differ"
         elif py.kind == "revert":
             assert isinstance(vm.error, Revert), f"{label}: CPython reverted, VM {vm.error!r}"
-            assert vm.error.message == py.detail
+            assert vm.error.message == cut(py.detail)
         else:
             assert isinstance(vm.error, ExecutionError), f"{label}: CPython {py.detail}, VM {vm!r}"
             assert vm.error.python_kind == py.detail, f"{label}: {vm.error} vs {py.detail}"

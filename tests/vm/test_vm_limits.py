@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from vm.compiler import compile_source
-from vm.errors import CallError, LimitExceeded, OutOfGas
+from vm.errors import CallError, ExecutionError, LimitExceeded, OutOfGas, Revert
 from vm.gas import (
     INT_LIMIT,
     MAX_CALL_DEPTH,
@@ -18,6 +18,7 @@ from vm.gas import (
     MAX_EVENTS,
     MAX_GAS_LIMIT,
     MAX_MEMORY_BYTES,
+    MAX_MESSAGE_CHARS,
     MAX_NESTING_DEPTH,
     MAX_STORAGE_KEY_BYTES,
     MAX_STORAGE_VALUE_BYTES,
@@ -252,3 +253,13 @@ def test_contract_call_depth_edge() -> None:
     # hop(n) from the top makes n nested contract calls.
     assert host.run(chain, "hop", [MAX_CONTRACT_CALL_DEPTH]).value == 5
     fails(host.run(chain, "hop", [MAX_CONTRACT_CALL_DEPTH + 1]), LimitExceeded)
+
+
+def test_revert_message_length_edge() -> None:
+    source = "def f(n):\n    require(False, 'm' * n)\n"
+    r = call(source, "f", MAX_MESSAGE_CHARS)
+    assert isinstance(r.error, Revert) and r.error.message == "m" * MAX_MESSAGE_CHARS
+    r = call(source, "f", MAX_MESSAGE_CHARS + 1)
+    assert len(r.error.message) == MAX_MESSAGE_CHARS and r.error.message.endswith("...")
+    r = call("def f(n):\n    return {}['k' * n]\n", "f", 10_000)
+    assert isinstance(r.error, ExecutionError) and len(str(r.error)) == MAX_MESSAGE_CHARS
