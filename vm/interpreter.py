@@ -170,6 +170,12 @@ def _key(k: Any) -> Any:
     return k
 
 
+def _lookup(m: _Machine, k: Any) -> Any:
+    """A key used only to look up (never inserted): any value, bounded before CPython hashes it."""
+    m.visit(k)
+    return k
+
+
 def _is_intlike(v: Any) -> bool:
     t = type(v)
     return t is int or t is bool
@@ -442,7 +448,7 @@ class _Machine:
     def contains(self, x: Any, y: Any) -> bool:
         ty = type(y)
         if ty is dict:
-            return _key(x) in y
+            return _lookup(self, x) in y
         if ty is list or ty is tuple:
             self.visit(x, y)
             return x in y
@@ -521,12 +527,8 @@ class _Machine:
         elif opc == op.LOAD_SUBSCR:
             k = pop()
             c = pop()
-            if type(c) is dict:
-                push(c[_key(k)])
-            elif type(c) in (list, tuple, str, bytes):
-                push(c[k])
-            else:
-                raise ExecutionError("TypeError", f"'{_tname(c)}' object is not subscriptable")
+            # Lookups are CPython's own; only a key's size is bounded first.
+            push(c[_lookup(self, k)])
         elif opc == op.STORE_SUBSCR:
             k = pop()
             c = pop()
@@ -536,21 +538,13 @@ class _Machine:
                     self.alloc_items(len(c) + 1, 0)
                     self.alloc(2 * SLOT_BYTES)
                 c[k] = v
-            elif type(c) is list:
-                c[k] = v
             else:
-                raise ExecutionError(
-                    "TypeError", f"'{_tname(c)}' object does not support item assignment"
-                )
+                # Lists assign in place; every other type makes CPython raise its own error.
+                c[_lookup(self, k)] = v
         elif opc == op.DELETE_SUBSCR:
             k = pop()
             c = pop()
-            if type(c) is dict:
-                del c[_key(k)]
-            elif type(c) is list:
-                del c[k]
-            else:
-                raise ExecutionError("TypeError", f"'{_tname(c)}' object doesn't support deletion")
+            del c[_lookup(self, k)]
         elif opc == op.LOAD_SLICE:
             step = pop()
             stop = pop()
@@ -685,18 +679,9 @@ class _Machine:
         return s
 
     def to_int(self, args: list[Any]) -> int:
-        if not args:
-            return 0
-        x = args[0]
-        if len(args) == 1:
-            if _is_intlike(x):
-                return int(x)
-            if type(x) not in (str, bytes):
-                raise ExecutionError("TypeError", f"int() cannot convert '{_tname(x)}'")
-            return _check_int(int(x))
-        if type(x) not in (str, bytes) or not _is_intlike(args[1]):
-            raise ExecutionError("TypeError", "int() with a base needs a string and an int base")
-        return _check_int(int(x, args[1]))
+        # CPython's int() on VM values allocates nothing but its result and
+        # refuses strings over 4300 digits, so its errors are used as they are.
+        return _check_int(int(*args))
 
     def to_bytes(self, x: Any) -> bytes:
         if _is_intlike(x):
@@ -704,27 +689,21 @@ class _Machine:
                 raise ExecutionError("ValueError", "negative count")
             self.alloc_str(int(x))
             return bytes(int(x))
-        if type(x) in (bytes, list, tuple):
+        if type(x) in _SEQ_TYPES:
             self.alloc_str(len(x))
-            return bytes(x)
-        raise ExecutionError("TypeError", f"cannot convert '{_tname(x)}' object to bytes")
+        return bytes(x)  # CPython's own errors for str, None and bad items
 
     def to_dict(self, args: list[Any]) -> dict[Any, Any]:
         if not args:
             self.alloc_items(0)
             return {}
         x = args[0]
-        if type(x) is dict:
+        if type(x) in _SEQ_TYPES:
+            self.visit(x)
             self.alloc_items(len(x), 2)
-            return dict(x)
-        if type(x) not in (list, tuple):
-            raise ExecutionError("TypeError", f"dict() cannot convert '{_tname(x)}'")
-        self.alloc_items(len(x), 2)
-        out: dict[Any, Any] = {}
-        for pair in x:
-            if type(pair) not in (list, tuple) or len(pair) != 2:
-                raise ExecutionError("ValueError", "dict() needs a sequence of 2-item pairs")
-            out[_key(pair[0])] = pair[1]
+        out = dict(x)
+        for k in out:
+            _key(k)
         return out
 
     # -- the host -------------------------------------------------------------
@@ -934,11 +913,11 @@ def _m_copy(m: _Machine, recv: Any) -> Any:
 
 
 def _m_dict_get(m: _Machine, recv: dict[Any, Any], k: Any, default: Any = None) -> Any:
-    return recv.get(_key(k), default)
+    return recv.get(_lookup(m, k), default)
 
 
 def _m_dict_pop(m: _Machine, recv: dict[Any, Any], k: Any, *default: Any) -> Any:
-    return recv.pop(_key(k), *default)
+    return recv.pop(_lookup(m, k), *default)
 
 
 def _m_setdefault(m: _Machine, recv: dict[Any, Any], k: Any, default: Any = None) -> Any:
@@ -980,15 +959,13 @@ def _m_split(m: _Machine, recv: Any, *sep: Any) -> list[Any]:
 
 
 def _m_join(m: _Machine, recv: Any, items: Any) -> Any:
-    if type(items) not in (list, tuple):
-        raise ExecutionError("TypeError", "join() needs a list or tuple")
-    for item in items:
-        if type(item) is not type(recv):
-            raise ExecutionError(
-                "TypeError", f"sequence item: expected {_tname(recv)}, '{_tname(item)}' found"
-            )
-    m.alloc_str(sum(len(i) for i in items) + len(recv) * max(len(items) - 1, 0))
-    return recv.join(items)
+    if type(items) not in _SEQ_TYPES:
+        return recv.join(items)  # CPython raises its TypeError
+    parts = list(items)
+    m.alloc_items(len(parts))
+    if all(type(p) is type(recv) for p in parts):
+        m.alloc_str(sum(len(p) for p in parts) + len(recv) * max(len(parts) - 1, 0))
+    return recv.join(parts)
 
 
 def _m_grow(method: str, factor: int) -> Callable[..., Any]:
@@ -1059,6 +1036,11 @@ _METHODS: dict[tuple[type, str], Callable[..., Any]] = {
     (bytes, "decode"): _m_grow("decode", 1),
     (bytes, "hex"): _m_hex,
     (bytes, "count"): _m_plain("count"),
+    (bytes, "index"): _m_plain("index"),
+    (bytes, "isdigit"): _m_plain("isdigit"),
+    (bytes, "upper"): _m_grow("upper", 1),
+    (bytes, "lower"): _m_grow("lower", 1),
+    (bytes, "strip"): _m_grow("strip", 1),
 }
 """(receiver type, method name) -> implementation. Anything else is AttributeError."""
 
