@@ -17,7 +17,7 @@ import click
 
 from vm.bytecode import code_hash, encode_module
 from vm.compiler import compile_source
-from vm.errors import VMError
+from vm.errors import CompileError, VMError
 from vm.gas import DEFAULT_GAS_LIMIT, MAX_GAS_LIMIT, MAX_STORAGE_VALUE_BYTES
 from vm.host import DEFAULT_CALLER, InMemoryHost
 from vm.interpreter import Program, Result, load, prepare
@@ -43,8 +43,12 @@ def _read_source(path: Path) -> str:
 def _compile(path: Path) -> Any:
     try:
         return compile_source(_read_source(path), str(path))
+    except CompileError as exc:
+        for err in exc.errors:
+            click.echo(f"error: {err}", err=True)
+        sys.exit(1)
     except VMError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {exc.kind}: {exc}", err=True)
         sys.exit(1)
 
 

@@ -239,9 +239,20 @@ class _Compiler:
                 raise self.error(
                     self.module_constants[name], f"{name!r} is both constant and function"
                 )
-        functions = tuple(self.compile_function(d) for d in defs)
-        module = Module(tuple(self.constants), functions)
-        return module
+        # Each function is compiled even after another failed, so an author
+        # sees the first error of every function at once.
+        functions = []
+        errors: list[CompileError] = []
+        for d in defs:
+            try:
+                functions.append(self.compile_function(d))
+            except CompileError as exc:
+                errors.append(exc)
+        if errors:
+            first = errors[0]
+            first.errors = errors
+            raise first
+        return Module(tuple(self.constants), tuple(functions))
 
     def define_constant(self, target: ast.Name, value: ast.expr) -> None:
         name = target.id

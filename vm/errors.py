@@ -27,13 +27,18 @@ class VMError(Exception):
 
 
 class CompileError(VMError):
-    """The source is not a valid Vigil contract; names the file, line and column (1-based)."""
+    """The source is not a valid Vigil contract; names the file, line and column (1-based).
+
+    ``errors`` lists every error found (this one first): the compiler reports
+    the first error of each function.
+    """
 
     def __init__(self, file: str, line: int, col: int, message: str) -> None:
         self.file = file
         self.line = line
         self.col = col
         self.detail = message
+        self.errors: list[CompileError] = [self]
         super().__init__(f"{file}:{line}:{col}: {message}")
 
 

@@ -219,6 +219,12 @@ class _Machine:
             raise LimitExceeded(f"container of {count} items exceeds {MAX_CONTAINER_ITEMS}")
         self.alloc(max(count, 0) * slots * SLOT_BYTES)
 
+    def grow(self, new_len: int, new_slots: int) -> None:
+        """Account a container growing in place to ``new_len`` items (``new_slots`` added)."""
+        if new_len > MAX_CONTAINER_ITEMS:
+            raise LimitExceeded(f"container of {new_len} items exceeds {MAX_CONTAINER_ITEMS}")
+        self.alloc(new_slots * SLOT_BYTES)
+
     def visit(self, *values: Any) -> None:
         """Bound and charge for operations that recurse into containers."""
         for v in values:
@@ -369,13 +375,14 @@ class _Machine:
             if tx is str or tx is bytes:
                 self.alloc_str(len(x) + len(y))
                 return x + y
-            self.alloc_items(len(x) + len(y))
             if opc == op.IADD and tx is list:
+                self.grow(len(x) + len(y), len(y))
                 x.extend(y)
                 return x
+            self.alloc_items(len(x) + len(y))
             return x + y
         if opc == op.IADD and tx is list and ty in _SEQ_TYPES:
-            self.alloc_items(len(x) + len(y))
+            self.grow(len(x) + len(y), len(y))
             x.extend(y)
             return x
         if opc in (op.MUL, op.IMUL):
@@ -535,8 +542,7 @@ class _Machine:
             v = pop()
             if type(c) is dict:
                 if _key(k) not in c:
-                    self.alloc_items(len(c) + 1, 0)
-                    self.alloc(2 * SLOT_BYTES)
+                    self.grow(len(c) + 1, 2)
                 c[k] = v
             else:
                 # Lists assign in place; every other type makes CPython raise its own error.
@@ -596,8 +602,8 @@ class _Machine:
             if len(args) == 1:
                 if type(args[0]) not in _SEQ_TYPES:
                     raise ExecutionError("TypeError", f"'{_tname(args[0])}' object is not iterable")
-                self.visit(args[0])
-                self.charge(len(args[0]) * GAS_PER_ITEM_VISITED)
+                if type(args[0]) in (str, bytes):
+                    self.charge(len(args[0]) * GAS_PER_ITEM_VISITED)
             self.visit(*args)
             return min(*args) if name == "min" else max(*args)
         if name == "abs":
@@ -866,23 +872,21 @@ def _repr_bound(value: Any) -> int:
 
 
 def _m_append(m: _Machine, recv: list[Any], x: Any) -> None:
-    m.alloc_items(len(recv) + 1, 0)
-    m.alloc(SLOT_BYTES)
+    m.grow(len(recv) + 1, 1)
     recv.append(x)
 
 
 def _m_extend(m: _Machine, recv: list[Any], x: Any) -> None:
     if type(x) not in _SEQ_TYPES:
         raise ExecutionError("TypeError", f"'{_tname(x)}' object is not iterable")
-    m.alloc_items(len(recv) + len(x))
+    m.grow(len(recv) + len(x), len(x))
     recv.extend(x)
 
 
 def _m_insert(m: _Machine, recv: list[Any], i: Any, x: Any) -> None:
     if not _is_intlike(i):
         raise ExecutionError("TypeError", "list indices must be integers")
-    m.alloc_items(len(recv) + 1, 0)
-    m.alloc(SLOT_BYTES)
+    m.grow(len(recv) + 1, 1)
     recv.insert(i, x)
 
 
@@ -922,16 +926,14 @@ def _m_dict_pop(m: _Machine, recv: dict[Any, Any], k: Any, *default: Any) -> Any
 
 def _m_setdefault(m: _Machine, recv: dict[Any, Any], k: Any, default: Any = None) -> Any:
     if _key(k) not in recv:
-        m.alloc_items(len(recv) + 1, 0)
-        m.alloc(2 * SLOT_BYTES)
+        m.grow(len(recv) + 1, 2)
     return recv.setdefault(k, default)
 
 
 def _m_update(m: _Machine, recv: dict[Any, Any], other: Any) -> None:
     if type(other) is not dict:
         raise ExecutionError("TypeError", "dict.update() needs a dict")
-    m.alloc_items(len(recv) + len(other), 0)
-    m.alloc(2 * SLOT_BYTES * len(other))
+    m.grow(len(recv) + len(other), 2 * len(other))
     recv.update(other)
 
 

@@ -66,10 +66,11 @@ def test_compile_prints_hash_and_size_and_writes_bytecode(tmp_path: Path) -> Non
 
 
 def test_compile_error_names_file_line_column_and_fails(tmp_path: Path) -> None:
-    bad = write(tmp_path, "bad.py", "def f(x):\n    return x / 2\n")
+    bad = write(tmp_path, "bad.py", "def f(x):\n    return x / 2\ndef g():\n    import os\n")
     r = runner().invoke(main, ["contract", "compile", str(bad)])
     assert r.exit_code == 1
     assert f"{bad}:2:12: '/' is not supported" in r.stderr
+    assert f"{bad}:4:5: imports are not supported" in r.stderr
     assert r.stdout == ""
 
 

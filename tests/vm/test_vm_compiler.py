@@ -257,3 +257,13 @@ def test_long_operator_chain_is_a_compile_error_not_a_crash() -> None:
 def test_surrogate_string_literal_is_rejected() -> None:
     with pytest.raises(CompileError, match="UTF-8"):
         compile_source(_fn('    return "\\ud800"\n'))
+
+
+def test_first_error_of_every_function_is_reported() -> None:
+    source = "def f(x):\n    return x / 2\n\ndef g():\n    return 1.5\n\ndef h():\n    return 1\n"
+    with pytest.raises(CompileError) as info:
+        compile_source(source, "c.py")
+    assert [str(e) for e in info.value.errors] == [
+        "c.py:2:12: '/' is not supported: use '//' for integer division",
+        "c.py:5:12: floats are not supported",
+    ]
