@@ -781,9 +781,14 @@ class _Machine:
                 raise ExecutionError("TypeError", "ledger.call arguments must be a list")
             self.encode(list(call_args), MAX_VALUE_BYTES)
             self.charge(GAS_CONTRACT_CALL)
-            outcome = self.ask_host(
-                "call", contract, method, list(call_args), self.gas, self.contract_depth
-            )
+            try:
+                outcome = self.ask_host(
+                    "call", contract, method, list(call_args), self.gas, self.contract_depth
+                )
+            except ExecutionFailure as exc:
+                # The callee's gas is spent even though its failure fails this call.
+                self.gas -= min(max(exc.gas_used, 0), max(self.gas, 0))
+                raise
             if type(outcome) is not tuple or len(outcome) != 2 or type(outcome[1]) is not int:
                 raise HostError("host call must return (value, gas_used)")
             value, used = outcome

@@ -21,6 +21,7 @@ from vm.errors import (
     Revert,
 )
 from vm.gas import (
+    GAS_CONTRACT_CALL,
     GAS_EMIT,
     GAS_PER_EVENT_BYTE,
     GAS_PER_ITEM_VISITED,
@@ -234,6 +235,8 @@ def test_contract_calls_commit_together_and_roll_back_together() -> None:
     }
     r = host.run(p, "relay", ["bad"])
     assert isinstance(r.error, Revert) and r.error.message == "refused"
+    # The caller is charged the callee's gas (its storage write) even though both fail.
+    assert r.gas_used > GAS_CONTRACT_CALL + GAS_STORAGE_WRITE * 2
     assert host.state["other"]["theirs"] == encode_value("hi", 100)
     assert host.state["main"]["mine"] == encode_value("hi", 100)
 
