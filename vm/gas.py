@@ -87,6 +87,9 @@ GAS_PER_BYTE_ALLOCATED = 1
 GAS_PER_ITEM_VISITED = 1
 """Price of each element visited when comparing, hashing, sorting or printing containers."""
 
+SCAN_BYTES_PER_GAS = 16
+"""Bytes of str/bytes data compared, searched or hashed for one unit of gas."""
+
 GAS_PER_BYTE_HASHED = 1
 """Price of each byte fed to ``sha256`` (on top of the call's instruction price)."""
 

@@ -56,9 +56,10 @@ from vm.gas import (
     MAX_STR_BYTES,
     MAX_VALUE_BYTES,
     OBJECT_OVERHEAD_BYTES,
+    SCAN_BYTES_PER_GAS,
     SLOT_BYTES,
 )
-from vm.values import KEY_TYPES, check_value, decode_value, encode_value, visit
+from vm.values import KEY_TYPES, check_value, decode_value, encode_value, measure
 from vm.verifier import verify_module
 
 _DONE = object()
@@ -226,11 +227,25 @@ class _Machine:
         self.alloc(new_slots * SLOT_BYTES)
 
     def visit(self, *values: Any) -> None:
-        """Bound and charge for operations that recurse into containers."""
+        """Bound and charge for an operation that walks, compares, searches or hashes values.
+
+        Containers cost GAS_PER_ITEM_VISITED per node; str and bytes data cost
+        one unit per SCAN_BYTES_PER_GAS bytes, wherever they sit.
+        """
         for v in values:
             t = type(v)
             if t is list or t is tuple or t is dict:
-                self.charge(visit(v) * GAS_PER_ITEM_VISITED)
+                nodes, nbytes = measure(v)
+                self.charge(nodes * GAS_PER_ITEM_VISITED + nbytes // SCAN_BYTES_PER_GAS)
+            elif t is str or t is bytes:
+                self.charge(len(v) // SCAN_BYTES_PER_GAS)
+
+    def key(self, k: Any) -> Any:
+        """A key about to be inserted in a dict: a scalar, its hashing paid for."""
+        _key(k)
+        if type(k) is str or type(k) is bytes:
+            self.charge(len(k) // SCAN_BYTES_PER_GAS)
+        return k
 
     # -- the loop -------------------------------------------------------------
 
@@ -460,6 +475,7 @@ class _Machine:
             self.visit(x, y)
             return x in y
         if ty is str or ty is bytes:
+            self.visit(x, y)
             return x in y
         raise ExecutionError("TypeError", f"argument of type '{_tname(y)}' is not iterable")
 
@@ -512,7 +528,7 @@ class _Machine:
             del stack[len(stack) - 2 * a :]
             d: dict[Any, Any] = {}
             for i in range(0, 2 * a, 2):
-                d[_key(items[i])] = items[i + 1]
+                d[self.key(items[i])] = items[i + 1]
             push(d)
         elif opc == op.BUILD_STRING:
             parts = stack[len(stack) - a :] if a else []
@@ -541,7 +557,7 @@ class _Machine:
             c = pop()
             v = pop()
             if type(c) is dict:
-                if _key(k) not in c:
+                if self.key(k) not in c:
                     self.grow(len(c) + 1, 2)
                 c[k] = v
             else:
@@ -687,6 +703,7 @@ class _Machine:
     def to_int(self, args: list[Any]) -> int:
         # CPython's int() on VM values allocates nothing but its result and
         # refuses strings over 4300 digits, so its errors are used as they are.
+        self.visit(*args)
         return _check_int(int(*args))
 
     def to_bytes(self, x: Any) -> bytes:
@@ -901,16 +918,11 @@ def _m_list_pop(m: _Machine, recv: list[Any], *args: Any) -> Any:
     return recv.pop(*args)
 
 
-def _m_visiting(method: str) -> Callable[..., Any]:
+def _m_scan(method: str) -> Callable[..., Any]:
+    """Methods that allocate nothing but may walk, compare or search their receiver and args."""
+
     def impl(m: _Machine, recv: Any, *args: Any) -> Any:
         m.visit(recv, *args)
-        return getattr(recv, method)(*args)
-
-    return impl
-
-
-def _m_plain(method: str) -> Callable[..., Any]:
-    def impl(m: _Machine, recv: Any, *args: Any) -> Any:
         return getattr(recv, method)(*args)
 
     return impl
@@ -930,7 +942,7 @@ def _m_dict_pop(m: _Machine, recv: dict[Any, Any], k: Any, *default: Any) -> Any
 
 
 def _m_setdefault(m: _Machine, recv: dict[Any, Any], k: Any, default: Any = None) -> Any:
-    if _key(k) not in recv:
+    if m.key(k) not in recv:
         m.grow(len(recv) + 1, 2)
     return recv.setdefault(k, default)
 
@@ -938,6 +950,7 @@ def _m_setdefault(m: _Machine, recv: dict[Any, Any], k: Any, default: Any = None
 def _m_update(m: _Machine, recv: dict[Any, Any], other: Any) -> None:
     if type(other) is not dict:
         raise ExecutionError("TypeError", "dict.update() needs a dict")
+    m.visit(other)
     m.grow(len(recv) + len(other), 2 * len(other))
     recv.update(other)
 
@@ -1003,15 +1016,15 @@ _METHODS: dict[tuple[type, str], Callable[..., Any]] = {
     (list, "extend"): _m_extend,
     (list, "insert"): _m_insert,
     (list, "pop"): _m_list_pop,
-    (list, "remove"): _m_visiting("remove"),
-    (list, "index"): _m_visiting("index"),
-    (list, "count"): _m_visiting("count"),
-    (list, "reverse"): _m_plain("reverse"),
-    (list, "sort"): _m_visiting("sort"),
+    (list, "remove"): _m_scan("remove"),
+    (list, "index"): _m_scan("index"),
+    (list, "count"): _m_scan("count"),
+    (list, "reverse"): _m_scan("reverse"),
+    (list, "sort"): _m_scan("sort"),
     (list, "copy"): _m_copy,
-    (list, "clear"): _m_plain("clear"),
-    (tuple, "index"): _m_visiting("index"),
-    (tuple, "count"): _m_visiting("count"),
+    (list, "clear"): _m_scan("clear"),
+    (tuple, "index"): _m_scan("index"),
+    (tuple, "count"): _m_scan("count"),
     (dict, "get"): _m_dict_get,
     (dict, "pop"): _m_dict_pop,
     (dict, "setdefault"): _m_setdefault,
@@ -1020,31 +1033,31 @@ _METHODS: dict[tuple[type, str], Callable[..., Any]] = {
     (dict, "values"): _m_values,
     (dict, "items"): _m_items,
     (dict, "copy"): _m_copy,
-    (dict, "clear"): _m_plain("clear"),
-    (str, "startswith"): _m_plain("startswith"),
-    (str, "endswith"): _m_plain("endswith"),
+    (dict, "clear"): _m_scan("clear"),
+    (str, "startswith"): _m_scan("startswith"),
+    (str, "endswith"): _m_scan("endswith"),
     (str, "split"): _m_split,
     (str, "join"): _m_join,
     (str, "upper"): _m_grow("upper", 3),
     (str, "lower"): _m_grow("lower", 3),
     (str, "strip"): _m_grow("strip", 1),
     (str, "replace"): _m_replace,
-    (str, "find"): _m_plain("find"),
-    (str, "isdigit"): _m_plain("isdigit"),
+    (str, "find"): _m_scan("find"),
+    (str, "isdigit"): _m_scan("isdigit"),
     (str, "encode"): _m_grow("encode", 4),
-    (str, "count"): _m_plain("count"),
-    (str, "index"): _m_plain("index"),
-    (bytes, "startswith"): _m_plain("startswith"),
-    (bytes, "endswith"): _m_plain("endswith"),
+    (str, "count"): _m_scan("count"),
+    (str, "index"): _m_scan("index"),
+    (bytes, "startswith"): _m_scan("startswith"),
+    (bytes, "endswith"): _m_scan("endswith"),
     (bytes, "split"): _m_split,
     (bytes, "join"): _m_join,
     (bytes, "replace"): _m_replace,
-    (bytes, "find"): _m_plain("find"),
+    (bytes, "find"): _m_scan("find"),
     (bytes, "decode"): _m_grow("decode", 1),
     (bytes, "hex"): _m_hex,
-    (bytes, "count"): _m_plain("count"),
-    (bytes, "index"): _m_plain("index"),
-    (bytes, "isdigit"): _m_plain("isdigit"),
+    (bytes, "count"): _m_scan("count"),
+    (bytes, "index"): _m_scan("index"),
+    (bytes, "isdigit"): _m_scan("isdigit"),
     (bytes, "upper"): _m_grow("upper", 1),
     (bytes, "lower"): _m_grow("lower", 1),
     (bytes, "strip"): _m_grow("strip", 1),

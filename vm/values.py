@@ -41,38 +41,53 @@ class DecodeError(BytecodeError):
     """Bytes are not the canonical encoding of a VM value."""
 
 
-def visit(value: Any) -> int:
-    """Count the nodes of ``value``; raise LimitExceeded if it is too deep or too big.
+def measure(value: Any) -> tuple[int, int]:
+    """(nodes, string bytes) of ``value``; LimitExceeded if it is too deep or has too many nodes.
 
     Walks iteratively (no recursion), so cyclic or very deep values are caught
     by the depth limit before any recursive CPython operation touches them.
+    Shared parts count every time they are reached, as CPython would walk
+    them again. The byte count is the total length of the str and bytes met.
     """
     t = type(value)
+    if t is str or t is bytes:
+        return 1, len(value)
     if t is not list and t is not tuple and t is not dict:
-        return 1
+        return 1, 0
     count = 0
+    nbytes = 0
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
         count += 1
         if count > MAX_VISIT_ITEMS:
             raise LimitExceeded(f"value has more than {MAX_VISIT_ITEMS} elements to visit")
-        t = type(item)
-        if t is list or t is tuple or t is dict:
-            if depth > MAX_NESTING_DEPTH:
-                raise LimitExceeded(f"value is nested deeper than {MAX_NESTING_DEPTH}")
-            children = item.values() if t is dict else item
-            if t is dict:
-                count += len(item)
-            for child in children:
-                ct = type(child)
-                if ct is list or ct is tuple or ct is dict:
-                    pending.append((child, depth + 1))
-                else:
-                    count += 1
-            if count > MAX_VISIT_ITEMS:
-                raise LimitExceeded(f"value has more than {MAX_VISIT_ITEMS} elements to visit")
-    return count
+        if depth > MAX_NESTING_DEPTH:
+            raise LimitExceeded(f"value is nested deeper than {MAX_NESTING_DEPTH}")
+        if type(item) is dict:
+            count += len(item)
+            for k in item:
+                if type(k) is str or type(k) is bytes:
+                    nbytes += len(k)
+            children: Any = item.values()
+        else:
+            children = item
+        for child in children:
+            ct = type(child)
+            if ct is list or ct is tuple or ct is dict:
+                pending.append((child, depth + 1))
+            else:
+                count += 1
+                if ct is str or ct is bytes:
+                    nbytes += len(child)
+        if count > MAX_VISIT_ITEMS:
+            raise LimitExceeded(f"value has more than {MAX_VISIT_ITEMS} elements to visit")
+    return count, nbytes
+
+
+def visit(value: Any) -> int:
+    """Number of nodes of ``value`` (see :func:`measure` for the limits it enforces)."""
+    return measure(value)[0]
 
 
 def _int_to_bytes(n: int) -> bytes:

@@ -30,6 +30,7 @@ from vm.gas import (
     GAS_STORAGE_READ,
     GAS_STORAGE_WRITE,
     INSTRUCTION_GAS,
+    SCAN_BYTES_PER_GAS,
 )
 from vm.host import InMemoryHost
 from vm.interpreter import Program, execute, prepare
@@ -347,3 +348,30 @@ def test_value_encoding_round_trips_exactly(value: Any) -> None:
 def test_value_decoding_rejects_non_canonical_forms(wire: Any) -> None:
     with pytest.raises(DecodeError):
         decode_value(codec.encode(wire), 1 << 20)
+
+
+def test_comparing_and_searching_long_strings_costs_gas_per_byte() -> None:
+    source = """
+def eq(n):
+    a = "x" * n
+    b = "x" * n
+    return a == b
+def search(n):
+    hay = "x" * n
+    return "y" in hay
+def lookup(n):
+    d = {}
+    return d.get("k" * n)
+"""
+    p = program(source)
+
+    def gas(method: str, n: int) -> int:
+        r = execute(p, method, [n], InMemoryHost())
+        assert r.error is None, r.error
+        return r.gas_used
+
+    # eq: two allocations of n bytes, and both operands scanned.
+    assert gas("eq", 32_000) - gas("eq", 16_000) == 2 * 16_000 + 2 * 16_000 // SCAN_BYTES_PER_GAS
+    # search: one allocation plus the scan of haystack and needle.
+    assert gas("search", 32_000) - gas("search", 16_000) == 16_000 + 16_000 // SCAN_BYTES_PER_GAS
+    assert gas("lookup", 32_000) - gas("lookup", 16_000) == 16_000 + 16_000 // SCAN_BYTES_PER_GAS
