@@ -90,6 +90,9 @@ GAS_PER_ITEM_VISITED = 1
 SCAN_BYTES_PER_GAS = 16
 """Bytes of str/bytes data compared, searched or hashed for one unit of gas."""
 
+SLOTS_MOVED_PER_GAS = 64
+"""List slots shifted by insert/pop/remove/del in the middle of a list, per unit of gas."""
+
 GAS_PER_BYTE_HASHED = 1
 """Price of each byte fed to ``sha256`` (on top of the call's instruction price)."""
 

@@ -58,6 +58,7 @@ from vm.gas import (
     OBJECT_OVERHEAD_BYTES,
     SCAN_BYTES_PER_GAS,
     SLOT_BYTES,
+    SLOTS_MOVED_PER_GAS,
 )
 from vm.values import KEY_TYPES, check_value, decode_value, encode_value, measure
 from vm.verifier import verify_module
@@ -566,6 +567,8 @@ class _Machine:
         elif opc == op.DELETE_SUBSCR:
             k = pop()
             c = pop()
+            if type(c) is list:
+                self.charge(len(c) // SLOTS_MOVED_PER_GAS)
             del c[_lookup(self, k)]
         elif opc == op.LOAD_SLICE:
             step = pop()
@@ -909,12 +912,15 @@ def _m_insert(m: _Machine, recv: list[Any], i: Any, x: Any) -> None:
     if not _is_intlike(i):
         raise ExecutionError("TypeError", "list indices must be integers")
     m.grow(len(recv) + 1, 1)
+    m.charge(len(recv) // SLOTS_MOVED_PER_GAS)
     recv.insert(i, x)
 
 
 def _m_list_pop(m: _Machine, recv: list[Any], *args: Any) -> Any:
     if args and not _is_intlike(args[0]):
         raise ExecutionError("TypeError", "list indices must be integers")
+    if args:
+        m.charge(len(recv) // SLOTS_MOVED_PER_GAS)
     return recv.pop(*args)
 
 
@@ -1016,7 +1022,7 @@ _METHODS: dict[tuple[type, str], Callable[..., Any]] = {
     (list, "extend"): _m_extend,
     (list, "insert"): _m_insert,
     (list, "pop"): _m_list_pop,
-    (list, "remove"): _m_scan("remove"),
+    (list, "remove"): _m_scan("remove"),  # its visit also pays for the shift
     (list, "index"): _m_scan("index"),
     (list, "count"): _m_scan("count"),
     (list, "reverse"): _m_scan("reverse"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vm_oracle import typed_equal
 
@@ -31,6 +31,7 @@ from vm.gas import (
     GAS_STORAGE_WRITE,
     INSTRUCTION_GAS,
     SCAN_BYTES_PER_GAS,
+    SLOTS_MOVED_PER_GAS,
 )
 from vm.host import InMemoryHost
 from vm.interpreter import Program, execute, prepare
@@ -323,7 +324,11 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(value=values)
 def test_value_encoding_round_trips_exactly(value: Any) -> None:
     data = encode_value(value, 1 << 20)
@@ -375,3 +380,21 @@ def lookup(n):
     # search: one allocation plus the scan of haystack and needle.
     assert gas("search", 32_000) - gas("search", 16_000) == 16_000 + 16_000 // SCAN_BYTES_PER_GAS
     assert gas("lookup", 32_000) - gas("lookup", 16_000) == 16_000 + 16_000 // SCAN_BYTES_PER_GAS
+
+
+def test_shifting_long_lists_costs_gas_per_slot() -> None:
+    source = """
+def shift(n, k):
+    xs = [0] * n
+    for i in range(k):
+        xs.insert(0, i)
+        xs.pop(0)
+    return len(xs)
+"""
+    p = program(source)
+    small = execute(p, "shift", [640, 10], InMemoryHost())
+    big = execute(p, "shift", [1280, 10], InMemoryHost())
+    assert small.value == 640 and big.value == 1280
+    # 640 more slots: 640 * 8 bytes allocated once, and 10 inserts and 10 pops
+    # each shifting 640 more slots (10 more gas units per shift).
+    assert big.gas_used - small.gas_used == 640 * 8 + 20 * 640 // SLOTS_MOVED_PER_GAS

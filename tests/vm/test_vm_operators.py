@@ -225,7 +225,11 @@ def _compare(name: str, x: Any, y: Any) -> None:
         assert vm.error.python_kind == py.detail, f"{label}: VM {vm.error} CPython {py.detail}"
 
 
-SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.mark.slow
