@@ -152,8 +152,7 @@ class _Code:
 
 
 class _Compiler:
-    def __init__(self, source: str, filename: str) -> None:
-        self.source = source
+    def __init__(self, filename: str) -> None:
         self.filename = filename
         self.constants: list[Any] = []
         self.const_index: dict[tuple[str, Any], int] = {}
@@ -726,19 +725,15 @@ def parse(source: str, filename: str) -> ast.Module:
     try:
         return ast.parse(source, filename=filename)
     except SyntaxError as exc:
-        return _raise_syntax(exc, filename)
+        raise CompileError(filename, exc.lineno or 1, exc.offset or 1, exc.msg) from None
     except (RecursionError, MemoryError, ValueError) as exc:
         raise CompileError(filename, 1, 1, f"source cannot be parsed: {exc}") from None
-
-
-def _raise_syntax(exc: SyntaxError, filename: str) -> ast.Module:
-    raise CompileError(filename, exc.lineno or 1, exc.offset or 1, exc.msg) from None
 
 
 def compile_source(source: str, filename: str = "<contract>") -> Module:
     """Compile contract source text to a Module; CompileError on anything unsupported."""
     tree = parse(source, filename)
-    compiler = _Compiler(source, filename)
+    compiler = _Compiler(filename)
     try:
         module = compiler.compile_module(tree)
     except RecursionError:
