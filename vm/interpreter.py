@@ -446,10 +446,12 @@ class _Machine:
             return _check_int(x << y)
         if opc == op.RSHIFT:
             return x >> y
+        # Bitwise results of in-range operands can leave the range (e.g.
+        # -2 & -(2**255 - 1) == -2**255), so every one is checked.
         if opc == op.BITAND:
-            return x & y
+            return _check_int(x & y)
         if opc == op.BITOR:
-            return x | y
+            return _check_int(x | y)
         if opc == op.BITXOR:
             return _check_int(x ^ y)
         if opc == op.EQ:

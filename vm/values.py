@@ -101,6 +101,9 @@ def _to_wire(value: Any) -> Any:
     if t is int:
         if codec.INT_MIN <= value <= codec.INT_MAX:
             return value
+        if not -INT_LIMIT < value < INT_LIMIT:
+            # Never write what decode_value would refuse.
+            raise LimitExceeded("integer out of the VM's range")
         return [TAG_BIGINT, _int_to_bytes(value)]
     if t is list:
         return [TAG_LIST, *[_to_wire(v) for v in value]]

@@ -398,3 +398,9 @@ def shift(n, k):
     # 640 more slots: 640 * 8 bytes allocated once, and 10 inserts and 10 pops
     # each shifting 640 more slots (10 more gas units per shift).
     assert big.gas_used - small.gas_used == 640 * 8 + 20 * 640 // SLOTS_MOVED_PER_GAS
+
+
+def test_encoding_refuses_integers_the_decoder_would_refuse() -> None:
+    with pytest.raises(LimitExceeded):
+        encode_value([-(2**255)], 1 << 10)
+    assert decode_value(encode_value(-(2**255) + 1, 1 << 10), 1 << 10) == -(2**255) + 1

@@ -34,7 +34,7 @@ scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(2**70), 2**70),
-    st.sampled_from([0, 1, -1, 2, 255, 256, 2**254, -(2**254)]),
+    st.sampled_from([0, 1, -1, -2, 2, 255, 256, 2**254, -(2**254), 2**255 - 1, -(2**255) + 1]),
     st.text(max_size=6),
     st.binary(max_size=6),
 )

@@ -85,6 +85,11 @@ def test_integer_bound_edges() -> None:
     fails(call(ARITH, "shl", 1, 10**30), IntegerOverflow)
     assert ok(call(ARITH, "shl", 0, 10**30)) == 0
     fails(call(ARITH, "mul", 2**128, 2**127), IntegerOverflow)
+    # Bitwise operators on in-range operands can reach -2**255.
+    bits = "def band(a, b):\n    return a & b\ndef bor(a, b):\n    return a | b\n"
+    fails(call(bits, "band", -2, -top), IntegerOverflow)
+    assert ok(call(bits, "band", -1, -top)) == -top
+    assert ok(call(bits, "bor", -2, -top)) == -1
     assert issubclass(IntegerOverflow, LimitExceeded)
 
 
