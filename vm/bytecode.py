@@ -22,6 +22,7 @@ from consensus.crypto import sha256
 from vm import opcodes as op
 from vm.errors import BytecodeError, VerifyError
 from vm.gas import (
+    INT_LIMIT,
     MAX_CODE_BYTES,
     MAX_CONSTANTS,
     MAX_FUNCTIONS,
@@ -100,6 +101,13 @@ def check_shape(module: Module) -> None:
     for c in module.constants:
         if c is not None and type(c) not in (bool, int, str, bytes):
             raise BytecodeError(f"constant of type {type(c).__name__} is not allowed")
+        if type(c) is str:
+            try:
+                c.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BytecodeError("string constant is not valid UTF-8") from None
+        if type(c) is int and not -INT_LIMIT < c < INT_LIMIT:
+            raise BytecodeError("integer constant out of the VM's range")
     names = set()
     for f in module.functions:
         if type(f.name) is not str or not f.name.isidentifier():

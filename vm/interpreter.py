@@ -739,7 +739,7 @@ class _Machine:
     def storage_key(self, key: Any) -> str:
         if type(key) is not str:
             raise ExecutionError("TypeError", f"storage keys must be str, not '{_tname(key)}'")
-        if len(key.encode("utf-8", "surrogatepass")) > MAX_STORAGE_KEY_BYTES:
+        if len(key.encode("utf-8")) > MAX_STORAGE_KEY_BYTES:
             raise LimitExceeded(f"storage key longer than {MAX_STORAGE_KEY_BYTES} bytes")
         return key
 
@@ -767,8 +767,7 @@ class _Machine:
             data = self.encode(args[1], MAX_STORAGE_VALUE_BYTES)
             self.charge(
                 GAS_STORAGE_WRITE
-                + GAS_PER_STORAGE_BYTE_WRITTEN
-                * (len(key.encode("utf-8", "surrogatepass")) + len(data))
+                + GAS_PER_STORAGE_BYTE_WRITTEN * (len(key.encode("utf-8")) + len(data))
             )
             self.writes[key] = data
             return None
@@ -781,7 +780,7 @@ class _Machine:
             ev_name = args[0]
             if type(ev_name) is not str:
                 raise ExecutionError("TypeError", "event name must be a str")
-            name_bytes = len(ev_name.encode("utf-8", "surrogatepass"))
+            name_bytes = len(ev_name.encode("utf-8"))
             if name_bytes > MAX_EVENT_NAME_BYTES:
                 raise LimitExceeded(f"event name longer than {MAX_EVENT_NAME_BYTES} bytes")
             if len(self.events) >= MAX_EVENTS:
@@ -851,10 +850,7 @@ class _Machine:
 
     def encode(self, value: Any, limit: int) -> bytes:
         self.visit(value)
-        try:
-            return encode_value(value, limit)
-        except UnicodeEncodeError as exc:
-            raise ExecutionError("UnicodeEncodeError", str(exc)) from None
+        return encode_value(value, limit)
 
 
 _SYMBOLS = {

@@ -125,6 +125,8 @@ def encode_value(value: Any, max_bytes: int) -> bytes:
         data = codec.encode(_to_wire(value))
     except codec.CodecError as exc:
         raise LimitExceeded(f"value cannot be encoded: {exc}") from None
+    except UnicodeEncodeError as exc:  # a str holding lone surrogates
+        raise ExecutionError("UnicodeEncodeError", str(exc)) from None
     if len(data) > max_bytes:
         raise LimitExceeded(f"encoded value is {len(data)} bytes, limit is {max_bytes}")
     return data

@@ -404,3 +404,14 @@ def test_encoding_refuses_integers_the_decoder_would_refuse() -> None:
     with pytest.raises(LimitExceeded):
         encode_value([-(2**255)], 1 << 10)
     assert decode_value(encode_value(-(2**255) + 1, 1 << 10), 1 << 10) == -(2**255) + 1
+
+
+def test_strings_that_are_not_utf8_are_refused() -> None:
+    """Lone surrogates cannot be stored or hashed canonically: refused at the boundary."""
+    p = program("def put(k):\n    ledger.put(k, 1)\ndef emit(n):\n    ledger.emit(n, 1)\n")
+    for method in ("put", "emit"):
+        r = execute(p, method, ["ok\ud800"], InMemoryHost())
+        assert isinstance(r.error, CallError) and r.gas_used == 0
+        assert execute(p, method, ["ok"], InMemoryHost()).error is None
+    with pytest.raises(ExecutionError, match="UnicodeEncodeError"):
+        encode_value(["\udc80"], 100)

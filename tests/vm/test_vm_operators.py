@@ -159,7 +159,7 @@ scalar = st.one_of(
     st.booleans(),
     st.integers(-300, 300),
     st.integers(-(2**254), 2**254),
-    st.sampled_from([0, 1, -1, 2, 255, 256]),
+    st.sampled_from([0, 1, -1, -2, 2, 255, 256, 2**255 - 1, -(2**255) + 1]),
     st.text(alphabet="ab ,1-", max_size=5),
     st.text(max_size=4),
     st.binary(max_size=4),

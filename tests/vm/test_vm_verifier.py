@@ -221,3 +221,11 @@ def test_function_and_constant_count_limit_edges() -> None:
 def test_oversize_module_is_rejected_before_decoding() -> None:
     with pytest.raises(BytecodeError, match="not a canonical module"):
         decode_module(codec.encode(b"x" * MAX_MODULE_BYTES))
+
+
+def test_in_memory_modules_get_the_same_structural_checks() -> None:
+    for consts in (("\ud800",), (2**255,), ([1],)):
+        with pytest.raises(BytecodeError):
+            prepare(Module(consts, (Function("main", 0, 0, RET_NONE),)))
+    with pytest.raises(BytecodeError, match="local count"):
+        prepare(Module((None,), (Function("main", 2, 1, RET_NONE),)))
