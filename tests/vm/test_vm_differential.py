@@ -56,6 +56,14 @@ value = st.recursive(
     max_leaves=12,
 )
 small = st.integers(min_value=-1, max_value=4)
+
+
+def _toy_model(features: list[int]) -> int:
+    """A fixed integer scoring rule standing in for the ML module (the host's business)."""
+    return sum(f * (i + 1) for i, f in enumerate(features)) % 1000
+
+
+MODELS = {"iforest": _toy_model}
 amount = st.one_of(st.integers(min_value=-5, max_value=1_500), any_int)
 int_dict = st.dictionaries(st.text(max_size=3), small_int, max_size=5)
 
@@ -125,6 +133,13 @@ METHODS: dict[str, dict[str, st.SearchStrategy[tuple[Any, ...]]]] = {
             st.one_of(short_text, st.lists(small_int, max_size=3)), st.integers(-2, 30_000)
         ),
     },
+    "screening": {
+        "screen": st.tuples(
+            st.sampled_from(["acme-1", "globex-7"]),
+            st.one_of(st.lists(st.integers(-50, 400), max_size=9), st.lists(scalar, max_size=3)),
+        ),
+        "summary": st.tuples(st.sampled_from(["acme-1", "globex-7", "nobody"])),
+    },
     "loops": {
         "sum_squares": st.tuples(st.integers(-3, 60_000)),
         "collatz": st.tuples(st.integers(-1, 10**6)),
@@ -178,8 +193,9 @@ def _valid_args(args: tuple[Any, ...]) -> bool:
 def check_sequence(name: str, calls: list[tuple[str, tuple[Any, ...], int]]) -> None:
     source, path = _load(name)
     program = prepare(compile_source(source, path))
-    host = InMemoryHost(member_orgs=list(MEMBERS), block_height=7, block_time=1_700_000_000_000)
-    stub = StubLedger(member_orgs=list(MEMBERS), block_height=7, block_time=1_700_000_000_000)
+    env = {"member_orgs": list(MEMBERS), "block_height": 7, "block_time": 1_700_000_000_000}
+    host = InMemoryHost(models=dict(MODELS), **env)
+    stub = StubLedger(models=dict(MODELS), **env)
     for method, args, who in calls:
         host.caller_key, host.org = CALLERS[who]
         stub.caller_key, stub.org = CALLERS[who]

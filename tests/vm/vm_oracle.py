@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class StubLedger:
     block_height: int = 0
     block_time: int = 0
     member_orgs: list[str] = field(default_factory=list)
+    models: dict[str, Callable[[list[int]], int]] = field(default_factory=dict)
     writes: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -83,6 +85,14 @@ class StubLedger:
 
     def members(self) -> list[str]:
         return list(self.member_orgs)
+
+    def score(self, model: Any, features: Any) -> int:
+        fn = self.models.get(model)
+        if fn is None:
+            raise LookupError(f"no model {model!r}")
+        if type(features) not in (list, tuple) or any(type(f) not in (int, bool) for f in features):
+            raise TypeError("features must be a list of ints")
+        return fn([int(f) for f in features])
 
     def emit(self, name: Any, data: Any) -> None:
         if type(name) is not str:
