@@ -67,6 +67,10 @@ class LimitExceeded(ExecutionFailure):
     """A size, depth or count limit was hit (value size, memory, call depth, integer range...)."""
 
 
+class IntegerOverflow(LimitExceeded):
+    """An integer result is outside ``-2**255 < x < 2**255``."""
+
+
 class Revert(ExecutionFailure):
     """``require(cond, msg)`` failed: the contract refused the call with ``msg`` (cut if long)."""
 

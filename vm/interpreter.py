@@ -12,7 +12,6 @@ MAX_CALL_DEPTH alone. Only VMError subclasses ever leave :func:`execute`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from vm.errors import (
     ExecutionError,
     ExecutionFailure,
     HostError,
+    IntegerOverflow,
     LimitExceeded,
     OutOfGas,
     Revert,
@@ -60,7 +60,17 @@ from vm.gas import (
     SLOT_BYTES,
     SLOTS_MOVED_PER_GAS,
 )
-from vm.values import KEY_TYPES, check_value, decode_value, encode_value, measure
+from vm.methods import METHODS
+from vm.values import (
+    SEQUENCE_TYPES,
+    check_key,
+    check_value,
+    decode_value,
+    encode_value,
+    is_intlike,
+    measure,
+    type_name,
+)
 from vm.verifier import verify_module
 
 _DONE = object()
@@ -85,10 +95,6 @@ _PY_ERRORS = (
     OverflowError,
 )
 """CPython exceptions a value operation can raise; each becomes an ExecutionError of that kind."""
-
-
-class IntegerOverflow(LimitExceeded):
-    """An integer result is outside ``-2**255 < x < 2**255``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,36 +160,10 @@ class Result:
         return self.error is None
 
 
-def _tname(v: Any) -> str:
-    return "NoneType" if v is None else type(v).__name__
-
-
 def _check_int(r: int) -> int:
     if -INT_LIMIT < r < INT_LIMIT:
         return r
     raise IntegerOverflow("integer overflow: |result| must be < 2**255")
-
-
-def _key(k: Any) -> Any:
-    if type(k) not in KEY_TYPES:
-        raise ExecutionError(
-            "TypeError", f"dict keys must be str, int, bytes, bool or None, not {_tname(k)}"
-        )
-    return k
-
-
-def _lookup(m: _Machine, k: Any) -> Any:
-    """A key used only to look up (never inserted): any value, bounded before CPython hashes it."""
-    m.visit(k)
-    return k
-
-
-def _is_intlike(v: Any) -> bool:
-    t = type(v)
-    return t is int or t is bool
-
-
-_SEQ_TYPES = (list, tuple, str, bytes, dict)
 
 
 class _Machine:
@@ -241,9 +221,14 @@ class _Machine:
             elif t is str or t is bytes:
                 self.charge(len(v) // SCAN_BYTES_PER_GAS)
 
+    def lookup(self, k: Any) -> Any:
+        """A key only looked up, never inserted: any value, bounded before CPython hashes it."""
+        self.visit(k)
+        return k
+
     def key(self, k: Any) -> Any:
         """A key about to be inserted in a dict: a scalar, its hashing paid for."""
-        _key(k)
+        check_key(k)
         if type(k) is str or type(k) is bytes:
             self.charge(len(k) // SCAN_BYTES_PER_GAS)
         return k
@@ -370,7 +355,7 @@ class _Machine:
     # -- operators ------------------------------------------------------------
 
     def binary(self, opc: int, x: Any, y: Any) -> Any:
-        if _is_intlike(x) and _is_intlike(y):
+        if is_intlike(x) and is_intlike(y):
             return self.int_binary(opc, x, y)
         if opc == op.EQ or opc == op.NE:
             self.visit(x, y)
@@ -397,13 +382,13 @@ class _Machine:
                 return x
             self.alloc_items(len(x) + len(y))
             return x + y
-        if opc == op.IADD and tx is list and ty in _SEQ_TYPES:
+        if opc == op.IADD and tx is list and ty in SEQUENCE_TYPES:
             self.grow(len(x) + len(y), len(y))
             x.extend(y)
             return x
         if opc in (op.MUL, op.IMUL):
-            seq, n = (x, y) if _is_intlike(y) else (y, x)
-            if _is_intlike(n) and type(seq) in (str, bytes, list, tuple):
+            seq, n = (x, y) if is_intlike(y) else (y, x)
+            if is_intlike(n) and type(seq) in (str, bytes, list, tuple):
                 count = len(seq) * max(int(n), 0)
                 if type(seq) in (str, bytes):
                     self.alloc_str(count)
@@ -417,7 +402,8 @@ class _Machine:
             raise ExecutionError("TypeError", "%-formatting is not supported; use f-strings")
         symbol = _SYMBOLS.get(opc, "?")
         raise ExecutionError(
-            "TypeError", f"unsupported operand types for {symbol}: '{_tname(x)}' and '{_tname(y)}'"
+            "TypeError",
+            f"unsupported operand types for {symbol}: '{type_name(x)}' and '{type_name(y)}'",
         )
 
     def int_binary(self, opc: int, x: int, y: int) -> Any:
@@ -467,20 +453,20 @@ class _Machine:
         if opc == op.GE:
             return x >= y
         if opc == op.IN or opc == op.NOT_IN:
-            raise ExecutionError("TypeError", f"argument of type '{_tname(y)}' is not iterable")
+            raise ExecutionError("TypeError", f"argument of type '{type_name(y)}' is not iterable")
         raise AssertionError(f"not a binary opcode: {opc}")  # pragma: no cover
 
     def contains(self, x: Any, y: Any) -> bool:
         ty = type(y)
         if ty is dict:
-            return _lookup(self, x) in y
+            return self.lookup(x) in y
         if ty is list or ty is tuple:
             self.visit(x, y)
             return x in y
         if ty is str or ty is bytes:
             self.visit(x, y)
             return x in y
-        raise ExecutionError("TypeError", f"argument of type '{_tname(y)}' is not iterable")
+        raise ExecutionError("TypeError", f"argument of type '{type_name(y)}' is not iterable")
 
     # -- everything else ------------------------------------------------------
 
@@ -495,8 +481,10 @@ class _Machine:
             stack[-3], stack[-2], stack[-1] = stack[-1], stack[-3], stack[-2]
         elif opc == op.NEG or opc == op.POS or opc == op.INVERT:
             x = pop()
-            if not _is_intlike(x):
-                raise ExecutionError("TypeError", f"bad operand type for unary op: '{_tname(x)}'")
+            if not is_intlike(x):
+                raise ExecutionError(
+                    "TypeError", f"bad operand type for unary op: '{type_name(x)}'"
+                )
             push(_check_int(-x if opc == op.NEG else (+x if opc == op.POS else ~x)))
         elif opc == op.NOT:
             push(not pop())
@@ -511,14 +499,14 @@ class _Machine:
             if t is dict:
                 self.alloc_items(0)
             elif t not in (list, tuple, str, bytes):
-                raise ExecutionError("TypeError", f"'{_tname(x)}' object is not iterable")
+                raise ExecutionError("TypeError", f"'{type_name(x)}' object is not iterable")
             push(iter(x))
         elif opc == op.RANGE_ITER:
             args = stack[len(stack) - a :]
             del stack[len(stack) - a :]
             for v in args:
-                if not _is_intlike(v):
-                    raise ExecutionError("TypeError", f"range() needs ints, not '{_tname(v)}'")
+                if not is_intlike(v):
+                    raise ExecutionError("TypeError", f"range() needs ints, not '{type_name(v)}'")
             push(iter(range(*args)))
         elif opc == op.BUILD_LIST or opc == op.BUILD_TUPLE:
             self.alloc_items(a)
@@ -538,13 +526,15 @@ class _Machine:
             del stack[len(stack) - a :]
             for p in parts:
                 if type(p) is not str:
-                    raise ExecutionError("TypeError", f"can only join str, not '{_tname(p)}'")
+                    raise ExecutionError("TypeError", f"can only join str, not '{type_name(p)}'")
             self.alloc_str(sum(len(p) for p in parts))
             push("".join(parts))
         elif opc == op.UNPACK:
             x = pop()
-            if type(x) not in _SEQ_TYPES:
-                raise ExecutionError("TypeError", f"cannot unpack non-iterable {_tname(x)} object")
+            if type(x) not in SEQUENCE_TYPES:
+                raise ExecutionError(
+                    "TypeError", f"cannot unpack non-iterable {type_name(x)} object"
+                )
             if len(x) != a:
                 raise ExecutionError("ValueError", f"expected {a} values to unpack, got {len(x)}")
             items = list(x)
@@ -554,7 +544,7 @@ class _Machine:
             k = pop()
             c = pop()
             # Lookups are CPython's own; only a key's size is bounded first.
-            push(c[_lookup(self, k)])
+            push(c[self.lookup(k)])
         elif opc == op.STORE_SUBSCR:
             k = pop()
             c = pop()
@@ -565,22 +555,22 @@ class _Machine:
                 c[k] = v
             else:
                 # Lists assign in place; every other type makes CPython raise its own error.
-                c[_lookup(self, k)] = v
+                c[self.lookup(k)] = v
         elif opc == op.DELETE_SUBSCR:
             k = pop()
             c = pop()
             if type(c) is list:
                 self.charge(len(c) // SLOTS_MOVED_PER_GAS)
-            del c[_lookup(self, k)]
+            del c[self.lookup(k)]
         elif opc == op.LOAD_SLICE:
             step = pop()
             stop = pop()
             start = pop()
             c = pop()
             if type(c) not in (list, tuple, str, bytes):
-                raise ExecutionError("TypeError", f"'{_tname(c)}' object cannot be sliced")
+                raise ExecutionError("TypeError", f"'{type_name(c)}' object cannot be sliced")
             for part in (start, stop, step):
-                if part is not None and not _is_intlike(part):
+                if part is not None and not is_intlike(part):
                     raise ExecutionError("TypeError", "slice indices must be integers or None")
             s = slice(start, stop, step)
             n = len(range(len(c))[s])
@@ -597,10 +587,10 @@ class _Machine:
             args = stack[len(stack) - b :] if b else []
             del stack[len(stack) - b :]
             recv = pop()
-            impl = _METHODS.get((type(recv), a))
+            impl = METHODS.get((type(recv), a))
             if impl is None:
                 raise ExecutionError(
-                    "AttributeError", f"'{_tname(recv)}' object has no method {a!r}"
+                    "AttributeError", f"'{type_name(recv)}' object has no method {a!r}"
                 )
             push(impl(self, recv, *args))
         elif opc == op.CALL_HOST:
@@ -616,40 +606,42 @@ class _Machine:
         name = op.BUILTIN_BY_ID[ident]
         if name == "len":
             x = args[0]
-            if type(x) not in _SEQ_TYPES:
-                raise ExecutionError("TypeError", f"object of type '{_tname(x)}' has no len()")
+            if type(x) not in SEQUENCE_TYPES:
+                raise ExecutionError("TypeError", f"object of type '{type_name(x)}' has no len()")
             return len(x)
         if name in ("min", "max"):
             if len(args) == 1:
-                if type(args[0]) not in _SEQ_TYPES:
-                    raise ExecutionError("TypeError", f"'{_tname(args[0])}' object is not iterable")
+                if type(args[0]) not in SEQUENCE_TYPES:
+                    raise ExecutionError(
+                        "TypeError", f"'{type_name(args[0])}' object is not iterable"
+                    )
                 if type(args[0]) in (str, bytes):
                     self.charge(len(args[0]) * GAS_PER_ITEM_VISITED)
             self.visit(*args)
             return min(*args) if name == "min" else max(*args)
         if name == "abs":
-            if not _is_intlike(args[0]):
+            if not is_intlike(args[0]):
                 raise ExecutionError(
-                    "TypeError", f"bad operand type for abs(): '{_tname(args[0])}'"
+                    "TypeError", f"bad operand type for abs(): '{type_name(args[0])}'"
                 )
             return abs(args[0])
         if name == "sorted":
             x = args[0]
-            if type(x) not in _SEQ_TYPES:
-                raise ExecutionError("TypeError", f"'{_tname(x)}' object is not iterable")
+            if type(x) not in SEQUENCE_TYPES:
+                raise ExecutionError("TypeError", f"'{type_name(x)}' object is not iterable")
             self.visit(x)
             self.alloc_items(len(x))
             return sorted(x)
         if name == "sum":
             x = args[0]
-            if type(x) not in _SEQ_TYPES:
-                raise ExecutionError("TypeError", f"'{_tname(x)}' object is not iterable")
+            if type(x) not in SEQUENCE_TYPES:
+                raise ExecutionError("TypeError", f"'{type_name(x)}' object is not iterable")
             self.charge(len(x) * GAS_PER_ITEM_VISITED)
             total: Any = 0
             for item in x:
-                if not _is_intlike(item):
+                if not is_intlike(item):
                     raise ExecutionError(
-                        "TypeError", f"sum() can only add ints, not '{_tname(item)}'"
+                        "TypeError", f"sum() can only add ints, not '{type_name(item)}'"
                     )
                 total = _check_int(total + item)
             return total
@@ -666,8 +658,8 @@ class _Machine:
                 self.alloc_items(0)
                 return [] if name == "list" else ()
             x = args[0]
-            if type(x) not in _SEQ_TYPES:
-                raise ExecutionError("TypeError", f"'{_tname(x)}' object is not iterable")
+            if type(x) not in SEQUENCE_TYPES:
+                raise ExecutionError("TypeError", f"'{type_name(x)}' object is not iterable")
             self.alloc_items(len(x))
             return list(x) if name == "list" else tuple(x)
         if name == "dict":
@@ -675,7 +667,7 @@ class _Machine:
         if name == "sha256":
             data = args[0]
             if type(data) is not bytes:
-                raise ExecutionError("TypeError", f"sha256() needs bytes, not '{_tname(data)}'")
+                raise ExecutionError("TypeError", f"sha256() needs bytes, not '{type_name(data)}'")
             self.charge(len(data) * GAS_PER_BYTE_HASHED)
             self.alloc_str(32)
             return hashlib.sha256(data).digest()
@@ -712,12 +704,12 @@ class _Machine:
         return _check_int(int(*args))
 
     def to_bytes(self, x: Any) -> bytes:
-        if _is_intlike(x):
+        if is_intlike(x):
             if x < 0:
                 raise ExecutionError("ValueError", "negative count")
             self.alloc_str(int(x))
             return bytes(int(x))
-        if type(x) in _SEQ_TYPES:
+        if type(x) in SEQUENCE_TYPES:
             self.alloc_str(len(x))
         return bytes(x)  # CPython's own errors for str, None and bad items
 
@@ -726,19 +718,19 @@ class _Machine:
             self.alloc_items(0)
             return {}
         x = args[0]
-        if type(x) in _SEQ_TYPES:
+        if type(x) in SEQUENCE_TYPES:
             self.visit(x)
             self.alloc_items(len(x), 2)
         out = dict(x)
         for k in out:
-            _key(k)
+            check_key(k)
         return out
 
     # -- the host -------------------------------------------------------------
 
     def storage_key(self, key: Any) -> str:
         if type(key) is not str:
-            raise ExecutionError("TypeError", f"storage keys must be str, not '{_tname(key)}'")
+            raise ExecutionError("TypeError", f"storage keys must be str, not '{type_name(key)}'")
         if len(key.encode("utf-8")) > MAX_STORAGE_KEY_BYTES:
             raise LimitExceeded(f"storage key longer than {MAX_STORAGE_KEY_BYTES} bytes")
         return key
@@ -821,7 +813,7 @@ class _Machine:
             if type(model) is not str or type(features) not in (list, tuple):
                 raise ExecutionError("TypeError", "ledger.score needs a model name and a list")
             for f in features:
-                if not _is_intlike(f):
+                if not is_intlike(f):
                     raise ExecutionError("TypeError", "features must be ints")
             self.charge(GAS_SCORE + len(features) * GAS_PER_ITEM_VISITED)
             value = self.ask_host("score", model, [int(f) for f in features])
@@ -889,184 +881,6 @@ def _repr_bound(value: Any) -> int:
         else:
             total += 80
     return total
-
-
-# -- methods --------------------------------------------------------------------
-
-
-def _m_append(m: _Machine, recv: list[Any], x: Any) -> None:
-    m.grow(len(recv) + 1, 1)
-    recv.append(x)
-
-
-def _m_extend(m: _Machine, recv: list[Any], x: Any) -> None:
-    if type(x) not in _SEQ_TYPES:
-        raise ExecutionError("TypeError", f"'{_tname(x)}' object is not iterable")
-    m.grow(len(recv) + len(x), len(x))
-    recv.extend(x)
-
-
-def _m_insert(m: _Machine, recv: list[Any], i: Any, x: Any) -> None:
-    if not _is_intlike(i):
-        raise ExecutionError("TypeError", "list indices must be integers")
-    m.grow(len(recv) + 1, 1)
-    m.charge(len(recv) // SLOTS_MOVED_PER_GAS)
-    recv.insert(i, x)
-
-
-def _m_list_pop(m: _Machine, recv: list[Any], *args: Any) -> Any:
-    if args and not _is_intlike(args[0]):
-        raise ExecutionError("TypeError", "list indices must be integers")
-    if args:
-        m.charge(len(recv) // SLOTS_MOVED_PER_GAS)
-    return recv.pop(*args)
-
-
-def _m_scan(method: str) -> Callable[..., Any]:
-    """Methods that allocate nothing but may walk, compare or search their receiver and args."""
-
-    def impl(m: _Machine, recv: Any, *args: Any) -> Any:
-        m.visit(recv, *args)
-        return getattr(recv, method)(*args)
-
-    return impl
-
-
-def _m_copy(m: _Machine, recv: Any) -> Any:
-    m.alloc_items(len(recv), 2 if type(recv) is dict else 1)
-    return recv.copy()
-
-
-def _m_dict_get(m: _Machine, recv: dict[Any, Any], k: Any, default: Any = None) -> Any:
-    return recv.get(_lookup(m, k), default)
-
-
-def _m_dict_pop(m: _Machine, recv: dict[Any, Any], k: Any, *default: Any) -> Any:
-    return recv.pop(_lookup(m, k), *default)
-
-
-def _m_setdefault(m: _Machine, recv: dict[Any, Any], k: Any, default: Any = None) -> Any:
-    if m.key(k) not in recv:
-        m.grow(len(recv) + 1, 2)
-    return recv.setdefault(k, default)
-
-
-def _m_update(m: _Machine, recv: dict[Any, Any], other: Any) -> None:
-    if type(other) is not dict:
-        raise ExecutionError("TypeError", "dict.update() needs a dict")
-    m.visit(other)
-    m.grow(len(recv) + len(other), 2 * len(other))
-    recv.update(other)
-
-
-def _m_keys(m: _Machine, recv: dict[Any, Any]) -> list[Any]:
-    m.alloc_items(len(recv))
-    return list(recv)
-
-
-def _m_values(m: _Machine, recv: dict[Any, Any]) -> list[Any]:
-    m.alloc_items(len(recv))
-    return list(recv.values())
-
-
-def _m_items(m: _Machine, recv: dict[Any, Any]) -> list[Any]:
-    m.alloc_items(len(recv))
-    m.alloc(len(recv) * (OBJECT_OVERHEAD_BYTES + 2 * SLOT_BYTES))
-    return list(recv.items())
-
-
-def _m_split(m: _Machine, recv: Any, *sep: Any) -> list[Any]:
-    parts = recv.split(*sep)
-    m.alloc_items(len(parts))
-    m.alloc_str(len(recv))
-    return parts
-
-
-def _m_join(m: _Machine, recv: Any, items: Any) -> Any:
-    if type(items) not in _SEQ_TYPES:
-        return recv.join(items)  # CPython raises its TypeError
-    parts = list(items)
-    m.alloc_items(len(parts))
-    if all(type(p) is type(recv) for p in parts):
-        m.alloc_str(sum(len(p) for p in parts) + len(recv) * max(len(parts) - 1, 0))
-    return recv.join(parts)
-
-
-def _m_grow(method: str, factor: int) -> Callable[..., Any]:
-    """Methods whose result is at most ``factor`` times the receiver's length."""
-
-    def impl(m: _Machine, recv: Any) -> Any:
-        m.alloc_str(factor * len(recv))
-        return getattr(recv, method)()
-
-    return impl
-
-
-def _m_replace(m: _Machine, recv: Any, old: Any, new: Any) -> Any:
-    if type(old) is not type(recv) or type(new) is not type(recv):
-        raise ExecutionError("TypeError", f"replace() arguments must be {_tname(recv)}")
-    count = recv.count(old) if old else len(recv) + 1
-    m.alloc_str(len(recv) + count * max(len(new) - len(old), 0))
-    return recv.replace(old, new)
-
-
-def _m_hex(m: _Machine, recv: bytes) -> str:
-    m.alloc_str(2 * len(recv))
-    return recv.hex()
-
-
-_METHODS: dict[tuple[type, str], Callable[..., Any]] = {
-    (list, "append"): _m_append,
-    (list, "extend"): _m_extend,
-    (list, "insert"): _m_insert,
-    (list, "pop"): _m_list_pop,
-    (list, "remove"): _m_scan("remove"),  # its visit also pays for the shift
-    (list, "index"): _m_scan("index"),
-    (list, "count"): _m_scan("count"),
-    (list, "reverse"): _m_scan("reverse"),
-    (list, "sort"): _m_scan("sort"),
-    (list, "copy"): _m_copy,
-    (list, "clear"): _m_scan("clear"),
-    (tuple, "index"): _m_scan("index"),
-    (tuple, "count"): _m_scan("count"),
-    (dict, "get"): _m_dict_get,
-    (dict, "pop"): _m_dict_pop,
-    (dict, "setdefault"): _m_setdefault,
-    (dict, "update"): _m_update,
-    (dict, "keys"): _m_keys,
-    (dict, "values"): _m_values,
-    (dict, "items"): _m_items,
-    (dict, "copy"): _m_copy,
-    (dict, "clear"): _m_scan("clear"),
-    (str, "startswith"): _m_scan("startswith"),
-    (str, "endswith"): _m_scan("endswith"),
-    (str, "split"): _m_split,
-    (str, "join"): _m_join,
-    (str, "upper"): _m_grow("upper", 3),
-    (str, "lower"): _m_grow("lower", 3),
-    (str, "strip"): _m_grow("strip", 1),
-    (str, "replace"): _m_replace,
-    (str, "find"): _m_scan("find"),
-    (str, "isdigit"): _m_scan("isdigit"),
-    (str, "encode"): _m_grow("encode", 4),
-    (str, "count"): _m_scan("count"),
-    (str, "index"): _m_scan("index"),
-    (bytes, "startswith"): _m_scan("startswith"),
-    (bytes, "endswith"): _m_scan("endswith"),
-    (bytes, "split"): _m_split,
-    (bytes, "join"): _m_join,
-    (bytes, "replace"): _m_replace,
-    (bytes, "find"): _m_scan("find"),
-    (bytes, "decode"): _m_grow("decode", 1),
-    (bytes, "hex"): _m_hex,
-    (bytes, "count"): _m_scan("count"),
-    (bytes, "index"): _m_scan("index"),
-    (bytes, "isdigit"): _m_scan("isdigit"),
-    (bytes, "upper"): _m_grow("upper", 1),
-    (bytes, "lower"): _m_grow("lower", 1),
-    (bytes, "strip"): _m_grow("strip", 1),
-}
-"""(receiver type, method name) -> implementation. Anything else is AttributeError."""
 
 
 # -- entry point ----------------------------------------------------------------

@@ -37,6 +37,30 @@ KEY_TYPES = SCALAR_TYPES
 """Types allowed as dict keys (scalars only, so hashing never recurses)."""
 
 
+SEQUENCE_TYPES = (list, tuple, str, bytes, dict)
+"""The types a contract can iterate, take the length of, or unpack."""
+
+
+def type_name(v: Any) -> str:
+    """The CPython name of a value's type, for error messages."""
+    return "NoneType" if v is None else type(v).__name__
+
+
+def is_intlike(v: Any) -> bool:
+    """True for int and bool (CPython arithmetic treats bool as int)."""
+    t = type(v)
+    return t is int or t is bool
+
+
+def check_key(k: Any) -> Any:
+    """``k`` if it may be inserted as a dict key; ExecutionError(TypeError) otherwise."""
+    if type(k) not in KEY_TYPES:
+        raise ExecutionError(
+            "TypeError", f"dict keys must be str, int, bytes, bool or None, not {type_name(k)}"
+        )
+    return k
+
+
 class DecodeError(BytecodeError):
     """Bytes are not the canonical encoding of a VM value."""
 
