@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.contract import contract
 from cli.genesis_cmd import genesis
 from cli.keys import keygen
 from cli.ledger_cmds import anchor, status, verify_file
@@ -42,6 +43,7 @@ main.add_command(status)
 main.add_command(anchor)
 main.add_command(verify_file)
 main.add_command(model)
+main.add_command(contract)
 
 
 if __name__ == "__main__":
