@@ -68,7 +68,10 @@ class AnchorRecord:
         }
 
 
-def execute_anchor(state: Overlay, tx: Tx, height: int) -> tuple[object, list[Event]]:
+def execute_anchor(
+    state: Overlay, tx: Tx, height: int, ctx: object
+) -> tuple[object, list[Event], int]:
+    """Record an anchor; anchors use no gas (their size is bounded by the payload limits)."""
     payload = tx.payload
     assert isinstance(payload, AnchorPayload)
     existing = state.get(ANCHOR + payload.digest)
@@ -85,7 +88,7 @@ def execute_anchor(state: Overlay, tx: Tx, height: int) -> tuple[object, list[Ev
     state.put_value(ANCHOR + payload.digest, record.to_wire())
     for parent in payload.parents:
         state.put(ANCHOR_CHILD + parent + payload.digest, b"")
-    return None, [Event("anchored", (payload.digest,))]
+    return None, [Event("anchored", (payload.digest,))], 0
 
 
 Reader = Callable[[bytes], bytes | None]

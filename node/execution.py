@@ -22,16 +22,32 @@ from dataclasses import dataclass
 from consensus import codec, merkle
 from consensus.crypto import DOMAIN_TX, SignedItem, verify_batch
 from node.anchors import Revert, execute_anchor
+from node.contracts import CallContext, ContractRevert, execute_call, execute_deploy
 from node.genesis import Genesis
-from node.state import CLIENT, PARAM, VALIDATORS, Overlay, client_roles, param, state_root
-from node.types import Event, Receipt, Tx, receipts_root
+from node.state import (
+    CLIENT,
+    MEMBERS,
+    PARAM,
+    VALIDATORS,
+    Overlay,
+    client_roles,
+    param,
+    state_root,
+)
+from node.types import MAX_ERROR_BYTES, Event, Receipt, Tx, receipts_root
 
-Handler = Callable[[Overlay, Tx, int], tuple[object, list[Event]]]
+Handler = Callable[[Overlay, Tx, int, CallContext], tuple[object, list[Event], int]]
+"""(state, tx, height, context) -> (result, events, gas used); raises Revert to fail the tx."""
 
-HANDLERS: dict[str, Handler] = {"anchor": execute_anchor}
-"""Transaction kind -> handler. The VM and ML issues register `call`, `deploy` and `score`."""
+HANDLERS: dict[str, Handler] = {
+    "anchor": execute_anchor,
+    "call": execute_call,
+    "deploy": execute_deploy,
+}
+"""Transaction kind -> handler. The ML integration registers `score`."""
 
-ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "submit", "score": "score"}
+ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "admin", "score": "score"}
+"""The client role each kind needs (deployment needs `admin` until governance decides it)."""
 
 MAX_SIGNATURE_CACHE = 200_000
 """Tx ids whose signature verdict this node remembers."""
@@ -52,6 +68,7 @@ def genesis_writes(genesis: Genesis) -> dict[bytes, bytes]:
     for name, value in genesis.params:
         writes[PARAM + name.encode()] = codec.encode(value)
     writes[VALIDATORS] = codec.encode(genesis.validators())
+    writes[MEMBERS] = codec.encode([[m.org, list(m.admins)] for m in genesis.members])
     return writes
 
 
@@ -131,18 +148,23 @@ class Executor:
         if self.committed(tx.id):
             raise TxRejected("duplicate", "transaction is already committed")
 
-    def execute(self, txs: Sequence[Tx], height: int) -> Executed:
+    def execute(self, txs: Sequence[Tx], height: int, time_ms: int) -> Executed:
         """Execute a block's transactions; raise TxRejected if one is inadmissible."""
         state = self.overlay()
         verdicts = self.signatures.verify(txs)
         seen: set[bytes] = set()
         receipts = []
+        gas = 0
         for tx, ok in zip(txs, verdicts, strict=True):
             if tx.id in seen:
                 raise TxRejected("duplicate", "transaction appears twice in the block")
             seen.add(tx.id)
             self.check(state, tx, height, ok)
-            receipts.append(self._apply(state, tx, height))
+            receipt = self._apply(state, tx, height, time_ms)
+            gas += receipt.gas_used
+            receipts.append(receipt)
+        if gas > param(state, "max_block_gas"):
+            raise TxRejected("block_gas", f"transactions use {gas} gas, over max_block_gas")
         writes = state.writes
         return Executed(
             tuple(receipts),
@@ -151,17 +173,19 @@ class Executor:
             receipts_root(receipts),
         )
 
-    def _apply(self, state: Overlay, tx: Tx, height: int) -> Receipt:
+    def _apply(self, state: Overlay, tx: Tx, height: int, time_ms: int) -> Receipt:
         snapshot = state.snapshot()
+        ctx = CallContext(state, height, time_ms)
         try:
-            result, events = HANDLERS[tx.kind](state, tx, height)
+            result, events, gas = HANDLERS[tx.kind](state, tx, height, ctx)
         except Revert as exc:
             state.revert(snapshot)
-            return Receipt(tx.id, "reverted", 0, None, (), str(exc)[:1000])
-        return Receipt(tx.id, "ok", 0, result, tuple(events), "")
+            gas = exc.gas_used if isinstance(exc, ContractRevert) else 0
+            return Receipt(tx.id, "reverted", gas, None, (), str(exc)[:MAX_ERROR_BYTES])
+        return Receipt(tx.id, "ok", gas, result, tuple(events), "")
 
     def select(
-        self, candidates: Sequence[Tx], height: int, max_txs: int, max_bytes: int
+        self, candidates: Sequence[Tx], height: int, time_ms: int, max_txs: int, max_bytes: int
     ) -> tuple[list[Tx], Executed, list[tuple[Tx, TxRejected]]]:
         """Build a block body: admissible candidates in order, within the limits.
 
@@ -175,6 +199,8 @@ class Executor:
         rejected: list[tuple[Tx, TxRejected]] = []
         seen: set[bytes] = set()
         size = 0
+        gas = 0
+        max_gas = param(state, "max_block_gas")
         for tx, ok in zip(candidates, verdicts, strict=True):
             if len(chosen) >= max_txs:
                 break
@@ -188,10 +214,16 @@ class Executor:
             except TxRejected as exc:
                 rejected.append((tx, exc))
                 continue
+            snapshot = state.snapshot()
+            receipt = self._apply(state, tx, height, time_ms)
+            if gas + receipt.gas_used > max_gas:
+                state.revert(snapshot)  # leave it for a later block
+                continue
+            gas += receipt.gas_used
             seen.add(tx.id)
             size += encoded
             chosen.append(tx)
-            receipts.append(self._apply(state, tx, height))
+            receipts.append(receipt)
         writes = state.writes
         executed = Executed(
             tuple(receipts),

@@ -43,6 +43,7 @@ from consensus.record import (
     wire,
 )
 from node.types import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainId, PublicKey
+from vm.gas import MAX_GAS_LIMIT
 
 MAX_GENESIS_FILE_BYTES = 4 * 1024 * 1024
 MAX_ADMINS_PER_MEMBER = 16
@@ -56,6 +57,8 @@ DEFAULT_PARAMS: dict[str, int] = {
     "max_block_txs": 2000,
     "max_block_bytes": 4 * 1024 * 1024,
     "max_tx_window": 1000,
+    "max_tx_gas": 10_000_000,
+    "max_block_gas": 200_000_000,
 }
 """Every chain parameter and its default. Unknown names in a genesis file are refused."""
 
@@ -63,6 +66,8 @@ PARAM_RANGES: dict[str, tuple[int, int]] = {
     "max_block_txs": (1, MAX_BLOCK_TXS),
     "max_block_bytes": (1024, MAX_BLOCK_BYTES),
     "max_tx_window": (1, 1_000_000),
+    "max_tx_gas": (1, MAX_GAS_LIMIT),
+    "max_block_gas": (1, 100 * MAX_GAS_LIMIT),
 }
 
 Org = Str(32, ORG_PATTERN, "an org id (lowercase letters, digits, '-', '_'; at most 32)")

@@ -123,13 +123,17 @@ class Ledger:
 
     def build(self, height: int, view: int, proposer: bytes, candidates: Sequence[Tx]) -> Proposal:
         assert height == self.height + 1
-        txs, executed, rejected = self.executor.select(
-            candidates, height, self.param("max_block_txs"), self.param("max_block_bytes") - 1024
-        )
         previous = self.header(height - 1)
         timestamp = self.clock_ms()
         if previous is not None:
             timestamp = max(timestamp, previous.timestamp_ms + 1)
+        txs, executed, rejected = self.executor.select(
+            candidates,
+            height,
+            timestamp,
+            self.param("max_block_txs"),
+            self.param("max_block_bytes") - 1024,
+        )
         header = Header(
             self.chain_id,
             height,
@@ -174,7 +178,7 @@ class Ledger:
         if len(block.txs) > self.param("max_block_txs"):
             return f"{len(block.txs)} transactions exceed max_block_txs"
         try:
-            executed = self.executor.execute(block.txs, height)
+            executed = self.executor.execute(block.txs, height, h.timestamp_ms)
         except TxRejected as exc:
             return f"inadmissible transaction: {exc.message}"
         if executed.receipts_root != h.receipts_root:

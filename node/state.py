@@ -15,6 +15,9 @@ State key namespaces (bytes):
     client/<pubkey>            [org, [roles...]]       authorised client keys
     param/<name>               int                     chain parameters
     validators                 [pubkey...]             validator set of the next height
+    members                    [[org, [admin keys]]...] member organisations (sorted by org)
+    code/<name>                bytecode                 deployed contracts (node/contracts.py)
+    contract/<name>\0<key>     encoded VM value         contract storage
     anchor/<digest>            anchor record            data provenance
     anchor-child/<p><c>        b""                     lineage index parent -> child
 """
@@ -29,6 +32,7 @@ from consensus import codec
 CLIENT = b"client/"
 PARAM = b"param/"
 VALIDATORS = b"validators"
+MEMBERS = b"members"
 ANCHOR = b"anchor/"
 ANCHOR_CHILD = b"anchor-child/"
 

@@ -47,6 +47,7 @@ from consensus.record import (
     Value,
     wire,
 )
+from vm.gas import MAX_MODULE_BYTES
 
 __all__ = [
     "AnchorPayload",
@@ -64,8 +65,9 @@ __all__ = [
 ]
 
 NONCE_BYTES = 16
-MAX_TX_BYTES = 128 * 1024
-"""Largest encoded transaction accepted anywhere (API, mempool, block)."""
+MAX_TX_BYTES = 320 * 1024
+"""Largest encoded transaction accepted anywhere (API, mempool, block); a deploy of the largest
+module the VM accepts fits."""
 MAX_BLOCK_TXS = 10_000
 """Hard ceiling on transactions per block; the `max_block_txs` parameter may only lower it."""
 MAX_BLOCK_BYTES = 8 * 1024 * 1024
@@ -73,13 +75,13 @@ MAX_BLOCK_BYTES = 8 * 1024 * 1024
 MAX_ANCHOR_PARENTS = 64
 MAX_ANCHOR_METADATA = 32
 MAX_METADATA_VALUE_BYTES = 1024
-MAX_CONTRACT_CODE_BYTES = 64 * 1024
-MAX_CALL_ARGS = 16
-MAX_CALL_ARGS_BYTES = 32 * 1024
+MAX_CONTRACT_CODE_BYTES = MAX_MODULE_BYTES
+MAX_CALL_ARGS_BYTES = 64 * 1024
 MAX_FEATURES = 1024
 MAX_EVENTS_PER_RECEIPT = 64
 MAX_EVENT_DATA_BYTES = 8 * 1024
-MAX_RESULT_BYTES = 16 * 1024
+MAX_RESULT_BYTES = 64 * 1024 + 64
+"""A receipt's result: a contract's return value (at most the VM's MAX_VALUE_BYTES) encoded."""
 MAX_ERROR_BYTES = 1024
 
 CHAIN_ID_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
@@ -120,7 +122,8 @@ class CallPayload(Record):
     NAME = "call"
     contract: str = wire(Name)
     method: str = wire(Name)
-    args: tuple[Any, ...] = wire(Seq(Value(MAX_CALL_ARGS_BYTES), MAX_CALL_ARGS))
+    args: bytes = wire(Bytes(max_len=MAX_CALL_ARGS_BYTES))
+    """The argument list in the VM's value encoding (vm.values.encode_value), so types survive."""
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,7 @@ class Block(Record):
 @dataclass(frozen=True)
 class Event(Record):
     NAME = "event"
-    name: str = wire(Name)
+    name: str = wire(Str(64))
     data: Any = wire(Value(MAX_EVENT_DATA_BYTES))
 
 

@@ -20,6 +20,8 @@ from node.types import (
     Tx,
     tx_root,
 )
+from vm.gas import MAX_VALUE_BYTES
+from vm.values import encode_value
 
 CHAIN = "vigil-test"
 KEYS = [PrivateKey.from_seed(bytes([i]) * 32) for i in range(1, 8)]
@@ -64,7 +66,7 @@ call_payloads = st.builds(
     CallPayload,
     names,
     names,
-    st.lists(plain_values, max_size=4).map(lambda a: tuple(map(_freeze, a))),
+    st.lists(plain_values, max_size=4).map(lambda a: encode_value(list(a), MAX_VALUE_BYTES)),
 )
 deploy_payloads = st.builds(DeployPayload, names, st.binary(max_size=200))
 score_payloads = st.builds(
