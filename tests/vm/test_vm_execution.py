@@ -367,6 +367,10 @@ def search(n):
 def lookup(n):
     d = {}
     return d.get("k" * n)
+def nested(n):
+    a = ["x" * n]
+    b = ["x" * n]
+    return a == b
 """
     p = program(source)
 
@@ -380,6 +384,11 @@ def lookup(n):
     # search: one allocation plus the scan of haystack and needle.
     assert gas("search", 32_000) - gas("search", 16_000) == 16_000 + 16_000 // SCAN_BYTES_PER_GAS
     assert gas("lookup", 32_000) - gas("lookup", 16_000) == 16_000 + 16_000 // SCAN_BYTES_PER_GAS
+    # Strings inside containers are scanned too.
+    assert (
+        gas("nested", 32_000) - gas("nested", 16_000)
+        == 2 * 16_000 + 2 * 16_000 // SCAN_BYTES_PER_GAS
+    )
 
 
 def test_shifting_long_lists_costs_gas_per_slot() -> None:
