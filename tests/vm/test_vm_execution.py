@@ -279,6 +279,7 @@ def test_host_exceptions_become_host_errors() -> None:
         ("(1).hex()", "AttributeError"),
         ("2 ** -1", "ValueError"),
         ('b"\\xff".decode()', "UnicodeDecodeError"),
+        ("require(True, 5)", "TypeError"),
     ],
 )
 def test_failing_operations_report_the_cpython_kind(expr: str, kind: str) -> None:
