@@ -129,6 +129,10 @@ METHODS: dict[str, dict[str, st.SearchStrategy[tuple[Any, ...]]]] = {
                 st.lists(st.lists(st.one_of(small_int, short_text), max_size=3), max_size=3),
             )
         ),
+        "alias": st.tuples(
+            st.one_of(st.lists(small_int, max_size=3), short_text, small_int),
+            st.one_of(st.lists(small_int, max_size=3), st.lists(small_int, max_size=2).map(tuple)),
+        ),
         "repeat": st.tuples(
             st.one_of(short_text, st.lists(small_int, max_size=3)), st.integers(-2, 30_000)
         ),

@@ -279,6 +279,7 @@ def test_host_exceptions_become_host_errors() -> None:
         ("(1).hex()", "AttributeError"),
         ("2 ** -1", "ValueError"),
         ('b"\\xff".decode()', "UnicodeDecodeError"),
+        ("require(True, 5)", "TypeError"),
     ],
 )
 def test_failing_operations_report_the_cpython_kind(expr: str, kind: str) -> None:
@@ -367,6 +368,10 @@ def search(n):
 def lookup(n):
     d = {}
     return d.get("k" * n)
+def nested(n):
+    a = ["x" * n]
+    b = ["x" * n]
+    return a == b
 """
     p = program(source)
 
@@ -380,6 +385,11 @@ def lookup(n):
     # search: one allocation plus the scan of haystack and needle.
     assert gas("search", 32_000) - gas("search", 16_000) == 16_000 + 16_000 // SCAN_BYTES_PER_GAS
     assert gas("lookup", 32_000) - gas("lookup", 16_000) == 16_000 + 16_000 // SCAN_BYTES_PER_GAS
+    # Strings inside containers are scanned too.
+    assert (
+        gas("nested", 32_000) - gas("nested", 16_000)
+        == 2 * 16_000 + 2 * 16_000 // SCAN_BYTES_PER_GAS
+    )
 
 
 def test_shifting_long_lists_costs_gas_per_slot() -> None:

@@ -119,11 +119,13 @@ METHOD_CALLS = {
 
 HELPERS = """
 def _iadd(x, y):
+    alias = x
     x += y
-    return x
+    return x, alias
 def _imul(x, y):
+    alias = x
     x *= y
-    return x
+    return x, alias
 def _setitem(x, y):
     x[y] = y
     return x

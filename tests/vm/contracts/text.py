@@ -108,3 +108,11 @@ def tally_pairs(pairs):
         scaled[i] *= 2
     order += ["end"]
     return totals, scaled, order
+
+
+def alias(xs, ys):
+    zs = xs
+    zs += ys
+    ws = xs
+    ws *= 2
+    return xs, zs, ws
