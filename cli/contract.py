@@ -78,7 +78,7 @@ def _no_float(text: str) -> Any:
 
 @click.group()
 def contract() -> None:
-    """Compile contracts and run their methods locally."""
+    """Compile contracts and run them locally; deploy, call and query them on a chain."""
 
 
 @contract.command("compile")

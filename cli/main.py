@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.contract import contract
+from cli.contract_node import call_cmd, deploy, query
 from cli.genesis_cmd import genesis
 from cli.keys import keygen
 from cli.ledger_cmds import anchor, status, verify_file
@@ -44,6 +45,8 @@ main.add_command(anchor)
 main.add_command(verify_file)
 main.add_command(model)
 main.add_command(contract)
+for _command in (deploy, call_cmd, query):
+    contract.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,15 @@ from aiohttp import web
 
 from consensus import merkle
 from consensus.crypto import key_hex
-from node import anchors
+from node import anchors, contracts
 from node.execution import tx_proof
 from node.service import Node
+from node.state import Overlay
 from node.types import Block, Certificate, Event, Header, Receipt, Tx
+from vm.errors import VMError
+from vm.gas import MAX_VALUE_BYTES
+from vm.jsonvalues import JSONValueError, from_json, to_json
+from vm.values import decode_value
 
 MAX_SUBMIT_BATCH = 1_000
 """Transactions accepted in one POST /v1/txs."""
@@ -78,19 +83,27 @@ def header_json(header: Header) -> dict:
     return out
 
 
-def receipt_json(receipt: Receipt) -> dict:
+def receipt_json(receipt: Receipt, kind: str) -> dict:
+    """A receipt for people; a contract call's result and event data are VM values."""
+    vm_encoded = kind == "call"
+    result = receipt.result
     return {
         "tx_hash": receipt.tx_hash.hex(),
         "status": receipt.status,
         "gas_used": receipt.gas_used,
-        "result": json_value(receipt.result),
-        "events": [event_json(e) for e in receipt.events],
+        "result": vm_json(result) if vm_encoded and result else json_value(result),
+        "events": [event_json(e, vm_encoded) for e in receipt.events],
         "error": receipt.error,
     }
 
 
-def event_json(event: Event) -> dict:
-    return {"name": event.name, "data": json_value(event.data)}
+def vm_json(data: bytes) -> Any:
+    return to_json(decode_value(data, MAX_VALUE_BYTES))
+
+
+def event_json(event: Event, vm_encoded: bool = False) -> dict:
+    data = vm_json(event.data) if vm_encoded else json_value(event.data)
+    return {"name": event.name, "data": data}
 
 
 def cert_json(cert: Certificate) -> dict:
@@ -116,6 +129,8 @@ class Api:
             web.get("/v1/blocks/{height}", self.get_block),
             web.get("/v1/status", self.status),
             web.get("/v1/anchors/{digest}", self.get_anchor),
+            web.get("/v1/contracts/{name}", self.get_contract),
+            web.post("/v1/contracts/{name}/query", self.query_contract),
             web.get("/openapi.json", self.openapi),
             web.get("/metrics", self.metrics),
         ]
@@ -187,7 +202,7 @@ class Api:
                 "index": index,
                 "tx": tx_json(block.txs[index]),
                 "raw": block.txs[index].encode().hex(),
-                "receipt": receipt_json(Receipt.decode(receipts[index])),
+                "receipt": receipt_json(Receipt.decode(receipts[index]), block.txs[index].kind),
                 "header": header_json(block.header),
                 "certificate": cert_json(cert),
                 "proof": {
@@ -244,6 +259,56 @@ class Api:
                 "descendants": [
                     r.to_json() for r in anchors.descendants(read, self.node.store.scan, digest)
                 ],
+            }
+        )
+
+    async def get_contract(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        code = self.node.store.get(contracts.CODE + name.encode())
+        if code is None:
+            return error(404, "not_found", f"no contract named {name!r}")
+        program = contracts.program_for(code)
+        return web.json_response(
+            {
+                "name": name,
+                "code_hash": contracts.code_hash(code).hex(),
+                "size": len(code),
+                "methods": program.public_methods(),
+            }
+        )
+
+    async def query_contract(self, request: web.Request) -> web.Response:
+        """Run a method against committed state; nothing it writes is kept."""
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error(400, "bad_json", "request body must be JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("method"), str):
+            return error(400, "bad_request", 'send {"method": NAME, "args": [...]}')
+        try:
+            args = from_json(body.get("args", []))
+        except JSONValueError as exc:
+            return error(400, "bad_args", str(exc))
+        if type(args) is not list:
+            return error(400, "bad_args", "args must be a JSON list")
+        header = self.node.ledger.header(self.node.ledger.height)
+        try:
+            value, events, gas = contracts.query(
+                Overlay(self.node.store.get),
+                request.match_info["name"],
+                body["method"],
+                args,
+                self.node.ledger.height,
+                header.timestamp_ms if header else 0,
+                self.node.ledger.param("max_tx_gas"),
+            )
+        except VMError as exc:
+            return error(400, "contract_error", contracts.describe(exc))
+        return web.json_response(
+            {
+                "result": to_json(value),
+                "events": [{"name": n, "data": vm_json(d)} for n, d in events],
+                "gas_used": gas,
             }
         )
 
@@ -386,6 +451,32 @@ OPENAPI: dict = {
                 },
             }
         },
+        "/v1/contracts/{name}": {
+            "get": {
+                "summary": "A deployed contract: code hash, size, public methods",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "contract"}, "404": _error_schema()},
+            }
+        },
+        "/v1/contracts/{name}/query": {
+            "post": {
+                "summary": "Run a method on committed state without keeping its writes",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Query"}}
+                    }
+                },
+                "responses": {
+                    "200": {"description": "result, events, gas_used"},
+                    "400": _error_schema(),
+                },
+            }
+        },
         "/metrics": {
             "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}
         },
@@ -399,6 +490,14 @@ OPENAPI: dict = {
                         "type": "object",
                         "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
                     }
+                },
+            },
+            "Query": {
+                "type": "object",
+                "required": ["method"],
+                "properties": {
+                    "method": {"type": "string"},
+                    "args": {"type": "array", "description": "VM values in the JSON convention"},
                 },
             },
             "Submit": {

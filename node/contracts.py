@@ -28,6 +28,8 @@ from node.anchors import Revert
 from node.state import CLIENT, MEMBERS, Overlay, param
 from node.types import MAX_EVENTS_PER_RECEIPT, CallPayload, DeployPayload, Event, Tx
 from vm.bytecode import code_hash
+
+__all__ = ["CODE", "code_hash", "contract_address", "program_for", "query", "storage_key"]
 from vm.errors import CallError, ExecutionError, HostError, LimitExceeded, VMError
 from vm.gas import (
     GAS_PER_STORAGE_BYTE_WRITTEN,

@@ -119,7 +119,7 @@ def create(directory: Path, count: int = 4, base_port: int | None = None) -> Loc
                 {
                     "key": key_hex(client.public),
                     "org": org_name(0),
-                    "roles": ["audit", "score", "submit"],
+                    "roles": ["admin", "audit", "score", "submit"],
                 }
             ],
             "params": {},

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -267,3 +268,46 @@ def test_a_damaged_store_is_named_and_resyncs_on_request(net: Net) -> None:
     more = net.submit("org1", net.anchors(5))
     net.wait("damaged node re-synced", lambda: all(net.committed(victim, h) for h in more), 90)
     assert list(data.parent.glob("data.damaged-*"))
+
+
+COUNTER = """
+def bump(n):
+    require(n > 0, "n must be positive")
+    count = ledger.get("total", 0) + n
+    ledger.put("total", count)
+    ledger.emit("Bumped", {"total": count})
+    return count
+
+
+def total():
+    return ledger.get("total", 0)
+"""
+
+
+def test_contracts_deploy_call_and_query_through_the_cli(net: Net, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    source = tmp_path / "counter.py"
+    source.write_text(COUNTER)
+    key = str(net.net.client_key)
+    url = net.node("org1").url
+
+    def vigil(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    out = vigil("contract", "deploy", str(source), "--name", "counter", "--key", key,
+                "--node", url, "--wait")  # fmt: skip
+    assert "committed at height" in out and ": ok" in out
+    out = vigil("contract", "call", "counter", "bump", "[41]", "--key", key, "--node",
+                net.node("org2").url, "--wait")  # fmt: skip
+    assert "result   41" in out and 'Bumped {"total": 41}' in out
+    out = vigil("contract", "query", "counter", "total", "--node", net.node("org4").url)
+    assert out.strip() == "41"
+    failed = CliRunner().invoke(
+        main, ["contract", "call", "counter", "bump", "[0]", "--key", key, "--node", url, "--wait"]
+    )
+    assert failed.exit_code != 0 and "n must be positive" in failed.output
