@@ -11,6 +11,7 @@ from cli.keys import keygen
 from cli.ledger_cmds import anchor, status, verify_file
 from cli.model import model
 from cli.node_cmd import node
+from cli.score_cmd import score, upload
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -47,6 +48,8 @@ main.add_command(model)
 main.add_command(contract)
 for _command in (deploy, call_cmd, query):
     contract.add_command(_command)
+main.add_command(score)
+model.add_command(upload)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,19 @@ hex. ``/openapi.json`` describes every route.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from consensus import merkle
 from consensus.crypto import key_hex
+from ml.errors import ModelError
+from ml.limits import MAX_ARTIFACT_BYTES
+from ml.score import score_from_path_sum
 from node import anchors, contracts
 from node.execution import tx_proof
+from node.scoring import ArtifactMissing
 from node.service import Node
 from node.state import Overlay
 from node.types import Block, Certificate, Event, Header, Receipt, Tx
@@ -83,17 +88,36 @@ def header_json(header: Header) -> dict:
     return out
 
 
-def receipt_json(receipt: Receipt, kind: str) -> dict:
+def receipt_json(receipt: Receipt, kind: str, n_trees: Callable[[bytes], int | None]) -> dict:
     """A receipt for people; a contract call's result and event data are VM values."""
     vm_encoded = kind == "call"
     result = receipt.result
+    if vm_encoded and result:
+        shown = vm_json(result)
+    elif kind == "score" and receipt.status == "ok":
+        shown = score_json(result, n_trees)
+    else:
+        shown = json_value(result)
     return {
         "tx_hash": receipt.tx_hash.hex(),
         "status": receipt.status,
         "gas_used": receipt.gas_used,
-        "result": vm_json(result) if vm_encoded and result else json_value(result),
+        "result": shown,
         "events": [event_json(e, vm_encoded) for e in receipt.events],
         "error": receipt.error,
+    }
+
+
+def score_json(result: Any, n_trees: Callable[[bytes], int | None]) -> dict:
+    """A score receipt: the recorded integers, and the score in scikit-learn's units."""
+    model_id, path_sum, outlier, top = result
+    trees = n_trees(model_id)
+    return {
+        "model_id": model_id.hex(),
+        "path_sum": path_sum,
+        "score": None if trees is None else score_from_path_sum(path_sum, trees),
+        "outlier": outlier,
+        "top_features": [{"feature": name, "share_ppm": ppm} for name, ppm in top],
     }
 
 
@@ -121,6 +145,13 @@ class Api:
     def __init__(self, node: Node) -> None:
         self.node = node
 
+    def n_trees(self, model_id: bytes) -> int | None:
+        """Trees of a model this node holds (to show a path sum as a score), else None."""
+        try:
+            return self.node.ledger.executor.models.scorer(model_id).model.n_trees  # type: ignore[union-attr]
+        except (ArtifactMissing, ModelError):
+            return None
+
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/v1/txs", self.submit),
@@ -130,6 +161,8 @@ class Api:
             web.get("/v1/status", self.status),
             web.get("/v1/anchors/{digest}", self.get_anchor),
             web.get("/v1/contracts/{name}", self.get_contract),
+            web.post("/v1/models", self.upload_model),
+            web.get("/v1/models/{id}", self.get_model),
             web.post("/v1/contracts/{name}/query", self.query_contract),
             web.get("/openapi.json", self.openapi),
             web.get("/metrics", self.metrics),
@@ -202,7 +235,9 @@ class Api:
                 "index": index,
                 "tx": tx_json(block.txs[index]),
                 "raw": block.txs[index].encode().hex(),
-                "receipt": receipt_json(Receipt.decode(receipts[index]), block.txs[index].kind),
+                "receipt": receipt_json(
+                    Receipt.decode(receipts[index]), block.txs[index].kind, self.n_trees
+                ),
                 "header": header_json(block.header),
                 "certificate": cert_json(cert),
                 "proof": {
@@ -261,6 +296,33 @@ class Api:
                 ],
             }
         )
+
+    async def upload_model(self, request: web.Request) -> web.Response:
+        """Keep a model artifact (raw bytes) and pass it to the other nodes."""
+        data = await request.read()
+        if len(data) > MAX_ARTIFACT_BYTES:
+            return error(413, "too_large", f"artifact exceeds {MAX_ARTIFACT_BYTES} bytes")
+        try:
+            model = self.node.add_artifact(data)
+        except ModelError as exc:
+            return error(400, "bad_artifact", str(exc))
+        return web.json_response(
+            {
+                "model_id": model.model_id.hex(),
+                "features": list(model.feature_names),
+                "trees": model.n_trees,
+                "contributors": [d.hex() for d in model.digests],
+                "size": len(data),
+            },
+            status=201,
+        )
+
+    async def get_model(self, request: web.Request) -> web.Response:
+        model_id = _hex_arg(request, "id")
+        data = self.node.store.artifact(model_id)
+        if data is None:
+            return error(404, "not_found", f"model {model_id.hex()} is not on this node")
+        return web.Response(body=data, content_type="application/octet-stream")
 
     async def get_contract(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -475,6 +537,28 @@ OPENAPI: dict = {
                     "200": {"description": "result, events, gas_used"},
                     "400": _error_schema(),
                 },
+            }
+        },
+        "/v1/models": {
+            "post": {
+                "summary": "Upload a model artifact (raw bytes): checked, kept by id, gossiped",
+                "requestBody": {
+                    "content": {"application/octet-stream": {"schema": {"type": "string"}}}
+                },
+                "responses": {
+                    "201": {"description": "model id and schema"},
+                    "400": _error_schema(),
+                    "413": _error_schema(),
+                },
+            }
+        },
+        "/v1/models/{id}": {
+            "get": {
+                "summary": "A model artifact's bytes, by id",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "artifact bytes"}, "404": _error_schema()},
             }
         },
         "/metrics": {

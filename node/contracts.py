@@ -92,6 +92,9 @@ class CallContext:
     height: int
     time_ms: int
     score: Scorer | None = None
+    """``ledger.score`` for contracts (None where no model can be loaded)."""
+    scoring: Any = None
+    """The block's node.scoring.Scoring, for `score` transactions."""
     events: list[tuple[str, bytes]] = field(default_factory=list)
 
 

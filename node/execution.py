@@ -24,6 +24,7 @@ from consensus.crypto import DOMAIN_TX, SignedItem, verify_batch
 from node.anchors import Revert, execute_anchor
 from node.contracts import CallContext, ContractRevert, execute_call, execute_deploy
 from node.genesis import Genesis
+from node.scoring import ArtifactMissing, ModelCache, Scoring, execute_score
 from node.state import (
     CLIENT,
     MEMBERS,
@@ -43,8 +44,9 @@ HANDLERS: dict[str, Handler] = {
     "anchor": execute_anchor,
     "call": execute_call,
     "deploy": execute_deploy,
+    "score": execute_score,
 }
-"""Transaction kind -> handler. The ML integration registers `score`."""
+"""Transaction kind -> handler."""
 
 ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "admin", "score": "score"}
 """The client role each kind needs (deployment needs `admin` until governance decides it)."""
@@ -101,6 +103,17 @@ class Executed:
     receipts_root: bytes
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A proposal's body: chosen txs and their execution, the candidates the mempool should
+    drop, and models this node must fetch before it can include the txs that need them."""
+
+    txs: list[Tx]
+    executed: Executed
+    rejected: list[tuple[Tx, TxRejected]]
+    missing_models: list[bytes]
+
+
 class Executor:
     """Executes transactions against an overlay of the committed state."""
 
@@ -111,12 +124,14 @@ class Executor:
         committed: Callable[[bytes], bool],
         previous_root: Callable[[], bytes],
         signatures: SignatureCache | None = None,
+        models: ModelCache | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.read = read
         self.committed = committed
         self.previous_root = previous_root
         self.signatures = signatures or SignatureCache()
+        self.models = models
 
     def overlay(self) -> Overlay:
         return Overlay(self.read)
@@ -152,6 +167,7 @@ class Executor:
         """Execute a block's transactions; raise TxRejected if one is inadmissible."""
         state = self.overlay()
         verdicts = self.signatures.verify(txs)
+        scoring = self._scoring(state, txs)
         seen: set[bytes] = set()
         receipts = []
         gas = 0
@@ -160,7 +176,7 @@ class Executor:
                 raise TxRejected("duplicate", "transaction appears twice in the block")
             seen.add(tx.id)
             self.check(state, tx, height, ok)
-            receipt = self._apply(state, tx, height, time_ms)
+            receipt = self._apply(state, tx, height, time_ms, scoring)
             gas += receipt.gas_used
             receipts.append(receipt)
         if gas > param(state, "max_block_gas"):
@@ -173,9 +189,21 @@ class Executor:
             receipts_root(receipts),
         )
 
-    def _apply(self, state: Overlay, tx: Tx, height: int, time_ms: int) -> Receipt:
+    def _scoring(self, state: Overlay, txs: Sequence[Tx]) -> Scoring | None:
+        if self.models is None:
+            return None
+        scoring = Scoring(self.models)
+        scoring.prepare_block(state, txs)
+        return scoring
+
+    def _apply(
+        self, state: Overlay, tx: Tx, height: int, time_ms: int, scoring: Scoring | None
+    ) -> Receipt:
+        """Execute one admissible tx; raises ArtifactMissing if a model must be fetched first."""
         snapshot = state.snapshot()
-        ctx = CallContext(state, height, time_ms)
+        ctx = CallContext(state, height, time_ms, scoring=scoring)
+        if scoring is not None:
+            ctx.score = scoring.host_score(state)
         try:
             result, events, gas = HANDLERS[tx.kind](state, tx, height, ctx)
         except Revert as exc:
@@ -186,14 +214,16 @@ class Executor:
 
     def select(
         self, candidates: Sequence[Tx], height: int, time_ms: int, max_txs: int, max_bytes: int
-    ) -> tuple[list[Tx], Executed, list[tuple[Tx, TxRejected]]]:
-        """Build a block body: admissible candidates in order, within the limits.
-
-        Returns the chosen transactions, their execution and the rejected
-        candidates (which the mempool should drop).
-        """
+    ) -> Selection:
+        """Build a block body: admissible candidates in order, within the limits."""
         state = self.overlay()
         verdicts = self.signatures.verify(candidates)
+        missing: set[bytes] = set()
+        try:
+            scoring = self._scoring(state, candidates)
+        except ArtifactMissing as exc:
+            missing.add(exc.model_id)
+            scoring = self._scoring(state, [t for t in candidates if t.kind != "score"])
         chosen: list[Tx] = []
         receipts: list[Receipt] = []
         rejected: list[tuple[Tx, TxRejected]] = []
@@ -215,7 +245,12 @@ class Executor:
                 rejected.append((tx, exc))
                 continue
             snapshot = state.snapshot()
-            receipt = self._apply(state, tx, height, time_ms)
+            try:
+                receipt = self._apply(state, tx, height, time_ms, scoring)
+            except ArtifactMissing as exc:
+                state.revert(snapshot)  # leave it until this node holds the model
+                missing.add(exc.model_id)
+                continue
             if gas + receipt.gas_used > max_gas:
                 state.revert(snapshot)  # leave it for a later block
                 continue
@@ -231,7 +266,7 @@ class Executor:
             state_root(self.previous_root(), writes),
             receipts_root(receipts),
         )
-        return chosen, executed, rejected
+        return Selection(chosen, executed, rejected, sorted(missing))
 
 
 def tx_proof(txs: Sequence[Tx], index: int) -> merkle.Proof:

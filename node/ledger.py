@@ -20,6 +20,7 @@ from consensus import codec
 from consensus.certificate import Certificate
 from node.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
 from node.genesis import Genesis
+from node.scoring import ModelCache
 from node.state import VALIDATORS, Overlay, param
 from node.store import Store
 from node.types import Block, Header, Tx, tx_root
@@ -42,6 +43,8 @@ def validators_hash(validators: Sequence[bytes]) -> bytes:
 class Proposal:
     block: bytes
     rejected: list[tuple[Tx, TxRejected]]
+    missing_models: list[bytes]
+    """Artifacts to fetch: transactions needing them wait in the mempool meanwhile."""
 
 
 class Ledger:
@@ -60,6 +63,7 @@ class Ledger:
             lambda tx_id: store.tx_location(tx_id) is not None,
             store.state_root,
             self.signatures,
+            ModelCache(store.artifact),
         )
         self._executed: OrderedDict[bytes, Executed] = OrderedDict()
         self._headers: OrderedDict[int, Header] = OrderedDict()
@@ -127,7 +131,7 @@ class Ledger:
         timestamp = self.clock_ms()
         if previous is not None:
             timestamp = max(timestamp, previous.timestamp_ms + 1)
-        txs, executed, rejected = self.executor.select(
+        selection = self.executor.select(
             candidates,
             height,
             timestamp,
@@ -141,17 +145,21 @@ class Ledger:
             timestamp,
             view,
             proposer,
-            tx_root(txs),
-            executed.receipts_root,
-            executed.state_root,
+            tx_root(selection.txs),
+            selection.executed.receipts_root,
+            selection.executed.state_root,
             validators_hash(self.validators(height)),
         )
-        block = Block(header, tuple(txs))
-        self._remember(block.hash(), executed)
-        return Proposal(block.encode(), rejected)
+        block = Block(header, tuple(selection.txs))
+        self._remember(block.hash(), selection.executed)
+        return Proposal(block.encode(), selection.rejected, selection.missing_models)
 
     def validate(self, height: int, raw: bytes, *, check_clock: bool = True) -> str | None:
-        """None if ``raw`` is a valid next block, else why not."""
+        """None if ``raw`` is a valid next block, else why not.
+
+        Raises node.scoring.ArtifactMissing when the block scores with a model this
+        node does not hold yet: fetch it and validate again.
+        """
         try:
             if len(raw) > self.param("max_block_bytes"):
                 return f"block is {len(raw)} bytes, over max_block_bytes"

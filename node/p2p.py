@@ -16,7 +16,7 @@ Handshake (binary frames, canonical msgpack, signatures under
 
 The listener admits only keys of the current validator set, the dialer only the
 key it expected at that address. After that every frame is
-``[kind, payload]`` with kind one of consensus, tx, fetch, blocks.
+``[kind, payload]`` with kind one of consensus, tx, fetch, blocks, model-fetch, model.
 
 Consensus frames never wait behind client traffic: each outbound link has a
 consensus queue that is always drained first, and separate bounded queues for
@@ -41,8 +41,8 @@ from consensus.crypto import DOMAIN_HANDSHAKE, PrivateKey, key_hex, verify
 
 log = logging.getLogger("vigil.p2p")
 
-MAX_FRAME_BYTES = 16 * 1024 * 1024
-"""Largest websocket frame accepted from a peer."""
+MAX_FRAME_BYTES = 20 * 1024 * 1024
+"""Largest websocket frame accepted from a peer (a block, or a model artifact of up to 16 MiB)."""
 MAX_CONSENSUS_QUEUE = 4_096
 MAX_BLOCKS_QUEUE = 64
 MAX_TX_QUEUE = 20_000
@@ -52,7 +52,8 @@ RECONNECT_MAX_S = 5.0
 NONCE_BYTES = 32
 
 CONSENSUS, TX, FETCH, BLOCKS = "consensus", "tx", "fetch", "blocks"
-FRAME_KINDS = (CONSENSUS, TX, FETCH, BLOCKS)
+MODEL_FETCH, MODEL = "model-fetch", "model"
+FRAME_KINDS = (CONSENSUS, TX, FETCH, BLOCKS, MODEL_FETCH, MODEL)
 
 OnFrame = Callable[[bytes, str, object], None]
 
@@ -183,6 +184,7 @@ class PeerNetwork:
         queue, bound = {
             CONSENSUS: (link.consensus, MAX_CONSENSUS_QUEUE),
             BLOCKS: (link.blocks, MAX_BLOCKS_QUEUE),
+            MODEL: (link.blocks, MAX_BLOCKS_QUEUE),
         }.get(kind, (link.txs, MAX_TX_QUEUE))
         if len(queue) >= bound:
             link.dropped += 1

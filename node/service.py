@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +47,16 @@ from consensus.events import (
 )
 from consensus.record import FieldError
 from consensus.replica import Replica, ReplicaConfig
+from ml.artifact import load as load_artifact
+from ml.errors import ModelError
+from ml.forest import Model
 from node.config import Home, NodeConfig, split_address
 from node.execution import TxRejected
 from node.genesis import Genesis
 from node.ledger import Ledger
 from node.mempool import Mempool, MempoolFull
-from node.p2p import BLOCKS, CONSENSUS, FETCH, TX, PeerNetwork
+from node.p2p import BLOCKS, CONSENSUS, FETCH, MODEL, MODEL_FETCH, TX, PeerNetwork
+from node.scoring import ArtifactMissing
 from node.state import Overlay
 from node.store import Store, StoreError
 from node.types import MAX_TX_BYTES, Tx
@@ -64,6 +69,10 @@ MAX_PROPOSAL_CANDIDATES = 20_000
 """Mempool transactions looked at when building one proposal."""
 MAX_WAITERS = 10_000
 """Clients waiting (long-poll) for their transaction to commit."""
+ARTIFACT_WAIT_S = 20.0
+"""How long a proposal waits for a model artifact from peers before it is judged invalid."""
+MAX_ARTIFACT_WAITERS = 1_000
+"""Tasks (validations, commits) that may wait for one artifact."""
 
 
 @dataclass
@@ -109,6 +118,8 @@ class Node:
         self.started_at = time.time()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
+        self._artifact_waits: dict[bytes, list[Callable[[bool], None]]] = {}
+        self._artifact_timers: dict[bytes, asyncio.TimerHandle] = {}
         self._stopping = asyncio.Event()
 
     def _peer_addresses(self) -> dict[bytes, str]:
@@ -176,12 +187,7 @@ class Node:
             # Build on the next loop turn, so requests arriving together share a block.
             asyncio.get_running_loop().call_soon(self._build_soon, action)
         elif isinstance(action, ValidateProposal):
-            problem = self.ledger.validate(action.height, action.block)
-            if problem is not None:
-                log.warning("rejecting proposal %d/%d: %s", action.height, action.view, problem)
-            return ProposalValidated(
-                action.height, action.view, action.digest, problem is None, problem or ""
-            )
+            return self._validate(action)
         elif isinstance(action, CommitBlock):
             return self._commit(action.block, action.certificate)
         elif isinstance(action, FetchBlocks):
@@ -193,6 +199,29 @@ class Node:
             log.info("fault %s: %s", action.kind, action.detail)
         return None
 
+    def _validate(self, action: ValidateProposal) -> Event | None:
+        try:
+            problem = self.ledger.validate(action.height, action.block)
+        except ArtifactMissing as exc:
+            log.info("proposal %d/%d needs model %s; fetching it", action.height, action.view,
+                     exc.model_id.hex()[:12])  # fmt: skip
+            self._await_artifact(exc.model_id, lambda ok: self._validate_later(action, ok))
+            return None
+        if problem is not None:
+            log.warning("rejecting proposal %d/%d: %s", action.height, action.view, problem)
+        return ProposalValidated(
+            action.height, action.view, action.digest, problem is None, problem or ""
+        )
+
+    def _validate_later(self, action: ValidateProposal, available: bool) -> None:
+        if not available:
+            reason = "a model artifact the block needs could not be fetched"
+            self.feed(ProposalValidated(action.height, action.view, action.digest, False, reason))
+            return
+        event = self._validate(action)
+        if event is not None:
+            self.feed(event)
+
     def _build_soon(self, action: BuildProposal) -> None:
         self.feed(self._build(action))
 
@@ -203,13 +232,21 @@ class Node:
         proposal = self.ledger.build(action.height, action.view, self.key.public, candidates)
         for tx, exc in proposal.rejected:
             log.info("dropping %s from the mempool: %s", tx.id.hex()[:12], exc.message)
+        for model_id in proposal.missing_models:
+            self._await_artifact(model_id, lambda ok: None)
         dropped = self.mempool.remove([tx.id for tx, _ in proposal.rejected])
         if dropped:
             asyncio.get_running_loop().call_soon(self._drop_requests, dropped)
         return ProposalBuilt(action.height, action.view, proposal.block)
 
-    def _commit(self, block: bytes, certificate: Certificate) -> Event:
-        next_validators, tx_ids = self.ledger.commit(block, certificate)
+    def _commit(self, block: bytes, certificate: Certificate) -> Event | None:
+        try:
+            next_validators, tx_ids = self.ledger.commit(block, certificate)
+        except ArtifactMissing as exc:
+            log.warning("certified block %d needs model %s; waiting for it", certificate.height,
+                        exc.model_id.hex()[:12])  # fmt: skip
+            self._await_artifact(exc.model_id, lambda ok: self._commit_later(block, certificate))
+            return None
         height = certificate.height
         self.mempool.remove(tx_ids)
         for tx_id in tx_ids:
@@ -222,6 +259,48 @@ class Node:
         if expired:
             asyncio.get_running_loop().call_soon(self._drop_requests, expired)
         return event
+
+    def _commit_later(self, block: bytes, certificate: Certificate) -> None:
+        event = self._commit(block, certificate)
+        if event is not None:
+            self.feed(event)
+
+    # ------------------------------------------------------------ model artifacts
+
+    def _await_artifact(self, model_id: bytes, callback: Callable[[bool], None]) -> None:
+        """Ask every peer for an artifact; call back with True once stored, False on timeout."""
+        waiting = self._artifact_waits.setdefault(model_id, [])
+        assert len(waiting) < MAX_ARTIFACT_WAITERS, "too many tasks wait for one artifact"
+        waiting.append(callback)
+        if len(waiting) == 1:
+            self.network.broadcast(MODEL_FETCH, model_id)
+            self._artifact_timers[model_id] = asyncio.get_running_loop().call_later(
+                ARTIFACT_WAIT_S, self._artifact_arrived, model_id, False
+            )
+
+    def _artifact_arrived(self, model_id: bytes, available: bool) -> None:
+        timer = self._artifact_timers.pop(model_id, None)
+        if timer is not None:
+            timer.cancel()
+        for callback in self._artifact_waits.pop(model_id, []):
+            callback(available)
+
+    def add_artifact(self, data: bytes, *, gossip: bool = True) -> Model:
+        """Check and keep a model artifact (raises ml.errors.ArtifactError); tell the peers."""
+        model = load_artifact(data)
+        if self.store.artifact(model.model_id) is None:
+            self.store.put_artifact(model.model_id, data)
+            if gossip:
+                self.network.broadcast(MODEL, data)
+        if model.model_id in self._artifact_waits:
+            asyncio.get_running_loop().call_soon(self._artifact_arrived, model.model_id, True)
+        return model
+
+    def _on_model(self, data: bytes) -> None:
+        try:
+            self.add_artifact(data, gossip=False)
+        except ModelError as exc:
+            log.warning("refused a model artifact from a peer: %s", exc)
 
     def _drop_requests(self, tx_ids: list[bytes]) -> None:
         for tx_id in tx_ids:
@@ -252,6 +331,12 @@ class Node:
             self._serve(peer, payload)  # type: ignore[arg-type]
         elif kind == BLOCKS and type(payload) is list:
             self._on_blocks(payload)
+        elif kind == MODEL_FETCH and type(payload) is bytes:
+            data = self.store.artifact(payload)
+            if data is not None:
+                self.network.send(peer, MODEL, data)
+        elif kind == MODEL and type(payload) is bytes:
+            self._on_model(payload)
 
     def _on_blocks(self, items: list) -> None:
         for item in items[:MAX_SERVE_BLOCKS]:

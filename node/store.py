@@ -11,6 +11,7 @@ their state. Key layout (all heights are 8-byte big-endian):
     receipts/<h>        [receipt bytes...]   valset/<h>    validator keys of height h
     tx/<id>             [height, index]      state/<key>   state value
     consensus/safety    the replica's SafetyState (written before its votes leave)
+    artifact/<id>       a model artifact whose SHA-256 is <id> (not state: fetched by id)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ RECEIPTS = b"receipts/"
 VALSET = b"valset/"
 TX = b"tx/"
 STATE = b"state/"
+ARTIFACT = b"artifact/"
 
 MAX_STATE_SCAN = 10_000
 """Most state entries one prefix scan returns."""
@@ -152,6 +154,13 @@ class Store:
 
     def safety(self) -> bytes | None:
         return self.db.get(SAFETY)
+
+    def artifact(self, model_id: bytes) -> bytes | None:
+        return self.db.get(ARTIFACT + model_id)
+
+    def put_artifact(self, model_id: bytes, data: bytes) -> None:
+        """Keep a model artifact; the caller has checked that ``model_id`` is its SHA-256."""
+        self.db.put(ARTIFACT + model_id, data, sync=True)
 
     # ------------------------------------------------------------ writes
 

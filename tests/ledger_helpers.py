@@ -30,7 +30,7 @@ def genesis() -> Genesis:
             [
                 GenesisClient(CLIENT.public, "org0", ("submit",)),
                 GenesisClient(AUDITOR.public, "org1", ("audit",)),
-                GenesisClient(ADMIN.public, "org2", ("admin", "submit")),
+                GenesisClient(ADMIN.public, "org2", ("admin", "score", "submit")),
             ],
             key=lambda c: c.key,
         )

@@ -311,3 +311,59 @@ def test_contracts_deploy_call_and_query_through_the_cli(net: Net, tmp_path: Pat
         main, ["contract", "call", "counter", "bump", "[0]", "--key", key, "--node", url, "--wait"]
     )
     assert failed.exit_code != 0 and "n must be positive" in failed.output
+
+
+MODELS = """
+def activate(name, model_id):
+    ledger.put("active:" + name, {"model_id": model_id, "version": 1})
+"""
+
+
+def test_scores_are_agreed_and_a_node_fetches_a_missing_model(net: Net, tmp_path: Path) -> None:
+    import numpy as np
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from ml.train import TrainParams, train
+
+    rng = np.random.default_rng(11)
+    model = train(rng.normal(0, 1, (400, 3)), ("amount", "hour", "risk"),
+                  TrainParams(n_estimators=30)).model  # fmt: skip
+    artifact = tmp_path / "fraud.vmodel"
+    artifact.write_bytes(model.data)
+    (tmp_path / "models.py").write_text(MODELS)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("amount,hour,risk\n0.1,0.2,-0.1\n9,9,9\n-0.3,0.5,0.0\n")
+    key = str(net.net.client_key)
+
+    def vigil(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    late = "org4"
+    net.kill(late)
+    vigil("model", "upload", str(artifact), "--node", net.node("org1").url)
+    vigil("contract", "deploy", str(tmp_path / "models.py"), "--name", "models", "--key", key,
+          "--node", net.node("org1").url, "--wait")  # fmt: skip
+    activate = json.dumps(["fraud", {"$bytes": model.model_id.hex()}])
+    vigil("contract", "call", "models", "activate", activate, "--key", key,
+          "--node", net.node("org1").url, "--wait")  # fmt: skip
+    out = vigil("score", "--model", "fraud", "--csv", str(rows), "--reference", "batch",
+                "--key", key, "--node", net.node("org3").url, "--wait")  # fmt: skip
+    assert "3 scored, 1 flagged" in out and "batch#2: score" in out and "OUTLIER" in out
+    net.start(late)
+    target = net.status("org1")["height"]  # type: ignore[index]
+    net.wait("the late node fetched the model and caught up",
+             lambda: (net.heights([late])[late] or 0) >= target, 90)  # fmt: skip
+    assert all_equal(net, ["org1", "org2", "org3", late], target)
+
+    async def fetch(url: str) -> bytes:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            assert resp.status == 200
+            return await resp.read()
+
+    fetched = asyncio.run(fetch(f"{net.node(late).url}/v1/models/{model.model_id.hex()}"))
+    assert hashlib.sha256(fetched).digest() == model.model_id  # it got the artifact from peers
+    answer = localnet.http("GET", f"{net.node(late).url}/v1/models/{'00' * 32}")
+    assert answer is not None and answer[0] == 404

@@ -1,0 +1,182 @@
+"""`score` transactions: the active model of a model family scores a feature vector.
+
+Which model is active for a name is contract state: the ``models`` registry
+contract stores ``active:<name>`` -> ``{"model_id": bytes, "version": int}``
+(governance decides it). The artifact itself is not state: nodes keep
+artifacts by id (the SHA-256 of their bytes) in their store, fetch missing ones
+from peers, and check every artifact against its id before using it.
+
+What a receipt records is exact on every machine: the model id, the integer
+path sum of ``ml.score`` (the consensus value), the verdict that compares it
+with the model's integer threshold, and the top explaining features with
+integer weights. A row judged an outlier also emits a ``flagged`` event. All
+score transactions of a block that use the model active when the block starts
+are scored in one kernel call.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml.artifact import load as load_artifact
+from ml.errors import InputError
+from ml.explain import explain_batch
+from ml.score import Scorer
+from node.anchors import Revert
+from node.contracts import CallContext, storage_key
+from node.state import Overlay
+from node.types import Event, ScorePayload, Tx
+from vm.errors import HostError, VMError
+from vm.gas import MAX_STORAGE_VALUE_BYTES
+from vm.values import decode_value
+
+MODELS_CONTRACT = "models"
+ACTIVE_PREFIX = "active:"
+TOP_FEATURES = 3
+"""Explaining features recorded per scored row."""
+MAX_LOADED_MODELS = 8
+"""Scorers kept in memory by model id."""
+
+
+class ArtifactMissing(Exception):
+    """This node does not hold the artifact of a model a block uses; fetch it, then retry."""
+
+    def __init__(self, model_id: bytes) -> None:
+        super().__init__(f"model artifact {model_id.hex()} is not on this node")
+        self.model_id = model_id
+
+
+def active_model(state: Overlay, name: str) -> bytes | None:
+    """The id of the model active for ``name``, as the models registry records it."""
+    raw = state.get(storage_key(MODELS_CONTRACT, ACTIVE_PREFIX + name))
+    if raw is None:
+        return None
+    try:
+        entry = decode_value(raw, MAX_STORAGE_VALUE_BYTES)
+    except VMError:
+        return None
+    model_id = entry.get("model_id") if type(entry) is dict else None
+    return model_id if type(model_id) is bytes and len(model_id) == 32 else None
+
+
+class ModelCache:
+    """Loaded scorers by model id; artifacts come from ``read_artifact`` and are checked."""
+
+    def __init__(self, read_artifact: Callable[[bytes], bytes | None]) -> None:
+        self.read_artifact = read_artifact
+        self._scorers: OrderedDict[bytes, Scorer] = OrderedDict()
+
+    def scorer(self, model_id: bytes) -> Scorer:
+        scorer = self._scorers.get(model_id)
+        if scorer is not None:
+            self._scorers.move_to_end(model_id)
+            return scorer
+        data = self.read_artifact(model_id)
+        if data is None:
+            raise ArtifactMissing(model_id)
+        scorer = Scorer(load_artifact(data, expected_id=model_id))
+        self._scorers[model_id] = scorer
+        while len(self._scorers) > MAX_LOADED_MODELS:
+            self._scorers.popitem(last=False)
+        return scorer
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    model_id: bytes
+    path_sum: int
+    outlier: bool
+    top: tuple[tuple[str, int], ...]
+
+    def result(self) -> tuple:
+        return (self.model_id, self.path_sum, self.outlier, tuple(list(t) for t in self.top))
+
+
+@dataclass
+class Scoring:
+    """Per-block scoring state: the model cache and reports computed in one batch."""
+
+    models: ModelCache
+    precomputed: dict[bytes, ScoreReport] = field(default_factory=dict)
+
+    def prepare_block(self, state: Overlay, txs: Sequence[Tx]) -> None:
+        """Score, in one kernel call per model, every score tx of the block start's models."""
+        groups: dict[bytes, list[Tx]] = {}
+        for tx in txs:
+            if tx.kind != "score":
+                continue
+            model_id = active_model(state, tx.payload.model)  # type: ignore[attr-defined]
+            if model_id is not None:
+                groups.setdefault(model_id, []).append(tx)
+        for model_id, group in groups.items():
+            scorer = self.models.scorer(model_id)
+            fits = [t for t in group if len(t.payload.features) == scorer.n_features]  # type: ignore[attr-defined]
+            if not fits:
+                continue
+            rows = np.array([t.payload.features for t in fits], dtype=np.float64)  # type: ignore[attr-defined]
+            scores = scorer.score_batch(rows)
+            explained = explain_batch(scorer, rows, TOP_FEATURES)
+            names = scorer.model.feature_names
+            for i, tx in enumerate(fits):
+                self.precomputed[tx.id] = ScoreReport(
+                    model_id,
+                    int(scores.path_sums[i]),
+                    bool(scores.outliers[i]),
+                    tuple(explained.row(i, names)),
+                )
+
+    def report(self, model_id: bytes, tx: Tx) -> ScoreReport:
+        known = self.precomputed.get(tx.id)
+        if known is not None and known.model_id == model_id:
+            return known
+        scorer = self.models.scorer(model_id)
+        rows = np.array([tx.payload.features], dtype=np.float64)  # type: ignore[attr-defined]
+        scores = scorer.score_batch(rows)
+        top = explain_batch(scorer, rows, TOP_FEATURES).row(0, scorer.model.feature_names)
+        return ScoreReport(model_id, int(scores.path_sums[0]), bool(scores.outliers[0]), tuple(top))
+
+    def host_score(self, state: Overlay) -> Callable[[str, list[int]], int]:
+        """``ledger.score(model, features)`` for contracts: the path sum under the active model."""
+
+        def score(name: str, features: list[int]) -> int:
+            model_id = active_model(state, name)
+            if model_id is None:
+                raise HostError(f"no active model named {name!r}")
+            scorer = self.models.scorer(model_id)
+            if len(features) != scorer.n_features:
+                raise HostError(f"model {name!r} takes {scorer.n_features} features")
+            path_sum, _, _ = scorer.score_row(np.array(features, dtype=np.float64))
+            return int(path_sum)
+
+        return score
+
+
+def execute_score(
+    state: Overlay, tx: Tx, height: int, ctx: CallContext
+) -> tuple[object, list[Event], int]:
+    payload = tx.payload
+    assert isinstance(payload, ScorePayload)
+    scoring: Scoring | None = ctx.scoring
+    if scoring is None:
+        raise Revert("this node cannot score")
+    model_id = active_model(state, payload.model)
+    if model_id is None:
+        raise Revert(f"no active model named {payload.model!r}")
+    scorer = scoring.models.scorer(model_id)
+    if len(payload.features) != scorer.n_features:
+        raise Revert(
+            f"model {payload.model!r} takes {scorer.n_features} features "
+            f"({', '.join(scorer.model.feature_names)}), got {len(payload.features)}"
+        )
+    try:
+        report = scoring.report(model_id, tx)
+    except InputError as exc:
+        raise Revert(f"cannot score: {exc}") from None
+    events = []
+    if report.outlier:
+        events.append(Event("flagged", (payload.reference, model_id, report.path_sum)))
+    return report.result(), events, 0

@@ -1,0 +1,123 @@
+"""score transactions on a real ledger: active model, receipts, flagged events, artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ledger_helpers import ADMIN, CLIENT, certify, commit, open_ledger, proposer
+from test_contracts import call, deploy
+
+from consensus.crypto import PrivateKey
+from ml.score import Scorer
+from ml.train import TrainParams, train
+from node.ledger import Ledger
+from node.scoring import ArtifactMissing
+from node.types import ScorePayload, Tx
+
+MODELS = """
+def activate(name, model_id):
+    ledger.put("active:" + name, {"model_id": model_id, "version": 1})
+
+
+def check(name, features):
+    return ledger.score(name, features)
+"""
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(7)
+    data = rng.normal(0, 1, size=(300, 3))
+    return train(data, ("amount", "hour", "country"), TrainParams(n_estimators=25)).model
+
+
+def score_tx(features: list[float], reference: str = "payment", key: PrivateKey = ADMIN) -> Tx:
+    return Tx.create(key, "vigil-test", ScorePayload("fraud", tuple(features), reference), 50)
+
+
+def ready(path: Path, model) -> Ledger:  # type: ignore[no-untyped-def]
+    ledger = open_ledger(path)
+    ledger.store.put_artifact(model.model_id, model.data)
+    commit(ledger, [deploy("models", MODELS)])
+    [r] = commit(ledger, [call("models", "activate", ["fraud", model.model_id])])
+    assert r.status == "ok", r.error
+    return ledger
+
+
+def test_scores_match_the_scorer_and_outliers_are_flagged(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
+    ledger = ready(tmp_path / "a", model)
+    rows = [[0.1, -0.2, 0.3], [8.0, -9.0, 7.5], [0.0, 0.0, 0.0]]
+    receipts = commit(ledger, [score_tx(r, f"p{i}") for i, r in enumerate(rows)])
+    scorer = Scorer(model)
+    for receipt, row in zip(receipts, rows, strict=True):
+        assert receipt.status == "ok", receipt.error
+        model_id, path_sum, outlier, top = receipt.result
+        expected_sum, _, expected_outlier = scorer.score_row(np.array(row))
+        assert (model_id, path_sum, outlier) == (model.model_id, expected_sum, expected_outlier)
+        assert 1 <= len(top) <= 3 and all(name in model.feature_names for name, _ in top)
+        flagged = [e for e in receipt.events if e.name == "flagged"]
+        assert bool(flagged) == outlier
+    assert receipts[1].result[2] is True  # far from the training data
+
+
+def test_batched_and_single_scoring_agree_across_replicas(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
+    a = ready(tmp_path / "a", model)
+    b = follower(a, tmp_path / "b")
+    b.store.put_artifact(model.model_id, model.data)
+    rng = np.random.default_rng(3)
+    txs = [score_tx([float(x) for x in rng.normal(0, 2, 3)], f"r{i}") for i in range(40)]
+    height = a.height + 1
+    proposal = a.build(height, 0, proposer(a, height), txs)
+    assert b.validate(height, proposal.block) is None  # b scores each row on its own
+    cert = certify(height, proposal.block)
+    a.commit(proposal.block, cert)
+    b.commit(proposal.block, cert)
+    assert a.store.state_root() == b.store.state_root()
+    assert a.store.receipts(height) == b.store.receipts(height)
+
+
+def follower(a: Ledger, path: Path) -> Ledger:
+    """A second ledger that has committed a's blocks."""
+    b = open_ledger(path)
+    for height in range(1, a.height + 1):
+        b.commit(a.store.block(height), a.certificate(height))  # type: ignore[arg-type]
+    return b
+
+
+def test_wrong_width_unknown_model_and_missing_role(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
+    ledger = ready(tmp_path / "a", model)
+    other = Tx.create(ADMIN, "vigil-test", ScorePayload("other", (1.0, 2.0, 3.0), "x"), 50)
+    receipts = commit(ledger, [score_tx([1.0, 2.0]), other])
+    assert "takes 3 features (amount, hour, country), got 2" in receipts[0].error
+    assert "no active model named 'other'" in receipts[1].error
+    height = ledger.height + 1
+    proposal = ledger.build(
+        height, 0, proposer(ledger, height), [score_tx([1.0, 2.0, 3.0], key=CLIENT)]
+    )
+    assert [exc.code for _, exc in proposal.rejected] == ["forbidden"]
+
+
+def test_contracts_can_score_through_the_ledger(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
+    ledger = ready(tmp_path / "a", model)
+    [r] = commit(ledger, [call("models", "check", ["fraud", [1, 2, 3]])])
+    from vm.gas import MAX_VALUE_BYTES
+    from vm.values import decode_value
+
+    expected, _, _ = Scorer(model).score_row(np.array([1.0, 2.0, 3.0]))
+    assert r.status == "ok" and decode_value(r.result, MAX_VALUE_BYTES) == expected
+
+
+def test_a_node_without_the_artifact_must_fetch_it(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
+    a = ready(tmp_path / "a", model)
+    b = follower(a, tmp_path / "b")
+    height = a.height + 1
+    proposal = a.build(height, 0, proposer(a, height), [score_tx([0.0, 0.0, 0.0])])
+    with pytest.raises(ArtifactMissing) as info:
+        b.validate(height, proposal.block)
+    assert info.value.model_id == model.model_id
+    skipped = b.build(height, 0, proposer(b, height), [score_tx([0.0, 0.0, 0.0])])
+    assert skipped.missing_models == [model.model_id]
+    b.store.put_artifact(model.model_id, model.data)
+    assert b.validate(height, proposal.block) is None
