@@ -40,8 +40,8 @@ MAX_MEMBERS = 32
 MAX_ADMINS = 16
 MAX_ROLES = 4
 MAX_PARAM_NAME_CHARS = 64
-# Most contributor orgs of one model version.
-MAX_CONTRIBUTORS = 64
+# Most contributor orgs of one model version (contributors are members: MAX_MEMBERS).
+MAX_CONTRIBUTORS = 32
 # Largest contributor weight (10**18).
 MAX_WEIGHT = 1000000000000000000
 # Most training-data anchors of one model version.

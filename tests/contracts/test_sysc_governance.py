@@ -277,9 +277,8 @@ def test_contributor_limit() -> None:
     names = sorted(world.members())
     ok = model_args(key("m"), dict.fromkeys(names, 1))
     assert world.propose(names[0], "approve_model", ok).ok
-    # 65 contributors cannot all be members (at most 32), but the count is checked first.
-    over = model_args(key("m"), {f"org-{i}": 1 for i in range(65)})
-    assert "contributors must have 1..64 orgs" in revert_message(
+    over = model_args(key("m"), {f"org-{i}": 1 for i in range(33)})
+    assert "contributors must have 1..32 orgs" in revert_message(
         world.propose(names[0], "approve_model", over)
     )
 
@@ -478,3 +477,33 @@ def test_gas_with_seven_members() -> None:
     assert [r.value for r in gas] == ["open"] * 4 + ["executed"]
     worst = max([proposed.gas_used] + [r.gas_used for r in gas])
     assert worst < 500_000, worst
+
+
+def test_other_limits_at_their_edges(world: World) -> None:
+    host = "h" * 249
+    assert world.propose("bank-a", "add_member", {**new_member(), "peer": host + ":65535"}).ok
+    long_peer = {**new_member(), "peer": host + "h:65535"}
+    assert "peer must have 1..255 characters" in revert_message(
+        world.propose("bank-a", "add_member", long_peer)
+    )
+    roles = ["admin", "audit", "score", "submit"]
+    client = {"key": key("c"), "org": "bank-a", "roles": roles}
+    assert world.propose("bank-a", "authorize_client", client).ok
+    five = {**client, "roles": [*roles, "admin"]}
+    assert "roles must have 1..4 items" in revert_message(
+        world.propose("bank-a", "authorize_client", five)
+    )
+    size = {**model_args(key("m"), {"bank-a": 1}), "size": 2**40}
+    assert world.propose("bank-a", "approve_model", size).ok
+    size["size"] += 1
+    assert "size must be in 1..1099511627776" in revert_message(
+        world.propose("bank-a", "approve_model", size)
+    )
+    assert revert_message(world.vote("bank-a", 2**63 - 1)) == f"no proposal {2**63 - 1}"
+    assert "proposal id must be in" in revert_message(world.vote("bank-a", 2**63))
+    name = "p" * 64
+    assert revert_message(world.propose("bank-a", "set_param", {"name": name, "value": 1})) == (
+        f"unknown param {name}"
+    )
+    longer = world.propose("bank-a", "set_param", {"name": name + "p", "value": 1})
+    assert "param name must have 1..64 characters" in revert_message(longer)
