@@ -5,8 +5,10 @@ The node reads some of this contract's storage directly, so these layouts are fi
 * ``members`` -> {org: {"node_key": bytes32, "peer": "host:port", "api": "host:port",
   "admins": [bytes32, ...]}} (sorted by org); the next height's validators are the
   node keys in sorted-org order. The node writes the initial value at genesis.
-* ``client:<key hex>`` -> {"org": str, "roles": [sorted subset of ROLES]}.
+* ``client:<key hex>`` -> {"org": str, "roles": sorted subset of admin, audit, score, submit}.
 * ``param:<name>`` -> int (ranges in ``_param_range``).
+* ``next_proposal`` -> int; public views: get, proposals (``list`` is a reserved builtin
+  name in the contract language), member, members, client, param, next_proposal.
 * ``deploy:<contract name>`` -> bytes32 code hash allowed to be deployed under that name.
 
 Proposals live under ``proposal:<id>`` (ids from ``next_proposal``, starting at 1) and are
@@ -62,6 +64,8 @@ APPROVAL_PREFIX = "approval:"
 
 
 def _type(x):
+    """The type of a caller-supplied value: str() of a non-str value never equals it, and
+    its first character tells list, tuple, dict, bytes, bool and int apart."""
     if x is None:
         return "none"
     s = str(x)
