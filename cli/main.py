@@ -7,11 +7,12 @@ import click
 from cli.contract import contract
 from cli.contract_node import call_cmd, deploy, query
 from cli.genesis_cmd import genesis
+from cli.gov_cmd import gov, model_list, model_propose
 from cli.keys import keygen
 from cli.ledger_cmds import anchor, status, verify_file
 from cli.model import model
 from cli.node_cmd import node
-from cli.score_cmd import score, upload
+from cli.score_cmd import anomalies, score, upload
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -49,7 +50,10 @@ main.add_command(contract)
 for _command in (deploy, call_cmd, query):
     contract.add_command(_command)
 main.add_command(score)
-model.add_command(upload)
+main.add_command(anomalies)
+main.add_command(gov)
+for _command in (upload, model_propose, model_list):
+    model.add_command(_command)
 
 
 if __name__ == "__main__":

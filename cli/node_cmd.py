@@ -39,16 +39,25 @@ def node() -> None:
     help="This node's key (vigil keygen).",
 )
 @click.option("--force", is_flag=True, help="Re-initialise a home that has a config already.")
-def init(home: Path, genesis_file: Path, key_file: Path, force: bool) -> None:
+@click.option("--peer-listen", default=None, metavar="HOST:PORT",
+              help="Peer address (default: this member's entry in the genesis).")  # fmt: skip
+@click.option("--api-listen", default=None, metavar="HOST:PORT",
+              help="API address (default: this member's entry in the genesis).")  # fmt: skip
+def init(home: Path, genesis_file: Path, key_file: Path, force: bool, peer_listen: str | None,
+         api_listen: str | None) -> None:  # fmt: skip
     """Create a node home: copy genesis and key in, write config.json, create the store."""
     try:
-        h, genesis, key, config = init_home(home, genesis_file, key_file, force=force)
+        h, genesis, key, config = init_home(
+            home, genesis_file, key_file, force=force, peer_listen=peer_listen,
+            api_listen=api_listen,
+        )  # fmt: skip
         store = Store(h.data_path, create=True)
         store.close()
     except (ConfigError, KeyFileError, FieldError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
-    member = next(m for m in genesis.members if m.node_key == key.public)
-    click.echo(f"initialised {home} for {member.org} on chain {genesis.chain_id}")
+    member = next((m for m in genesis.members if m.node_key == key.public), None)
+    who = member.org if member else "a node outside the genesis members (it can join later)"
+    click.echo(f"initialised {home} for {who} on chain {genesis.chain_id}")
     click.echo(f"  node key  {key_hex(key.public)}")
     click.echo(f"  peer      {config.peer_listen}")
     click.echo(f"  api       http://{config.api_listen}")

@@ -81,7 +81,8 @@ def score(
         for tx, item in zip(chunk, answer["results"], strict=True):
             if "error" in item:
                 ref = tx.payload.reference  # type: ignore[attr-defined]
-                raise click.ClickException(f"{ref}: {item['error']['message']}")
+                err = item["error"]
+                raise click.ClickException(f"{ref or 'row'}: {err['code']}: {err['message']}")
             hashes.append(item["hash"])
     if not wait:
         for h in hashes:
@@ -132,3 +133,27 @@ def upload(artifact: Path, node: str) -> None:
     except aiohttp.ClientError as exc:
         raise NodeError(f"cannot reach {node}: {exc}") from None
     click.echo(json.dumps(info, indent=2))
+
+
+@click.command()
+@click.option("--since", default=1, show_default=True, help="First height to look at.")
+@node_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def anomalies(since: int, node: str, as_json: bool) -> None:
+    """List score transactions the active models flagged, from height --since on."""
+    found: list[dict] = []
+    height = max(1, since)
+    top = http("GET", node, "/v1/status")["height"]
+    while height <= top:
+        answer = http("GET", node, f"/v1/anomalies?since={height}")
+        found += answer["anomalies"]
+        if answer["next"] <= height:
+            break
+        height = answer["next"]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for a in found:
+        score = "?" if a["score"] is None else f"{a['score']:.6f}"
+        click.echo(f"height {a['height']:>6}  score {score}  {a['reference'] or '-'}  tx {a['tx']}")
+    click.echo(f"{len(found)} flagged since height {since}")

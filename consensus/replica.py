@@ -338,7 +338,9 @@ class Replica:
             self._on_new_view(env, body)  # type: ignore[arg-type]
 
     def _buffer_future(self, env: Envelope, body: object, height: int) -> None:
+        """Keep a message for a later height (within the window); either way it shows we lag."""
         cfg = self.config
+        self._note_behind(env)
         if height > self.height + cfg.height_window:
             return
         per_sender = self._future_by_sender.get(env.sender, 0)
@@ -348,10 +350,13 @@ class Replica:
         self._future.setdefault(height, []).append((env, body))
         self._future_count += 1
         self._future_by_sender[env.sender] = per_sender + 1
+
+    def _note_behind(self, env: Envelope) -> None:
+        """A signed message from a later height: fetch certified blocks from its sender soon."""
         idle = not self.committing and TIMER_BEHIND not in self._timer_tokens
         if idle and self._verified_ok(env):
             self._behind_peer = env.sender
-            self._set_timer(TIMER_BEHIND, cfg.behind_delay_ms)
+            self._set_timer(TIMER_BEHIND, self.config.behind_delay_ms)
 
     def _peer_behind(self, env: Envelope, height: int) -> None:
         """A validator still works on a height we committed: offer it our blocks."""

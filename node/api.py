@@ -36,6 +36,8 @@ MAX_API_BODY_BYTES = 64 * 1024 * 1024
 """Largest request body: a batch's transactions together (hex doubles their size) must fit."""
 MAX_WAIT_S = 60.0
 """Longest a client may wait for a commit in one request."""
+MAX_ANOMALY_SCAN_BLOCKS = 1_000
+"""Blocks one GET /v1/anomalies looks through; the answer says where to continue."""
 
 
 def error(status: int, code: str, message: str) -> web.Response:
@@ -161,6 +163,7 @@ class Api:
             web.get("/v1/status", self.status),
             web.get("/v1/anchors/{digest}", self.get_anchor),
             web.get("/v1/contracts/{name}", self.get_contract),
+            web.get("/v1/anomalies", self.anomalies),
             web.post("/v1/models", self.upload_model),
             web.get("/v1/models/{id}", self.get_model),
             web.post("/v1/contracts/{name}/query", self.query_contract),
@@ -296,6 +299,36 @@ class Api:
                 ],
             }
         )
+
+    async def anomalies(self, request: web.Request) -> web.Response:
+        """Flagged score transactions from height ``since`` on (a bounded scan)."""
+        text = request.query.get("since", "1")
+        if not text.isdigit() or len(text) > 19:
+            return error(400, "bad_height", "since must be a positive integer")
+        start = max(1, int(text))
+        end = min(self.node.ledger.height, start + MAX_ANOMALY_SCAN_BLOCKS - 1)
+        found = []
+        for height in range(start, end + 1):
+            for raw in self.node.store.receipts(height) or []:
+                receipt = Receipt.decode(raw)
+                for event in receipt.events:
+                    if event.name != "flagged":
+                        continue
+                    reference, model_id, path_sum = event.data
+                    trees = self.n_trees(model_id)
+                    found.append(
+                        {
+                            "height": height,
+                            "tx": receipt.tx_hash.hex(),
+                            "reference": reference,
+                            "model_id": model_id.hex(),
+                            "path_sum": path_sum,
+                            "score": None
+                            if trees is None
+                            else score_from_path_sum(path_sum, trees),
+                        }
+                    )
+        return web.json_response({"anomalies": found, "next": max(start, end + 1)})
 
     async def upload_model(self, request: web.Request) -> web.Response:
         """Keep a model artifact (raw bytes) and pass it to the other nodes."""
@@ -537,6 +570,13 @@ OPENAPI: dict = {
                     "200": {"description": "result, events, gas_used"},
                     "400": _error_schema(),
                 },
+            }
+        },
+        "/v1/anomalies": {
+            "get": {
+                "summary": "Flagged score transactions from a height on (continue at `next`)",
+                "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "anomalies and next"}, "400": _error_schema()},
             }
         },
         "/v1/models": {

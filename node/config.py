@@ -104,17 +104,30 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def init_home(
-    home: Path, genesis_file: Path, key_file: Path, *, force: bool = False
+    home: Path,
+    genesis_file: Path,
+    key_file: Path,
+    *,
+    force: bool = False,
+    peer_listen: str | None = None,
+    api_listen: str | None = None,
 ) -> tuple[Home, Genesis, PrivateKey, NodeConfig]:
-    """Create a node home from a genesis file and a node key (copied in)."""
+    """Create a node home from a genesis file and a node key (copied in).
+
+    A node whose key is not a genesis member (an organisation that will join
+    through governance) must be given its listen addresses.
+    """
     genesis = Genesis.load(genesis_file)
     key = PrivateKey.load(key_file)
     member = next((m for m in genesis.members if m.node_key == key.public), None)
-    if member is None:
+    if member is None and (peer_listen is None or api_listen is None):
         raise ConfigError(
             f"{key_file}: key {key_hex(key.public)[:16]}... is not the node key of any member "
-            f"in {genesis_file}"
+            f"in {genesis_file}; a node that will join later needs --peer-listen and --api-listen"
         )
+    for address in (peer_listen, api_listen):
+        if address is not None:
+            split_address(address)
     h = Home(home)
     if h.config_path.exists() and not force:
         raise ConfigError(f"{h.config_path}: already exists; this home is initialised")
@@ -124,6 +137,9 @@ def init_home(
     if h.key_path.exists():
         h.key_path.unlink()
     key.save(h.key_path)
-    config = NodeConfig(peer_listen=member.peer, api_listen=member.api)
+    config = NodeConfig(
+        peer_listen=peer_listen or member.peer,  # type: ignore[union-attr]
+        api_listen=api_listen or member.api,  # type: ignore[union-attr]
+    )
     h.config_path.write_text(json.dumps(asdict(config), indent=2) + "\n")
     return h, genesis, key, config

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from node import governance
 from node.anchors import Revert
-from node.state import CLIENT, MEMBERS, Overlay, param
+from node.state import CODE, Overlay, storage_key
 from node.types import MAX_EVENTS_PER_RECEIPT, CallPayload, DeployPayload, Event, Tx
 from vm.bytecode import code_hash
 
@@ -40,8 +41,6 @@ from vm.gas import (
 from vm.interpreter import Program, execute, load
 from vm.values import decode_value, encode_value
 
-CODE = b"code/"
-STORAGE = b"contract/"
 CONTRACT_ORG_PREFIX = "contract:"
 MAX_PROGRAM_CACHE = 64
 """Verified programs kept in memory by code hash."""
@@ -52,10 +51,6 @@ Scorer = Callable[[str, list[int]], int]
 def contract_address(name: str) -> bytes:
     """The caller key a contract presents when it calls another contract."""
     return hashlib.sha256(b"vigil/contract/" + name.encode()).digest()
-
-
-def storage_key(contract: str, key: str) -> bytes:
-    return STORAGE + contract.encode() + b"\x00" + key.encode()
 
 
 _programs: OrderedDict[bytes, Program] = OrderedDict()
@@ -71,17 +66,6 @@ def program_for(code: bytes) -> Program:
         while len(_programs) > MAX_PROGRAM_CACHE:
             _programs.popitem(last=False)
     return program
-
-
-def org_of(state: Overlay, key: bytes) -> str:
-    """The organisation a key acts for: a client's org, or the member whose admin it is."""
-    client = state.get_value(CLIENT + key)
-    if client is not None:
-        return client[0]  # type: ignore[index]
-    for org, admins in state.get_value(MEMBERS) or []:  # type: ignore[union-attr]
-        if key in admins:
-            return org
-    return ""
 
 
 @dataclass
@@ -135,7 +119,7 @@ class ChainHost:
         self.ctx.events.append((name, data))
 
     def members(self) -> list[str]:
-        return [org for org, _ in self.ctx.state.get_value(MEMBERS) or []]  # type: ignore[union-attr]
+        return sorted(governance.members(self.ctx.state))
 
     def score(self, model: str, features: list[int]) -> int:
         if self.ctx.score is None:
@@ -188,20 +172,25 @@ def execute_deploy(
     payload = tx.payload
     assert isinstance(payload, DeployPayload)
     gas = GAS_STORAGE_WRITE + GAS_PER_STORAGE_BYTE_WRITTEN * len(payload.code)
-    if gas > param(state, "max_tx_gas"):
+    if gas > governance.param(state, "max_tx_gas"):
         raise ContractRevert(
             f"deploying {len(payload.code)} bytes needs {gas} gas, over max_tx_gas", 0
         )
+    digest = code_hash(payload.code)
+    if governance.deploy_allowed(state, payload.name) != digest:
+        raise ContractRevert(
+            f"governance has not approved code {digest.hex()} for contract {payload.name!r}", 0
+        )
     key = CODE + payload.name.encode()
-    if state.get(key) is not None:
-        raise ContractRevert(f"a contract named {payload.name!r} is already deployed", 0)
+    current = state.get(key)
+    if current is not None and code_hash(current) == digest:
+        raise ContractRevert(f"contract {payload.name!r} already runs this code", 0)
     try:
         program = program_for(payload.code)
     except VMError as exc:
         raise ContractRevert(f"bytecode rejected: {describe(exc)}", 0) from None
     state.put(key, payload.code)
-    digest = code_hash(payload.code)
-    event = Event("deployed", (payload.name, digest))
+    event = Event("upgraded" if current is not None else "deployed", (payload.name, digest))
     return (digest, tuple(program.public_methods())), [event], gas
 
 
@@ -219,10 +208,9 @@ def execute_call(
         raise ContractRevert(f"arguments are not VM values: {describe(exc)}", 0) from None
     if type(args) is not list:
         raise ContractRevert("arguments must encode a list", 0)
-    host = ChainHost(ctx, payload.contract, tx.sender, org_of(state, tx.sender), ())
-    result = execute(
-        program_for(code), payload.method, args, host, gas_limit=param(state, "max_tx_gas")
-    )
+    host = ChainHost(ctx, payload.contract, tx.sender, governance.org_of(state, tx.sender), ())
+    gas_limit = governance.param(state, "max_tx_gas")
+    result = execute(program_for(code), payload.method, args, host, gas_limit=gas_limit)
     if result.error is not None:
         raise ContractRevert(describe(result.error), result.gas_used)
     if len(ctx.events) > MAX_EVENTS_PER_RECEIPT:

@@ -20,21 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consensus import codec, merkle
+from consensus.certificate import MAX_VALIDATORS
 from consensus.crypto import DOMAIN_TX, SignedItem, verify_batch
+from node import governance
 from node.anchors import Revert, execute_anchor
 from node.contracts import CallContext, ContractRevert, execute_call, execute_deploy
 from node.genesis import Genesis
+from node.governance import param
 from node.scoring import ArtifactMissing, ModelCache, Scoring, execute_score
-from node.state import (
-    CLIENT,
-    MEMBERS,
-    PARAM,
-    VALIDATORS,
-    Overlay,
-    client_roles,
-    param,
-    state_root,
-)
+from node.state import VALIDATORS, Overlay, state_root
+from node.system import genesis_code
 from node.types import MAX_ERROR_BYTES, Event, Receipt, Tx, receipts_root
 
 Handler = Callable[[Overlay, Tx, int, CallContext], tuple[object, list[Event], int]]
@@ -48,8 +43,8 @@ HANDLERS: dict[str, Handler] = {
 }
 """Transaction kind -> handler."""
 
-ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "admin", "score": "score"}
-"""The client role each kind needs (deployment needs `admin` until governance decides it)."""
+ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "submit", "score": "score"}
+"""The client role each kind needs (a deployment also needs governance's approval of its code)."""
 
 MAX_SIGNATURE_CACHE = 200_000
 """Tx ids whose signature verdict this node remembers."""
@@ -66,11 +61,9 @@ class TxRejected(Exception):
 
 def genesis_writes(genesis: Genesis) -> dict[bytes, bytes]:
     """The state at height 0."""
-    writes = {CLIENT + c.key: codec.encode([c.org, list(c.roles)]) for c in genesis.clients}
-    for name, value in genesis.params:
-        writes[PARAM + name.encode()] = codec.encode(value)
+    writes = governance.genesis_storage(genesis)
+    writes.update(genesis_code())
     writes[VALIDATORS] = codec.encode(genesis.validators())
-    writes[MEMBERS] = codec.encode([[m.org, list(m.admins)] for m in genesis.members])
     return writes
 
 
@@ -144,13 +137,15 @@ class Executor:
             raise TxRejected("bad_signature", "signature does not verify")
         if tx.kind not in HANDLERS:
             raise TxRejected("unsupported_kind", f"{tx.kind} transactions are not enabled yet")
-        client = client_roles(state, tx.sender)
-        if client is None:
+        roles = governance.roles_of(state, tx.sender)
+        if roles is None:
             raise TxRejected(
-                "unauthorised", f"sender {tx.sender.hex()} is not an authorised client"
+                "unauthorised",
+                f"sender {tx.sender.hex()} is neither an authorised client nor a member's admin",
             )
         role = ROLE_FOR_KIND[tx.kind]
-        if role not in client[1]:
+        admin_call = tx.kind == "call" and governance.MEMBER_ADMIN in roles
+        if role not in roles and not admin_call:
             raise TxRejected("forbidden", f"sender lacks the {role!r} role for {tx.kind}")
         if tx.valid_until_height < height:
             raise TxRejected("expired", f"valid until height {tx.valid_until_height} < {height}")
@@ -181,6 +176,7 @@ class Executor:
             receipts.append(receipt)
         if gas > param(state, "max_block_gas"):
             raise TxRejected("block_gas", f"transactions use {gas} gas, over max_block_gas")
+        self._follow_membership(state)
         writes = state.writes
         return Executed(
             tuple(receipts),
@@ -188,6 +184,15 @@ class Executor:
             state_root(self.previous_root(), writes),
             receipts_root(receipts),
         )
+
+    @staticmethod
+    def _follow_membership(state: Overlay) -> None:
+        """If the block changed the members, record the next height's validator set."""
+        if governance.MEMBERS_STATE_KEY not in state.writes:
+            return
+        validators = governance.validators_of(governance.members(state))
+        if 1 <= len(validators) <= MAX_VALIDATORS:
+            state.put_value(VALIDATORS, validators)
 
     def _scoring(self, state: Overlay, txs: Sequence[Tx]) -> Scoring | None:
         if self.models is None:
@@ -259,6 +264,7 @@ class Executor:
             size += encoded
             chosen.append(tx)
             receipts.append(receipt)
+        self._follow_membership(state)
         writes = state.writes
         executed = Executed(
             tuple(receipts),

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from consensus import codec
 from consensus.certificate import Certificate
+from node import governance
 from node.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
 from node.genesis import Genesis
 from node.scoring import ModelCache
-from node.state import VALIDATORS, Overlay, param
+from node.state import VALIDATORS, Overlay, state_root
 from node.store import Store
 from node.types import Block, Header, Tx, tx_root
 
@@ -53,7 +54,13 @@ class Ledger:
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.genesis_hash = genesis.hash()
-        store.initialise(self.genesis_hash, genesis_writes(genesis), genesis.validators())
+        initial = genesis_writes(genesis)
+        store.initialise(
+            self.genesis_hash,
+            initial,
+            genesis.validators(),
+            state_root(self.genesis_hash, initial),
+        )
         store.check()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.signatures = SignatureCache()
@@ -106,7 +113,7 @@ class Ledger:
         return None if raw is None else Certificate.decode(raw)
 
     def param(self, name: str) -> int:
-        return param(Overlay(self.store.get), name)
+        return governance.param(Overlay(self.store.get), name)
 
     def decode(self, raw: bytes, max_size: int | None = None) -> Block:
         """Decode block bytes once: the digest check, validation and commit all need it."""

@@ -16,6 +16,7 @@ are scored in one kernel call.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,15 +27,21 @@ from ml.artifact import load as load_artifact
 from ml.errors import InputError
 from ml.explain import explain_batch
 from ml.score import Scorer
+from node import governance
 from node.anchors import Revert
-from node.contracts import CallContext, storage_key
-from node.state import Overlay
+from node.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
+from node.state import CODE, Overlay, storage_key
 from node.types import Event, ScorePayload, Tx
 from vm.errors import HostError, VMError
 from vm.gas import MAX_STORAGE_VALUE_BYTES
+from vm.interpreter import execute
 from vm.values import decode_value
 
 MODELS_CONTRACT = "models"
+ROYALTIES_CONTRACT = "royalties"
+SYSTEM_ADDRESS = hashlib.sha256(b"vigil/system").digest()
+"""The caller the node presents when it charges royalties itself."""
+SYSTEM_ORG = "system"
 ACTIVE_PREFIX = "active:"
 TOP_FEATURES = 3
 """Explaining features recorded per scored row."""
@@ -176,7 +183,26 @@ def execute_score(
         report = scoring.report(model_id, tx)
     except InputError as exc:
         raise Revert(f"cannot score: {exc}") from None
-    events = []
+    gas = charge_royalties(state, ctx, governance.org_of(state, tx.sender), payload.model)
+    events = [Event(name, data) for name, data in ctx.events]
     if report.outlier:
         events.append(Event("flagged", (payload.reference, model_id, report.path_sum)))
-    return report.result(), events, 0
+    return report.result(), events, gas
+
+
+def charge_royalties(state: Overlay, ctx: CallContext, org: str, model: str) -> int:
+    """Charge the scoring organisation the fee, credited to the model's contributors.
+
+    Runs ``royalties.charge(org, model)`` as the system; its failure fails the score.
+    """
+    code = state.get(CODE + ROYALTIES_CONTRACT.encode())
+    if code is None:
+        raise Revert("the royalties contract is not deployed")
+    host = ChainHost(ctx, ROYALTIES_CONTRACT, SYSTEM_ADDRESS, SYSTEM_ORG, ())
+    result = execute(
+        program_for(code), "charge", [org, model], host,
+        gas_limit=governance.param(state, "max_tx_gas"),
+    )  # fmt: skip
+    if result.error is not None:
+        raise ContractRevert(f"royalties: {describe(result.error)}", result.gas_used)
+    return result.gas_used

@@ -50,6 +50,7 @@ from consensus.replica import Replica, ReplicaConfig
 from ml.artifact import load as load_artifact
 from ml.errors import ModelError
 from ml.forest import Model
+from node import governance
 from node.config import Home, NodeConfig, split_address
 from node.execution import TxRejected
 from node.genesis import Genesis
@@ -120,10 +121,12 @@ class Node:
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
         self._artifact_waits: dict[bytes, list[Callable[[bool], None]]] = {}
         self._artifact_timers: dict[bytes, asyncio.TimerHandle] = {}
+        self._resume_fetch_from: bytes | None = None
         self._stopping = asyncio.Event()
 
     def _peer_addresses(self) -> dict[bytes, str]:
-        return {m.node_key: m.peer for m in self.genesis.members}
+        """Peer addresses of the current members (governance state, not only genesis)."""
+        return governance.peer_addresses(Overlay(self.store.get))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -248,6 +251,10 @@ class Node:
             self._await_artifact(exc.model_id, lambda ok: self._commit_later(block, certificate))
             return None
         height = certificate.height
+        if tuple(next_validators) != self.replica.validators:
+            log.info("validator set changes at height %d: %d validators", height + 1,
+                     len(next_validators))  # fmt: skip
+            self.network.update_peers(self._peer_addresses())
         self.mempool.remove(tx_ids)
         for tx_id in tx_ids:
             for fut in self._waiters.pop(tx_id, []):
@@ -262,8 +269,12 @@ class Node:
 
     def _commit_later(self, block: bytes, certificate: Certificate) -> None:
         event = self._commit(block, certificate)
-        if event is not None:
-            self.feed(event)
+        if event is None:
+            return
+        self.feed(event)
+        peer, self._resume_fetch_from = self._resume_fetch_from, None
+        if peer is not None:
+            self.network.send(peer, FETCH, self.ledger.height + 1)
 
     # ------------------------------------------------------------ model artifacts
 
@@ -330,7 +341,7 @@ class Node:
         elif kind == FETCH:
             self._serve(peer, payload)  # type: ignore[arg-type]
         elif kind == BLOCKS and type(payload) is list:
-            self._on_blocks(payload)
+            self._on_blocks(peer, payload)
         elif kind == MODEL_FETCH and type(payload) is bytes:
             data = self.store.artifact(payload)
             if data is not None:
@@ -338,7 +349,7 @@ class Node:
         elif kind == MODEL and type(payload) is bytes:
             self._on_model(payload)
 
-    def _on_blocks(self, items: list) -> None:
+    def _on_blocks(self, peer: bytes, items: list) -> None:
         for item in items[:MAX_SERVE_BLOCKS]:
             if type(item) is not list or len(item) != 2:
                 return
@@ -350,6 +361,13 @@ class Node:
             if type(block) is not bytes or cert.height != self.ledger.height + 1:
                 continue
             self.feed(CertifiedBlockReceived(block, cert))
+            if self.replica.committing:
+                # The commit waits (for a model artifact): ask again once it is done.
+                self._resume_fetch_from = peer
+                return
+        if len(items) >= MAX_SERVE_BLOCKS:
+            # A full answer: the peer probably has more; keep going without waiting for traffic.
+            self.network.send(peer, FETCH, self.ledger.height + 1)
 
     # ------------------------------------------------------------ clients
 

@@ -8,16 +8,16 @@ block's sorted write set onto the previous root (DESIGN.md):
 
     state_root(h) = sha256(state_root(h-1) || sha256(encode(sorted [[key, value or nil]])))
 
-with state_root(0) = the genesis hash.
+with state_root(0) = state_root over the genesis writes, chained onto the genesis hash
+(so the initial state, system contract code included, is committed to).
 
 State key namespaces (bytes):
 
-    client/<pubkey>            [org, [roles...]]       authorised client keys
-    param/<name>               int                     chain parameters
     validators                 [pubkey...]             validator set of the next height
-    members                    [[org, [admin keys]]...] member organisations (sorted by org)
-    code/<name>                bytecode                 deployed contracts (node/contracts.py)
-    contract/<name>\0<key>     encoded VM value         contract storage
+    code/<name>                bytecode                deployed contracts (node/contracts.py)
+    contract/<name>\0<key>     VM value encoding       contract storage; the governance
+                                                       contract's holds members, clients,
+                                                       parameters (node/governance.py)
     anchor/<digest>            anchor record            data provenance
     anchor-child/<p><c>        b""                     lineage index parent -> child
 """
@@ -29,10 +29,9 @@ from collections.abc import Callable, Mapping
 
 from consensus import codec
 
-CLIENT = b"client/"
-PARAM = b"param/"
 VALIDATORS = b"validators"
-MEMBERS = b"members"
+CODE = b"code/"
+STORAGE = b"contract/"
 ANCHOR = b"anchor/"
 ANCHOR_CHILD = b"anchor-child/"
 
@@ -86,16 +85,6 @@ class Overlay:
         self.put(key, codec.encode(value))
 
 
-def param(state: Overlay, name: str) -> int:
-    value = state.get_value(PARAM + name.encode())
-    assert type(value) is int, f"parameter {name} missing from state"
-    return value
-
-
-def client_roles(state: Overlay, key: bytes) -> tuple[str, tuple[str, ...]] | None:
-    """(org, roles) of an authorised client key, or None."""
-    value = state.get_value(CLIENT + key)
-    if value is None:
-        return None
-    org, roles = value  # type: ignore[misc]
-    return org, tuple(roles)
+def storage_key(contract: str, key: str) -> bytes:
+    """Where a contract's storage entry lives in the state."""
+    return STORAGE + contract.encode() + b"\x00" + key.encode()

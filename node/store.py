@@ -6,7 +6,7 @@ their state. Key layout (all heights are 8-byte big-endian):
 
     meta/genesis        genesis hash this store belongs to
     meta/height         last committed height
-    meta/state_root     state root after that height
+    meta/state_root     state root after that height (at 0: over the genesis writes)
     block/<h>           block bytes          cert/<h>      certificate bytes
     receipts/<h>        [receipt bytes...]   valset/<h>    validator keys of height h
     tx/<id>             [height, index]      state/<key>   state value
@@ -73,7 +73,11 @@ class Store:
     # ------------------------------------------------------------ genesis and meta
 
     def initialise(
-        self, genesis_hash: bytes, writes: Mapping[bytes, bytes], validators: list[bytes]
+        self,
+        genesis_hash: bytes,
+        writes: Mapping[bytes, bytes],
+        validators: list[bytes],
+        state_root: bytes,
     ) -> None:
         """Write the genesis state (height 0) once; refuse a store of another chain."""
         known = self.db.get(META_GENESIS)
@@ -88,7 +92,7 @@ class Store:
                 batch.put(STATE + key, value)
             batch.put(VALSET + _h(1), codec.encode(list(validators)))
             batch.put(META_HEIGHT, _h(0))
-            batch.put(META_STATE_ROOT, genesis_hash)
+            batch.put(META_STATE_ROOT, state_root)
             batch.put(META_GENESIS, genesis_hash)
 
     def genesis_hash(self) -> bytes | None:

@@ -70,3 +70,14 @@ def commit(ledger: Ledger, txs: list[Tx]) -> list[Receipt]:
     proposal = ledger.build(height, 0, proposer(ledger, height), txs)
     ledger.commit(proposal.block, certify(height, proposal.block))
     return [Receipt.decode(r) for r in ledger.store.receipts(height) or []]
+
+
+def govern(ledger: Ledger, key: str, value: object) -> None:
+    """Write a governance storage entry directly, as if the members had approved it."""
+    from node.state import storage_key
+    from node.store import STATE as STATE_PREFIX_IN_STORE
+    from vm.gas import MAX_STORAGE_VALUE_BYTES
+    from vm.values import encode_value
+
+    raw = encode_value(value, MAX_STORAGE_VALUE_BYTES)
+    ledger.store.db.put(STATE_PREFIX_IN_STORE + storage_key("governance", key), raw)

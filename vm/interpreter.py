@@ -705,6 +705,10 @@ class _Machine:
 
     def to_bytes(self, x: Any) -> bytes:
         if is_intlike(x):
+            if x < -(2**63):
+                # CPython cannot even fit the count in a C ssize_t.
+                message = "cannot fit 'int' into an index-sized integer"
+                raise ExecutionError("OverflowError", message)
             if x < 0:
                 raise ExecutionError("ValueError", "negative count")
             self.alloc_str(int(x))

@@ -44,7 +44,14 @@ from consensus.messages import (
     open_envelope,
     seal,
 )
-from consensus.replica import TIMER_REQUEST, TIMER_VIEW_CHANGE, Replica, ReplicaConfig, SafetyState
+from consensus.replica import (
+    TIMER_BEHIND,
+    TIMER_REQUEST,
+    TIMER_VIEW_CHANGE,
+    Replica,
+    ReplicaConfig,
+    SafetyState,
+)
 from consensus.sim.app import digest_of
 
 CHAIN = "vigil-unit"
@@ -399,8 +406,10 @@ def test_future_buffer_is_bounded() -> None:
 def test_messages_beyond_the_height_window_are_dropped() -> None:
     r = replica(0)
     far = msg(KEYS[1], PREPARE, Vote(H + CONFIG.height_window + 1, 0, digest_of(BLOCK)))
-    assert r.handle(far) == []
+    actions = r.handle(far)
     assert r._future_count == 0
+    # Not kept, but still evidence that we lag: fetch from that validator soon.
+    assert [a.name for a in actions if isinstance(a, SetTimer)] == [TIMER_BEHIND]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7])

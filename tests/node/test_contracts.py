@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ledger_helpers import ADMIN, CLIENT, commit, open_ledger
+from ledger_helpers import ADMIN, CLIENT, commit, govern, open_ledger
 
 from consensus.crypto import PrivateKey
 from node import contracts
 from node.state import Overlay
 from node.types import CallPayload, DeployPayload, Tx
+from vm.bytecode import code_hash
 from vm.compiler import compile_to_bytes
 from vm.gas import MAX_VALUE_BYTES
 from vm.values import decode_value, encode_value
@@ -48,6 +49,13 @@ def code(source: str, name: str) -> bytes:
     return compile_to_bytes(source, f"{name}.py")
 
 
+def install(ledger, *contracts_: tuple[str, str]) -> list:  # type: ignore[no-untyped-def]
+    """Approve (as governance would) and deploy contracts in one block; return receipts."""
+    for name, source in contracts_:
+        govern(ledger, "deploy:" + name, code_hash(code(source, name)))
+    return commit(ledger, [deploy(name, source) for name, source in contracts_])
+
+
 def deploy(name: str, source: str, key: PrivateKey = ADMIN) -> Tx:
     return Tx.create(key, "vigil-test", DeployPayload(name, code(source, name)), 50)
 
@@ -63,7 +71,7 @@ def result(receipt) -> object:  # type: ignore[no-untyped-def]
 
 def test_deploy_then_call_changes_state_and_records_gas(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
-    [r] = commit(ledger, [deploy("counter", COUNTER)])
+    [r] = install(ledger, ("counter", COUNTER))
     assert r.status == "ok" and r.gas_used > 0
     receipts = commit(ledger, [call("counter", "bump", [5]), call("counter", "bump", [2])])
     assert [x.status for x in receipts] == ["ok", "ok"]
@@ -77,7 +85,7 @@ def test_deploy_then_call_changes_state_and_records_gas(tmp_path: Path) -> None:
 
 def test_reverts_keep_no_writes_but_charge_gas(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
-    commit(ledger, [deploy("counter", COUNTER)])
+    install(ledger, ("counter", COUNTER))
     root = ledger.store.state_root()
     bad, spin = commit(ledger, [call("counter", "bump", [-1]), call("counter", "spin", [])])
     assert (
@@ -92,39 +100,46 @@ def test_reverts_keep_no_writes_but_charge_gas(tmp_path: Path) -> None:
 
 def test_runtime_errors_record_only_their_kind(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
-    commit(ledger, [deploy("counter", COUNTER)])
+    install(ledger, ("counter", COUNTER))
     [r] = commit(ledger, [call("counter", "bump", ["x"])])
     assert r.status == "reverted" and r.error == "ExecutionError: TypeError"
 
 
 def test_nested_calls_see_the_calling_contract(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
-    commit(ledger, [deploy("counter", COUNTER), deploy("proxy", PROXY)])
+    install(ledger, ("counter", COUNTER), ("proxy", PROXY))
     asked, relayed = commit(ledger, [call("proxy", "ask", []), call("proxy", "relay", [3])])
     assert result(asked) == [contracts.contract_address("proxy"), "contract:proxy"]
     assert result(relayed) == 3
     assert relayed.events[0].name == "Bumped"
 
 
-def test_deploy_needs_the_admin_role_and_a_free_name(tmp_path: Path) -> None:
+def test_deploy_needs_governance_approval_of_the_exact_code(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
-    proposal = ledger.build(1, 0, ledger.validators(1)[1], [deploy("counter", COUNTER, key=CLIENT)])
-    assert [exc.code for _, exc in proposal.rejected] == ["forbidden"]
-    first, second = commit(ledger, [deploy("counter", COUNTER), deploy("counter", PROXY)])
-    assert first.status == "ok" and "already deployed" in second.error
-    junk = Tx.create(ADMIN, "vigil-test", DeployPayload("junk", b"\x00\x01"), 50)
-    [r] = commit(ledger, [junk])
+    [refused] = commit(ledger, [deploy("counter", COUNTER, key=CLIENT)])
+    assert refused.status == "reverted" and "has not approved code" in refused.error
+    govern(ledger, "deploy:counter", code_hash(code(COUNTER, "counter")))
+    first, again = commit(
+        ledger, [deploy("counter", COUNTER, key=CLIENT), deploy("counter", COUNTER)]
+    )
+    assert first.status == "ok" and first.events[0].name == "deployed"
+    assert "already runs this code" in again.error
+    [other] = commit(ledger, [deploy("counter", PROXY)])
+    assert "has not approved code" in other.error
+    govern(ledger, "deploy:counter", code_hash(code(PROXY, "counter")))
+    [upgrade] = commit(ledger, [deploy("counter", PROXY)])
+    assert upgrade.status == "ok" and upgrade.events[0].name == "upgraded"
+    junk = b"\x00\x01"
+    govern(ledger, "deploy:junk", code_hash(junk))
+    [r] = commit(ledger, [Tx.create(ADMIN, "vigil-test", DeployPayload("junk", junk), 50)])
     assert r.status == "reverted" and r.error.startswith("bytecode rejected")
 
 
 def test_block_gas_limit_defers_calls_to_later_blocks(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
-    commit(ledger, [deploy("counter", COUNTER)])
+    install(ledger, ("counter", COUNTER))
     tight = ledger.param("max_tx_gas")
-    writes = {b"param/max_block_gas": encode_int(tight + tight // 2)}
-    with ledger.store.db.write_batch() as batch:
-        for k, v in writes.items():
-            batch.put(b"state/" + k, v)
+    govern(ledger, "param:max_block_gas", tight + tight // 2)
     spins = [call("counter", "spin", []) for _ in range(3)]
     receipts = commit(ledger, spins)
     assert len(receipts) == 1  # one spin uses max_tx_gas; a second would pass the block limit
@@ -132,15 +147,9 @@ def test_block_gas_limit_defers_calls_to_later_blocks(tmp_path: Path) -> None:
     assert len(receipts) == 1
 
 
-def encode_int(value: int) -> bytes:
-    from consensus import codec
-
-    return codec.encode(value)
-
-
 def test_call_arguments_must_be_a_vm_list(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
-    commit(ledger, [deploy("counter", COUNTER)])
+    install(ledger, ("counter", COUNTER))
     payload = CallPayload("counter", "bump", encode_value(5, MAX_VALUE_BYTES))
     not_list = Tx.create(CLIENT, "vigil-test", payload, 50)
     garbage = Tx.create(CLIENT, "vigil-test", dataclasses.replace(payload, args=b"\xc1"), 50)

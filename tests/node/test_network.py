@@ -120,6 +120,32 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             localnet.stop(proc)
 
 
+def vigil(*args: str) -> str:
+    """Run the CLI in-process; fail the test with its output if it fails."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def admin_key(n: Net, org: str) -> str:
+    return str(n.net.directory / f"admin-{org}.key")
+
+
+def govern(n: Net, *proposal: str, command: tuple[str, ...] = ("gov", "propose")) -> int:
+    """Propose with org1's admin; org1, org2 and org3 approve (3 of 4 members)."""
+    url = n.node("org1").url
+    out = vigil(*command, *proposal, "--key", admin_key(n, "org1"), "--node", url, "--wait")
+    result_line = next(line for line in out.splitlines() if line.startswith("result"))
+    pid = int(result_line.split()[-1])
+    for org in ("org1", "org2", "org3"):
+        vigil("gov", "vote", str(pid), "yes", "--key", admin_key(n, org), "--node", url, "--wait")
+    return pid
+
+
 def all_equal(n: Net, orgs: list[str], height: int) -> bool:
     states = [n.status(o) for o in orgs]
     if any(s is None or s["height"] < height for s in states):
@@ -294,11 +320,7 @@ def test_contracts_deploy_call_and_query_through_the_cli(net: Net, tmp_path: Pat
     key = str(net.net.client_key)
     url = net.node("org1").url
 
-    def vigil(*args: str) -> str:
-        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
-
+    govern(net, "allow-deploy", "counter", str(source))
     out = vigil("contract", "deploy", str(source), "--name", "counter", "--key", key,
                 "--node", url, "--wait")  # fmt: skip
     assert "committed at height" in out and ": ok" in out
@@ -313,45 +335,33 @@ def test_contracts_deploy_call_and_query_through_the_cli(net: Net, tmp_path: Pat
     assert failed.exit_code != 0 and "n must be positive" in failed.output
 
 
-MODELS = """
-def activate(name, model_id):
-    ledger.put("active:" + name, {"model_id": model_id, "version": 1})
-"""
-
-
 def test_scores_are_agreed_and_a_node_fetches_a_missing_model(net: Net, tmp_path: Path) -> None:
     import numpy as np
-    from click.testing import CliRunner
 
-    from cli.main import main
     from ml.train import TrainParams, train
 
     rng = np.random.default_rng(11)
-    model = train(rng.normal(0, 1, (400, 3)), ("amount", "hour", "risk"),
-                  TrainParams(n_estimators=30)).model  # fmt: skip
+    data = rng.normal(0, 1, (400, 3))
+    model = train(data, ("amount", "hour", "risk"), TrainParams(n_estimators=30),
+                  anchors=[hashlib.sha256(data.tobytes()).digest()]).model  # fmt: skip
     artifact = tmp_path / "fraud.vmodel"
     artifact.write_bytes(model.data)
-    (tmp_path / "models.py").write_text(MODELS)
     rows = tmp_path / "rows.csv"
     rows.write_text("amount,hour,risk\n0.1,0.2,-0.1\n9,9,9\n-0.3,0.5,0.0\n")
     key = str(net.net.client_key)
 
-    def vigil(*args: str) -> str:
-        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
-
     late = "org4"
     net.kill(late)
-    vigil("model", "upload", str(artifact), "--node", net.node("org1").url)
-    vigil("contract", "deploy", str(tmp_path / "models.py"), "--name", "models", "--key", key,
-          "--node", net.node("org1").url, "--wait")  # fmt: skip
-    activate = json.dumps(["fraud", {"$bytes": model.model_id.hex()}])
-    vigil("contract", "call", "models", "activate", activate, "--key", key,
-          "--node", net.node("org1").url, "--wait")  # fmt: skip
+    url = net.node("org1").url
+    govern(net, str(artifact), "--name", "fraud", "--contributor", "org1=3", "--contributor",
+           "org2=1", command=("model", "propose"))  # fmt: skip
+    govern(net, "activate-model", "fraud", "1")
+    assert '"version": 1' in vigil("model", "list", "fraud", "--node", url)
     out = vigil("score", "--model", "fraud", "--csv", str(rows), "--reference", "batch",
                 "--key", key, "--node", net.node("org3").url, "--wait")  # fmt: skip
     assert "3 scored, 1 flagged" in out and "batch#2: score" in out and "OUTLIER" in out
+    flagged = vigil("anomalies", "--node", net.node("org2").url)
+    assert "batch#2" in flagged and "1 flagged since height 1" in flagged
     net.start(late)
     target = net.status("org1")["height"]  # type: ignore[index]
     net.wait("the late node fetched the model and caught up",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ledger_helpers import ADMIN, CLIENT, certify, commit, open_ledger, proposer
-from test_contracts import call, deploy
+from ledger_helpers import ADMIN, CLIENT, NODES, certify, commit, open_ledger, proposer
+from test_contracts import call, install
 
 from consensus.crypto import PrivateKey
 from ml.score import Scorer
@@ -15,12 +16,10 @@ from ml.train import TrainParams, train
 from node.ledger import Ledger
 from node.scoring import ArtifactMissing
 from node.types import ScorePayload, Tx
+from vm.gas import MAX_VALUE_BYTES
+from vm.values import decode_value
 
-MODELS = """
-def activate(name, model_id):
-    ledger.put("active:" + name, {"model_id": model_id, "version": 1})
-
-
+SCREEN = """
 def check(name, features):
     return ledger.score(name, features)
 """
@@ -37,12 +36,28 @@ def score_tx(features: list[float], reference: str = "payment", key: PrivateKey 
     return Tx.create(key, "vigil-test", ScorePayload("fraud", tuple(features), reference), 50)
 
 
+def decide(ledger: Ledger, kind: str, args: dict) -> None:
+    """A member proposes; three of the four members approve (their node keys are admins)."""
+    [proposed] = commit(ledger, [call("governance", "propose", [kind, args], key=NODES[0])])
+    assert proposed.status == "ok", proposed.error
+    pid = decode_value(proposed.result, MAX_VALUE_BYTES)
+    votes = commit(ledger, [call("governance", "vote", [pid, True], key=k) for k in NODES[:3]])
+    assert [v.status for v in votes] == ["ok"] * 3, [v.error for v in votes]
+
+
 def ready(path: Path, model) -> Ledger:  # type: ignore[no-untyped-def]
+    """A ledger whose governance approved and activated ``model`` as fraud version 1."""
     ledger = open_ledger(path)
     ledger.store.put_artifact(model.model_id, model.data)
-    commit(ledger, [deploy("models", MODELS)])
-    [r] = commit(ledger, [call("models", "activate", ["fraud", model.model_id])])
-    assert r.status == "ok", r.error
+    approve = {
+        "name": "fraud",
+        "model_id": model.model_id,
+        "size": len(model.data),
+        "contributors": {"org0": 1, "org1": 2},
+        "anchors": [hashlib.sha256(b"training data").digest()],
+    }
+    decide(ledger, "approve_model", approve)
+    decide(ledger, "activate_model", {"name": "fraud", "version": 1})
     return ledger
 
 
@@ -101,9 +116,8 @@ def test_wrong_width_unknown_model_and_missing_role(tmp_path: Path, model) -> No
 
 def test_contracts_can_score_through_the_ledger(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
     ledger = ready(tmp_path / "a", model)
-    [r] = commit(ledger, [call("models", "check", ["fraud", [1, 2, 3]])])
-    from vm.gas import MAX_VALUE_BYTES
-    from vm.values import decode_value
+    install(ledger, ("screen", SCREEN))
+    [r] = commit(ledger, [call("screen", "check", ["fraud", [1, 2, 3]])])
 
     expected, _, _ = Scorer(model).score_row(np.array([1.0, 2.0, 3.0]))
     assert r.status == "ok" and decode_value(r.result, MAX_VALUE_BYTES) == expected

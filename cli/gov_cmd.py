@@ -1,0 +1,227 @@
+"""`vigil gov ...` and `vigil model propose/list`: governance through the system contracts.
+
+Every change to membership, client keys, parameters, models or deployments is a
+proposal to the `governance` contract that member organisations vote on (one
+vote per organisation, cast with any of its admin keys). These commands build
+the contract calls; the node and the contract do the checking.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.client import call as http
+from cli.client import node_option
+from cli.contract_node import KeyOption, WaitOption, _key, _submit
+from consensus.crypto import parse_key_hex
+from node.types import CallPayload
+from vm.gas import MAX_VALUE_BYTES
+from vm.jsonvalues import to_json
+from vm.values import encode_value
+
+
+def _pubkey(text: str, what: str) -> bytes:
+    try:
+        return parse_key_hex(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None
+
+
+def _propose(node: str, key_file: Path, kind: str, args: dict[str, Any], wait: bool) -> None:
+    payload = CallPayload("governance", "propose", encode_value([kind, args], MAX_VALUE_BYTES))
+    _submit(node, _key(key_file), payload, wait)
+
+
+@click.group()
+def gov() -> None:
+    """Propose, vote on and inspect governance proposals."""
+
+
+@gov.group()
+def propose() -> None:
+    """Propose a change; members vote on it with `vigil gov vote`."""
+
+
+def _proposal_command(fn):  # type: ignore[no-untyped-def]
+    return propose.command()(KeyOption(node_option(WaitOption(fn))))
+
+
+@_proposal_command
+@click.argument("org")
+@click.option("--node-key", required=True, help="The new member's node public key (hex).")
+@click.option("--peer", required=True, metavar="HOST:PORT")
+@click.option("--api", "api_address", required=True, metavar="HOST:PORT")
+@click.option("--admin", "admins", multiple=True, required=True, help="Admin public key (hex).")
+def add_member(org: str, node_key: str, peer: str, api_address: str, admins: tuple[str, ...],
+               key_file: Path, node: str, wait: bool) -> None:  # fmt: skip
+    """Add ORG as a member; its node joins the validators at the next height."""
+    args = {
+        "org": org,
+        "node_key": _pubkey(node_key, "--node-key"),
+        "peer": peer,
+        "api": api_address,
+        "admins": sorted(_pubkey(a, "--admin") for a in admins),
+    }
+    _propose(node, key_file, "add_member", args, wait)
+
+
+@_proposal_command
+@click.argument("org")
+def remove_member(org: str, key_file: Path, node: str, wait: bool) -> None:
+    """Remove ORG; its node leaves the validators at the next height."""
+    _propose(node, key_file, "remove_member", {"org": org}, wait)
+
+
+@_proposal_command
+@click.argument("client_key")
+@click.option("--org", required=True)
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["admin", "audit", "score", "submit"]))  # fmt: skip
+def authorize_client(client_key: str, org: str, roles: tuple[str, ...], key_file: Path, node: str,
+                     wait: bool) -> None:  # fmt: skip
+    """Authorise CLIENT_KEY (hex) for ORG with the given roles."""
+    args = {"key": _pubkey(client_key, "CLIENT_KEY"), "org": org, "roles": sorted(set(roles))}
+    _propose(node, key_file, "authorize_client", args, wait)
+
+
+@_proposal_command
+@click.argument("client_key")
+def revoke_client(client_key: str, key_file: Path, node: str, wait: bool) -> None:
+    """Revoke CLIENT_KEY (hex)."""
+    _propose(node, key_file, "revoke_client", {"key": _pubkey(client_key, "CLIENT_KEY")}, wait)
+
+
+@_proposal_command
+@click.argument("name")
+@click.argument("value", type=int)
+def set_param(name: str, value: int, key_file: Path, node: str, wait: bool) -> None:
+    """Set chain parameter NAME to VALUE."""
+    _propose(node, key_file, "set_param", {"name": name, "value": value}, wait)
+
+
+@_proposal_command
+@click.argument("name")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def allow_deploy(name: str, source: Path, key_file: Path, node: str, wait: bool) -> None:
+    """Allow deploying (or upgrading) contract NAME with the code compiled from SOURCE."""
+    from vm.bytecode import code_hash
+    from vm.compiler import compile_to_bytes
+    from vm.errors import CompileError
+
+    try:
+        code = compile_to_bytes(source.read_text(encoding="utf-8"), str(source))
+    except CompileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"code hash {code_hash(code).hex()}")
+    _propose(node, key_file, "allow_deploy", {"name": name, "code_hash": code_hash(code)}, wait)
+
+
+@_proposal_command
+@click.argument("name")
+@click.argument("version", type=int)
+def activate_model(name: str, version: int, key_file: Path, node: str, wait: bool) -> None:
+    """Make approved VERSION the active model of family NAME."""
+    _propose(node, key_file, "activate_model", {"name": name, "version": version}, wait)
+
+
+@_proposal_command
+@click.argument("name")
+@click.argument("version", type=int)
+def rollback_model(name: str, version: int, key_file: Path, node: str, wait: bool) -> None:
+    """Go back to an earlier approved VERSION of model family NAME."""
+    _propose(node, key_file, "rollback_model", {"name": name, "version": version}, wait)
+
+
+@gov.command()
+@click.argument("proposal", type=int)
+@click.argument("decision", type=click.Choice(["yes", "no"]))
+@KeyOption
+@node_option
+@WaitOption
+def vote(proposal: int, decision: str, key_file: Path, node: str, wait: bool) -> None:
+    """Vote on PROPOSAL for your organisation (with one of its admin keys)."""
+    args = encode_value([proposal, decision == "yes"], MAX_VALUE_BYTES)
+    _submit(node, _key(key_file), CallPayload("governance", "vote", args), wait)
+
+
+def _query(node: str, contract: str, method: str, args: list[Any]) -> Any:
+    body = {"method": method, "args": to_json(args)}
+    return http("POST", node, f"/v1/contracts/{contract}/query", body)["result"]
+
+
+@gov.command("list")
+@node_option
+@click.option("--first", default=1, show_default=True, help="First proposal id.")
+@click.option("--count", default=50, show_default=True, help="At most 50.")
+def list_cmd(node: str, first: int, count: int) -> None:
+    """List proposals with their status and votes."""
+    found = _query(node, "governance", "proposals", [first, min(count, 50)])
+    click.echo(json.dumps(found, indent=2))
+
+
+@gov.command()
+@click.argument("proposal", type=int)
+@node_option
+def show(proposal: int, node: str) -> None:
+    """Show one proposal: its action, dry run, votes and outcome."""
+    click.echo(json.dumps(_query(node, "governance", "get", [proposal]), indent=2))
+
+
+@click.command("propose")
+@click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Model family, e.g. fraud.")
+@click.option("--contributor", "contributors", multiple=True, metavar="ORG=WEIGHT", required=True,
+              help="An org whose data trained the model, with its share (repeat).")  # fmt: skip
+@KeyOption
+@node_option
+@WaitOption
+def model_propose(artifact: Path, name: str, contributors: tuple[str, ...], key_file: Path,
+                  node: str, wait: bool) -> None:  # fmt: skip
+    """Upload ARTIFACT to the nodes and propose it as a new version of model family NAME."""
+    from ml.artifact import load
+    from ml.errors import ModelError
+
+    data = artifact.read_bytes()
+    try:
+        model = load(data)
+    except ModelError as exc:
+        raise click.ClickException(f"{artifact}: {exc}") from None
+    weights: dict[str, int] = {}
+    for item in contributors:
+        org, _, weight = item.partition("=")
+        if not org or not weight.isdigit() or int(weight) <= 0:
+            raise click.BadParameter(f"{item!r} is not ORG=WEIGHT", param_hint="--contributor")
+        weights[org] = int(weight)
+    from cli.score_cmd import upload
+
+    click.get_current_context().invoke(upload, artifact=artifact, node=node)
+    anchors = sorted({a for sub in model.contributors for a in sub.anchors})
+    if not anchors:
+        raise click.ClickException(
+            f"{artifact} names no training-data anchors; train it with `vigil model train` "
+            "(which anchors the CSV's digest) or pass --anchor DIGEST"
+        )
+    args = {
+        "name": name,
+        "model_id": model.model_id,
+        "size": len(data),
+        "contributors": dict(sorted(weights.items())),
+        "anchors": anchors,
+    }
+    _propose(node, key_file, "approve_model", args, wait)
+
+
+@click.command("list")
+@click.argument("name")
+@node_option
+def model_list(name: str, node: str) -> None:
+    """Show the versions of model family NAME and which one is active."""
+    out = {
+        "active": _query(node, "models", "active", [name]),
+        "versions": _query(node, "models", "versions", [name]),
+    }
+    click.echo(json.dumps(out, indent=2))
