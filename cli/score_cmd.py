@@ -96,15 +96,14 @@ def score(
         receipt = info["receipt"]
         ref = info["tx"]["payload"]["reference"]
         if receipt["status"] != "ok":
-            click.echo(f"{ref or h[:16]}: {receipt['status']}: {receipt['error']}")
+            click.echo(f"{ref or '-'}: {receipt['status']}: {receipt['error']} tx {h}")
             continue
         r = receipt["result"]
         flagged += bool(r["outlier"])
         top = ", ".join(f"{t['feature']} {t['share_ppm'] / 10_000:.0f}%" for t in r["top_features"])
         verdict = "OUTLIER" if r["outlier"] else "normal"
-        click.echo(
-            f"{ref or h[:16]}: score {r['score']:.6f} {verdict} (height {info['height']}; {top})"
-        )
+        where = f"height {info['height']}; {top}"
+        click.echo(f"{ref or '-'}: score {r['score']:.6f} {verdict} ({where}) tx {h}")
     if len(hashes) > 1:
         click.echo(f"{len(hashes)} scored, {flagged} flagged")
 

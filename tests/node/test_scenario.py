@@ -121,14 +121,14 @@ def test_a_consortium_governs_its_fraud_model(net: Net, tmp_path: Path) -> None:
 
     # A few hundred payments are scored; every node holds the same receipts and state.
     payments = tmp_path / "payments.csv"
-    rows = rng.normal(0, 1, (240, 3))
+    rows = rng.normal(0, 1, (300, 3))
     rows[::40] += 8  # a few obvious outliers
     payments.write_text(
         "amount,hour,risk\n" + "\n".join(",".join(f"{x:.6f}" for x in r) for r in rows)
     )
     out = vigil("score", "--model", "fraud", "--csv", str(payments), "--key", client,
                 "--node", net.node("org2").url, "--wait")  # fmt: skip
-    assert "240 scored" in out
+    assert "300 scored" in out
     height = net.status("org1")["height"]  # type: ignore[index]
     net.wait("identical state", lambda: all_equal(net, list(ORGS), height))
     receipts = {
@@ -208,6 +208,11 @@ def test_a_consortium_governs_its_fraud_model(net: Net, tmp_path: Path) -> None:
     pid = propose(net, "gov", "propose", "rollback-model", "fraud", "1")
     vote(net, pid, ("org1", "org2", "org3"))
     assert v1_id.hex() in vigil("contract", "query", "models", "active", '["fraud"]', "--node", url)
+    out = vigil("score", "--model", "fraud", "--features", "0.3,0.2,0.1", "--key", client,
+                "--node", url, "--wait")  # fmt: skip
+    tx = out.split()[-1]
+    receipt = localnet.get_json(f"{url}/v1/txs/{tx}")["receipt"]  # type: ignore[index]
+    assert receipt["result"]["model_id"] == v1_id.hex()  # later scores use the earlier version
 
     # Royalty balances add up: what scorers paid, contributors received.
     balances = json.loads(vigil("contract", "query", "royalties", "balances", "--node", url))
