@@ -18,6 +18,7 @@ native ``validators`` key (node/state.py), which the consensus replica is given.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from node.genesis import DEFAULT_PARAMS, PARAM_RANGES, Genesis
@@ -36,12 +37,21 @@ GOVERNANCE_PARAMS: dict[str, int] = {"proposal_ttl": 1000, "score_fee": 10}
 """Parameters only the system contracts use; genesis writes these defaults."""
 
 MEMBERS_STATE_KEY = storage_key(GOVERNANCE, MEMBERS_KEY)
+MAX_DECODED_VALUES = 1024
+"""Governance values kept decoded, by their stored bytes."""
 
 
 def _get(state: Overlay, key: str) -> Any:
     raw = state.get(storage_key(GOVERNANCE, key))
-    if raw is None:
-        return None
+    return None if raw is None else _decoded(raw)
+
+
+@lru_cache(maxsize=MAX_DECODED_VALUES)
+def _decoded(raw: bytes) -> Any:
+    """Decode a stored value once: every admission check reads the same few entries.
+
+    Callers only read the result (it is shared between them), never change it.
+    """
     try:
         return decode_value(raw, MAX_STORAGE_VALUE_BYTES)
     except VMError:
