@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -99,25 +100,31 @@ class Net:
         return self.org_of[s["primary"]]
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    directory = tmp_path_factory.mktemp("localnet")
-    created = localnet.create(directory, 4)
-    for n in created.nodes:
-        cfg_path = n.home / "config.json"
-        cfg = json.loads(cfg_path.read_text()) | FAST_TIMEOUTS
-        cfg_path.write_text(json.dumps(cfg))
+@contextlib.contextmanager
+def running_network(directory: Path, count: int = 4) -> Iterator[Net]:
+    """``count`` real nodes with short consensus timeouts, linked to each other; stopped after."""
+    created = localnet.create(directory, count)
+    for node in created.nodes:
+        path = node.home / "config.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | FAST_TIMEOUTS))
     n = Net(created)
     for node in created.nodes:
         n.start(node.org)
     try:
         n.wait("all nodes linked", lambda: all(
-            (s := n.status(x.org)) is not None and len(s["peers"]) == 3 for x in created.nodes
+            (s := n.status(x.org)) is not None and len(s["peers"]) == count - 1
+            for x in created.nodes
         ))  # fmt: skip
         yield n
     finally:
         for proc in n.procs.values():
             localnet.stop(proc)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    with running_network(tmp_path_factory.mktemp("localnet")) as n:
+        yield n
 
 
 def vigil(*args: str) -> str:

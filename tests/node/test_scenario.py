@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_network import FAST_TIMEOUTS, Net, all_equal, vigil
+from test_network import Net, all_equal, running_network, vigil
 
 from consensus.crypto import PrivateKey, key_hex
 from ml.train import TrainParams, train
@@ -30,22 +30,8 @@ ORGS = ("org1", "org2", "org3", "org4")
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    directory = tmp_path_factory.mktemp("consortium")
-    created = localnet.create(directory, 4)
-    for n in created.nodes:
-        path = n.home / "config.json"
-        path.write_text(json.dumps(json.loads(path.read_text()) | FAST_TIMEOUTS))
-    n = Net(created)
-    for node in created.nodes:
-        n.start(node.org)
-    try:
-        n.wait("linked", lambda: all(
-            (s := n.status(x.org)) is not None and len(s["peers"]) == 3 for x in created.nodes
-        ))  # fmt: skip
+    with running_network(tmp_path_factory.mktemp("consortium")) as n:
         yield n
-    finally:
-        for proc in n.procs.values():
-            localnet.stop(proc)
 
 
 def csv_text(rows: np.ndarray) -> str:
