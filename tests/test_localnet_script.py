@@ -16,9 +16,10 @@ pytestmark = pytest.mark.slow
 
 def node_processes(directory: Path) -> list[str]:
     out = subprocess.run(
-        ["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True
+        ["ps", "-eww", "-o", "pid=,args="], capture_output=True, text=True, check=True
     ).stdout
-    return [line for line in out.splitlines() if "node run" in line and str(directory) in line]
+    lines = out.splitlines()
+    return [line.strip() for line in lines if "node run" in line and str(directory) in line]
 
 
 def test_localnet_starts_commits_stops_on_ctrl_c_and_resumes(tmp_path: Path) -> None:
@@ -30,6 +31,29 @@ def test_localnet_starts_commits_stops_on_ctrl_c_and_resumes(tmp_path: Path) -> 
         text=True,
         cwd=tmp_path,
     )
+    try:
+        _started_then_stopped(proc, directory)
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave the network running
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        for line in node_processes(directory):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+    again = subprocess.run(
+        [str(ROOT / "scripts/localnet"), "--dir", str(directory), "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ},
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming the network" in again.stdout
+    assert "h=1" in again.stdout or "h=2" in again.stdout
+    assert node_processes(directory) == []
+
+
+def _started_then_stopped(proc: subprocess.Popen, directory: Path) -> None:
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 120
@@ -53,16 +77,3 @@ def test_localnet_starts_commits_stops_on_ctrl_c_and_resumes(tmp_path: Path) -> 
     assert node_processes(directory) == []
     assert (directory / "genesis.json").exists() and (directory / "client.key").exists()
     assert oct((directory / "client.key").stat().st_mode & 0o777) == oct(0o600)
-
-    again = subprocess.run(
-        [str(ROOT / "scripts/localnet"), "--dir", str(directory), "--duration", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**os.environ},
-    )
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "resuming the network" in again.stdout
-    assert "h=1" in again.stdout or "h=2" in again.stdout
-    assert node_processes(directory) == []
