@@ -176,6 +176,10 @@ class Executor:
             receipts.append(receipt)
         if gas > param(state, "max_block_gas"):
             raise TxRejected("block_gas", f"transactions use {gas} gas, over max_block_gas")
+        return self._finish(state, receipts)
+
+    def _finish(self, state: Overlay, receipts: list[Receipt]) -> Executed:
+        """Close a block's execution: next validator set, writes and roots."""
         self._follow_membership(state)
         writes = state.writes
         return Executed(
@@ -188,7 +192,7 @@ class Executor:
     @staticmethod
     def _follow_membership(state: Overlay) -> None:
         """If the block changed the members, record the next height's validator set."""
-        if governance.MEMBERS_STATE_KEY not in state.writes:
+        if not state.wrote(governance.MEMBERS_STATE_KEY):
             return
         validators = governance.validators_of(governance.members(state))
         if 1 <= len(validators) <= MAX_VALIDATORS:
@@ -264,15 +268,7 @@ class Executor:
             size += encoded
             chosen.append(tx)
             receipts.append(receipt)
-        self._follow_membership(state)
-        writes = state.writes
-        executed = Executed(
-            tuple(receipts),
-            writes,
-            state_root(self.previous_root(), writes),
-            receipts_root(receipts),
-        )
-        return Selection(chosen, executed, rejected, sorted(missing))
+        return Selection(chosen, self._finish(state, receipts), rejected, sorted(missing))
 
 
 def tx_proof(txs: Sequence[Tx], index: int) -> merkle.Proof:

@@ -37,6 +37,10 @@ ANCHOR_CHILD = b"anchor-child/"
 
 MAX_WRITES_PER_BLOCK = 1_000_000
 """Bound on distinct keys one block may write (far above what block limits allow)."""
+MAX_JOURNAL_ENTRIES = 10 * MAX_WRITES_PER_BLOCK
+"""Bound on puts and deletes one block may make (each is undoable until the block ends)."""
+
+_ABSENT = object()
 
 
 def state_root(previous: bytes, writes: Mapping[bytes, bytes | None]) -> bytes:
@@ -46,11 +50,17 @@ def state_root(previous: bytes, writes: Mapping[bytes, bytes | None]) -> bytes:
 
 
 class Overlay:
-    """Buffered writes over a read function of the committed state."""
+    """Buffered writes over a read function of the committed state.
+
+    Every write is journalled with the value it replaced, so rolling a failed
+    transaction back costs only what that transaction wrote, not a copy of
+    the whole block's writes per transaction.
+    """
 
     def __init__(self, read: Callable[[bytes], bytes | None]) -> None:
         self._read = read
         self._writes: dict[bytes, bytes | None] = {}
+        self._journal: list[tuple[bytes, object]] = []
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._writes:
@@ -59,17 +69,33 @@ class Overlay:
 
     def put(self, key: bytes, value: bytes) -> None:
         assert type(key) is bytes and type(value) is bytes
-        self._writes[key] = value
+        self._record(key, value)
         assert len(self._writes) <= MAX_WRITES_PER_BLOCK
 
     def delete(self, key: bytes) -> None:
-        self._writes[key] = None
+        self._record(key, None)
 
-    def snapshot(self) -> dict[bytes, bytes | None]:
-        return dict(self._writes)
+    def _record(self, key: bytes, value: bytes | None) -> None:
+        self._journal.append((key, self._writes.get(key, _ABSENT)))
+        assert len(self._journal) <= MAX_JOURNAL_ENTRIES
+        self._writes[key] = value
 
-    def revert(self, snapshot: dict[bytes, bytes | None]) -> None:
-        self._writes = snapshot
+    def snapshot(self) -> int:
+        """A mark to :meth:`revert` to."""
+        return len(self._journal)
+
+    def revert(self, mark: int) -> None:
+        """Undo every write made since ``mark`` was taken."""
+        assert 0 <= mark <= len(self._journal)
+        while len(self._journal) > mark:
+            key, previous = self._journal.pop()
+            if previous is _ABSENT:
+                del self._writes[key]
+            else:
+                self._writes[key] = previous  # type: ignore[assignment]
+
+    def wrote(self, key: bytes) -> bool:
+        return key in self._writes
 
     @property
     def writes(self) -> dict[bytes, bytes | None]:

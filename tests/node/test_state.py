@@ -1,0 +1,40 @@
+"""The state overlay: reverting to a mark undoes exactly the writes made since."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.state import Overlay
+
+COMMITTED = {b"a": b"1", b"b": b"2"}
+keys = st.sampled_from([b"a", b"b", b"c", b"d"])
+ops = st.lists(st.tuples(keys, st.none() | st.binary(min_size=1, max_size=3)), max_size=12)
+
+
+def apply(state: Overlay, changes: list) -> None:
+    for key, value in changes:
+        if value is None:
+            state.delete(key)
+        else:
+            state.put(key, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops, ops, ops)
+def test_revert_restores_the_view_at_each_mark(first: list, second: list, third: list) -> None:
+    state = Overlay(COMMITTED.get)
+    apply(state, first)
+    outer = state.snapshot()
+    seen_outer = {k: state.get(k) for k in (b"a", b"b", b"c", b"d")}
+    writes_outer = state.writes
+    apply(state, second)
+    inner = state.snapshot()
+    writes_inner = state.writes
+    apply(state, third)
+    state.revert(inner)
+    assert state.writes == writes_inner
+    state.revert(outer)
+    assert state.writes == writes_outer
+    assert {k: state.get(k) for k in (b"a", b"b", b"c", b"d")} == seen_outer
+    assert state.wrote(b"a") == (b"a" in writes_outer)
