@@ -16,12 +16,14 @@ class NodeError(click.ClickException):
     """The node answered with an error, or could not be reached."""
 
 
-async def _request(method: str, url: str, body: Any = None, timeout: float = TIMEOUT_S) -> Any:
+async def _request(
+    method: str, url: str, body: Any = None, timeout: float = TIMEOUT_S, data: bytes | None = None
+) -> Any:
     try:
         timeouts = aiohttp.ClientTimeout(total=timeout)
         async with (
             aiohttp.ClientSession(timeout=timeouts) as session,
-            session.request(method, url, json=body) as resp,
+            session.request(method, url, json=body, data=data) as resp,
         ):
             try:
                 data = await resp.json(content_type=None)
@@ -39,8 +41,16 @@ async def _request(method: str, url: str, body: Any = None, timeout: float = TIM
         raise NodeError(f"the node at {url} did not answer within {timeout:.0f} s") from None
 
 
-def call(method: str, node: str, path: str, body: Any = None, timeout: float = TIMEOUT_S) -> Any:
-    return asyncio.run(_request(method, node.rstrip("/") + path, body, timeout))
+def call(
+    method: str,
+    node: str,
+    path: str,
+    body: Any = None,
+    timeout: float = TIMEOUT_S,
+    data: bytes | None = None,
+) -> Any:
+    """One request to a node's API: ``body`` is sent as JSON, or ``data`` as raw bytes."""
+    return asyncio.run(_request(method, node.rstrip("/") + path, body, timeout, data))
 
 
 def node_option(f):  # type: ignore[no-untyped-def]

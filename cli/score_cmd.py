@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from cli.client import NodeError, node_option
 from cli.client import call as http
+from cli.client import node_option
 from cli.ledger_cmds import DEFAULT_VALIDITY
 from consensus.crypto import KeyFileError, PrivateKey
 from consensus.record import FieldError
@@ -113,24 +113,7 @@ def score(
 @node_option
 def upload(artifact: Path, node: str) -> None:
     """Give a node a model artifact; it checks it and passes it to the other nodes."""
-    import aiohttp
-
-    async def send() -> dict:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(node.rstrip("/") + "/v1/models", data=artifact.read_bytes()) as resp,
-        ):
-            body = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise NodeError(f"{body['error']['code']}: {body['error']['message']}")
-            return body
-
-    import asyncio
-
-    try:
-        info = asyncio.run(send())
-    except aiohttp.ClientError as exc:
-        raise NodeError(f"cannot reach {node}: {exc}") from None
+    info = http("POST", node, "/v1/models", data=artifact.read_bytes())
     click.echo(json.dumps(info, indent=2))
 
 

@@ -109,10 +109,7 @@ def roles_of(state: Overlay, key: bytes) -> tuple[str, ...] | None:
     roster = members(state)
     if found is not None and found[0] in roster:
         return found[1]
-    for entry in roster.values():
-        if type(entry) is dict and key in (entry.get("admins") or []):
-            return (MEMBER_ADMIN,)
-    return None
+    return None if _admin_org(roster, key) is None else (MEMBER_ADMIN,)
 
 
 def org_of(state: Overlay, key: bytes) -> str:
@@ -120,10 +117,15 @@ def org_of(state: Overlay, key: bytes) -> str:
     found = client(state, key)
     if found is not None:
         return found[0]
-    for org, entry in members(state).items():
+    return _admin_org(members(state), key) or ""
+
+
+def _admin_org(roster: dict[str, dict], key: bytes) -> str | None:
+    """The member org that lists ``key`` among its admin keys, if any."""
+    for org, entry in roster.items():
         if type(entry) is dict and key in (entry.get("admins") or []):
             return org
-    return ""
+    return None
 
 
 def param(state: Overlay, name: str) -> int:

@@ -103,6 +103,23 @@ class ScoreReport:
         return (self.model_id, self.path_sum, self.outlier, tuple(list(t) for t in self.top))
 
 
+def _reports(scorer: Scorer, model_id: bytes, txs: Sequence[Tx]) -> list[ScoreReport]:
+    """Score and explain the txs' feature rows in one kernel call each."""
+    rows = np.array([t.payload.features for t in txs], dtype=np.float64)  # type: ignore[attr-defined]
+    scores = scorer.score_batch(rows)
+    explained = explain_batch(scorer, rows, TOP_FEATURES)
+    names = scorer.model.feature_names
+    return [
+        ScoreReport(
+            model_id,
+            int(scores.path_sums[i]),
+            bool(scores.outliers[i]),
+            tuple(explained.row(i, names)),
+        )
+        for i in range(len(txs))
+    ]
+
+
 @dataclass
 class Scoring:
     """Per-block scoring state: the model cache and reports computed in one batch."""
@@ -124,27 +141,14 @@ class Scoring:
             fits = [t for t in group if len(t.payload.features) == scorer.n_features]  # type: ignore[attr-defined]
             if not fits:
                 continue
-            rows = np.array([t.payload.features for t in fits], dtype=np.float64)  # type: ignore[attr-defined]
-            scores = scorer.score_batch(rows)
-            explained = explain_batch(scorer, rows, TOP_FEATURES)
-            names = scorer.model.feature_names
-            for i, tx in enumerate(fits):
-                self.precomputed[tx.id] = ScoreReport(
-                    model_id,
-                    int(scores.path_sums[i]),
-                    bool(scores.outliers[i]),
-                    tuple(explained.row(i, names)),
-                )
+            for tx, report in zip(fits, _reports(scorer, model_id, fits), strict=True):
+                self.precomputed[tx.id] = report
 
     def report(self, model_id: bytes, tx: Tx) -> ScoreReport:
         known = self.precomputed.get(tx.id)
         if known is not None and known.model_id == model_id:
             return known
-        scorer = self.models.scorer(model_id)
-        rows = np.array([tx.payload.features], dtype=np.float64)  # type: ignore[attr-defined]
-        scores = scorer.score_batch(rows)
-        top = explain_batch(scorer, rows, TOP_FEATURES).row(0, scorer.model.feature_names)
-        return ScoreReport(model_id, int(scores.path_sums[0]), bool(scores.outliers[0]), tuple(top))
+        return _reports(self.models.scorer(model_id), model_id, [tx])[0]
 
     def host_score(self, state: Overlay) -> Callable[[str, list[int]], int]:
         """``ledger.score(model, features)`` for contracts: the path sum under the active model."""
