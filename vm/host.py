@@ -130,11 +130,12 @@ class InMemoryHost:
             raise HostError(f"no contract named {contract!r}")
         if contract == self.contract or contract in self.active:
             raise HostError(f"re-entrant call into {contract!r} is not allowed")
-        child = InMemoryHost(
+        caller_key, org = self.nested_identity()
+        child = type(self)(
             contract=contract,
             state=self.state,
-            caller_key=self.caller_key,
-            org=self.org,
+            caller_key=caller_key,
+            org=org,
             block_height=self.block_height,
             block_time=self.block_time,
             member_orgs=self.member_orgs,
@@ -149,6 +150,13 @@ class InMemoryHost:
                 raise result.error
             raise HostError(f"call to {contract}.{method} failed: {result.error}")
         return result.value, result.gas_used
+
+    def nested_identity(self) -> tuple[bytes, str]:
+        """(caller key, org) a contract called from this one sees: here, the same sender.
+
+        The node instead presents the calling contract's address; a subclass can do the same.
+        """
+        return self.caller_key, self.org
 
     def run(
         self,

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from vm.compiler import compile_source
-from vm.errors import ExecutionFailure, HostError, LimitExceeded
-from vm.gas import DEFAULT_GAS_LIMIT, MAX_CONTRACT_CALL_DEPTH, MAX_STORAGE_VALUE_BYTES
+from vm.gas import DEFAULT_GAS_LIMIT, MAX_STORAGE_VALUE_BYTES
 from vm.host import InMemoryHost
-from vm.interpreter import Program, Result, execute, prepare
+from vm.interpreter import Program, Result, prepare
 from vm.values import decode_value, encode_value
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,35 +60,8 @@ def member_record(org: str, admins: int = 1) -> dict[str, Any]:
 class ChainLikeHost(InMemoryHost):
     """InMemoryHost whose nested calls carry the calling contract's identity."""
 
-    def call(
-        self, contract: str, method: str, args: list[Any], gas: int, depth: int
-    ) -> tuple[Any, int]:
-        if depth + 1 > MAX_CONTRACT_CALL_DEPTH:
-            raise LimitExceeded(f"contract calls nested deeper than {MAX_CONTRACT_CALL_DEPTH}")
-        callee = self.contracts.get(contract)
-        if callee is None:
-            raise HostError(f"no contract named {contract!r}")
-        if contract == self.contract or contract in self.active:
-            raise HostError(f"re-entrant call into {contract!r} is not allowed")
-        child = ChainLikeHost(
-            contract=contract,
-            state=self.state,
-            caller_key=contract_address(self.contract),
-            org="contract:" + self.contract,
-            block_height=self.block_height,
-            block_time=self.block_time,
-            member_orgs=self.member_orgs,
-            contracts=self.contracts,
-            models=self.models,
-            events=self.events,
-            active=[*self.active, self.contract],
-        )
-        result = execute(callee, method, args, child, gas_limit=gas, contract_depth=depth + 1)
-        if result.error is not None:
-            if isinstance(result.error, ExecutionFailure):
-                raise result.error
-            raise HostError(f"call to {contract}.{method} failed: {result.error}")
-        return result.value, result.gas_used
+    def nested_identity(self) -> tuple[bytes, str]:
+        return contract_address(self.contract), "contract:" + self.contract
 
 
 @dataclass
