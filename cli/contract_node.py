@@ -16,7 +16,7 @@ from cli.client import call as http
 from cli.client import node_option
 from cli.ledger_cmds import DEFAULT_VALIDITY, _wait_and_report
 from consensus.crypto import KeyFileError, PrivateKey
-from node.types import CallPayload, DeployPayload, Tx
+from node.app.types import CallPayload, DeployPayload, Tx
 from vm.errors import CompileError
 from vm.gas import MAX_VALUE_BYTES
 from vm.jsonvalues import JSONValueError, from_json

@@ -9,7 +9,7 @@ import click
 
 from consensus.crypto import key_hex
 from consensus.record import FieldError
-from node.genesis import DEFAULT_PARAMS, ROLES, Genesis
+from node.app.genesis import DEFAULT_PARAMS, ROLES, Genesis
 
 DEFAULT_CLIENT_ROLES = ("score", "submit")
 

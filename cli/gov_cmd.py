@@ -18,7 +18,7 @@ from cli.client import call as http
 from cli.client import node_option
 from cli.contract_node import KeyOption, WaitOption, _key, _submit
 from consensus.crypto import parse_key_hex
-from node.types import CallPayload
+from node.app.types import CallPayload
 from vm.gas import MAX_VALUE_BYTES
 from vm.jsonvalues import to_json
 from vm.values import encode_value

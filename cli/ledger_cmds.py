@@ -12,7 +12,7 @@ import click
 from cli.client import call, node_option
 from consensus.crypto import KeyFileError, PrivateKey
 from consensus.record import FieldError
-from node.types import AnchorPayload, Tx
+from node.app.types import AnchorPayload, Tx
 
 DEFAULT_VALIDITY = 100
 """Heights a CLI transaction stays valid for (must not exceed the chain's max_tx_window)."""

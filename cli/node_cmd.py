@@ -10,8 +10,8 @@ import click
 
 from consensus.crypto import KeyFileError, PrivateKey, key_hex
 from consensus.record import FieldError
+from node.app.genesis import Genesis
 from node.config import ConfigError, Home, init_home
-from node.genesis import Genesis
 from node.store import Store, StoreError
 
 HomePath = click.Path(file_okay=False, path_type=Path)
@@ -80,7 +80,7 @@ def run(
     home: Path, peer_listen: str | None, api_listen: str | None, log_level: str | None, resync: bool
 ) -> None:
     """Run the node until SIGINT or SIGTERM."""
-    from node.service import run_node
+    from node.run import run_node
 
     h = Home(home)
     try:

@@ -12,7 +12,7 @@ from cli.client import node_option
 from cli.ledger_cmds import DEFAULT_VALIDITY
 from consensus.crypto import KeyFileError, PrivateKey
 from consensus.record import FieldError
-from node.types import ScorePayload, Tx
+from node.app.types import ScorePayload, Tx
 
 MAX_BATCH = 1_000
 """Transactions per submission (the node's MAX_SUBMIT_BATCH)."""

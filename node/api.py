@@ -19,12 +19,12 @@ from consensus.crypto import key_hex
 from ml.errors import ModelError
 from ml.limits import MAX_ARTIFACT_BYTES
 from ml.score import score_from_path_sum
-from node import anchors, contracts
-from node.execution import tx_proof
-from node.scoring import ArtifactMissing
+from node.app import anchors, contracts
+from node.app.execution import tx_proof
+from node.app.scoring import ArtifactMissing
+from node.app.state import Overlay
+from node.app.types import Block, Certificate, Event, Header, Receipt, Tx
 from node.service import Node
-from node.state import Overlay
-from node.types import Block, Certificate, Event, Header, Receipt, Tx
 from vm.errors import VMError
 from vm.gas import MAX_VALUE_BYTES
 from vm.jsonvalues import JSONValueError, from_json, to_json

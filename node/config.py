@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from consensus.crypto import PrivateKey, key_hex
-from node.genesis import Genesis
+from node.app.genesis import Genesis
 from node.mempool import MAX_MEMPOOL_BYTES, MAX_MEMPOOL_TXS
 
 CONFIG_FILE = "config.json"

@@ -26,8 +26,8 @@ from typing import Any
 import aiohttp
 
 from consensus.crypto import PrivateKey, key_hex
+from node.app.genesis import Genesis
 from node.config import Home, init_home
-from node.genesis import Genesis
 
 CHAIN_ID = "vigil-local"
 DEFAULT_BASE_PORT = 26600

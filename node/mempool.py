@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from node.types import Tx
+from node.app.types import Tx
 
 MAX_MEMPOOL_TXS = 50_000
 """Default bound on pending transactions."""

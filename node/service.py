@@ -9,14 +9,11 @@ write batch before the replica hears BlockPersisted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from consensus import codec
 from consensus.certificate import Certificate
@@ -50,17 +47,17 @@ from consensus.replica import Replica, ReplicaConfig
 from ml.artifact import load as load_artifact
 from ml.errors import ModelError
 from ml.forest import Model
-from node import governance
+from node.app import governance
+from node.app.execution import TxRejected
+from node.app.genesis import Genesis
+from node.app.ledger import Ledger
+from node.app.scoring import ArtifactMissing
+from node.app.state import Overlay
+from node.app.types import MAX_TX_BYTES, Tx
 from node.config import Home, NodeConfig, split_address
-from node.execution import TxRejected
-from node.genesis import Genesis
-from node.ledger import Ledger
 from node.mempool import Mempool, MempoolFull
 from node.p2p import BLOCKS, CONSENSUS, FETCH, MODEL, MODEL_FETCH, TX, PeerNetwork
-from node.scoring import ArtifactMissing
-from node.state import Overlay
-from node.store import Store, StoreError
-from node.types import MAX_TX_BYTES, Tx
+from node.store import Store
 
 log = logging.getLogger("vigil.node")
 
@@ -445,45 +442,3 @@ class Node:
             "mempool": {"txs": len(self.mempool), "bytes": self.mempool.bytes},
             "uptime_s": round(time.time() - self.started_at, 1),
         }
-
-
-def set_aside_damaged_store(home: Home) -> Path:
-    """Move a damaged data directory out of the way so the node can re-sync from peers."""
-    target = home.path / f"{home.data_path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
-    home.data_path.rename(target)
-    return target
-
-
-async def run_node(
-    home: Home, config: NodeConfig, genesis: Genesis, key: PrivateKey, *, resync: bool = False
-) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly.
-
-    With ``resync``, a store that fails its start-up checks is set aside and
-    the node starts from genesis, re-syncing certified blocks from its peers.
-    """
-    from node.api import start_api
-
-    try:
-        node = Node(home, config, genesis, key)
-    except StoreError as exc:
-        if not resync:
-            raise StoreError(
-                f"{exc}\n(to set the damaged store aside and re-sync from peers, "
-                "run again with --resync)"
-            ) from None
-        moved = set_aside_damaged_store(home)
-        log.warning("store damaged (%s); moved it to %s and re-syncing from peers", exc, moved)
-        node = Node(home, config, genesis, key)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, node.request_stop)
-    await node.start()
-    api = await start_api(node, config.api_listen)
-    try:
-        await node.wait_stopped()
-    finally:
-        log.info("shutting down")
-        await api.cleanup()
-        await node.stop()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from consensus.crypto import PrivateKey
 from node import localnet
-from node.types import AnchorPayload, Tx
+from node.app.types import AnchorPayload, Tx
 
 STARTUP_TIMEOUT_S = 60.0
 STATUS_EVERY_S = 2.0

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from consensus.certificate import Certificate, Vote, commit_message
 from consensus.crypto import DOMAIN_COMMIT, PrivateKey
-from node.genesis import DEFAULT_PARAMS, Genesis, Member
-from node.genesis import Client as GenesisClient
-from node.ledger import Ledger
+from node.app.genesis import DEFAULT_PARAMS, Genesis, Member
+from node.app.genesis import Client as GenesisClient
+from node.app.ledger import Ledger
+from node.app.types import AnchorPayload, Block, Receipt, Tx
 from node.store import Store
-from node.types import AnchorPayload, Block, Receipt, Tx
 
 NODES = [PrivateKey.from_seed(bytes([i + 1]) * 32) for i in range(4)]
 CLIENT = PrivateKey.from_seed(b"c" * 32)
@@ -74,7 +74,7 @@ def commit(ledger: Ledger, txs: list[Tx]) -> list[Receipt]:
 
 def govern(ledger: Ledger, key: str, value: object) -> None:
     """Write a governance storage entry directly, as if the members had approved it."""
-    from node.state import storage_key
+    from node.app.state import storage_key
     from node.store import STATE as STATE_PREFIX_IN_STORE
     from vm.gas import MAX_STORAGE_VALUE_BYTES
     from vm.values import encode_value

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from consensus import codec, merkle
 from consensus.certificate import Certificate, Vote, commit_message
 from consensus.crypto import DOMAIN_COMMIT, PrivateKey
-from node.genesis import DEFAULT_PARAMS, ROLES, Client, Genesis, Member
-from node.types import (
+from node.app.genesis import DEFAULT_PARAMS, ROLES, Client, Genesis, Member
+from node.app.types import (
     AnchorPayload,
     Block,
     CallPayload,

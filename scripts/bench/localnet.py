@@ -25,7 +25,7 @@ import aiohttp
 
 from consensus.crypto import PrivateKey
 from node import localnet
-from node.types import AnchorPayload, Tx
+from node.app.types import AnchorPayload, Tx
 
 
 def presign(key: PrivateKey, chain_id: str, count: int) -> list[Tx]:

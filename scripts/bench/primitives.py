@@ -18,7 +18,7 @@ import msgpack
 
 from consensus import codec, merkle
 from consensus.crypto import DOMAIN_TX, VERIFY_THREADS, PrivateKey, SignedItem, verify_batch
-from node.types import AnchorPayload, Tx
+from node.app.types import AnchorPayload, Tx
 
 
 def rate(label: str, fn: Callable[[], object], min_seconds: float, ops: int = 1) -> float:

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from consensus.crypto import PrivateKey, key_hex
-from node.genesis import Genesis
+from node.app.genesis import Genesis
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -20,7 +20,7 @@ from vm.interpreter import Program, Result, prepare
 from vm.values import decode_value, encode_value
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACT_DIR = ROOT / "node" / "system_contracts"
+CONTRACT_DIR = ROOT / "node" / "app" / "system_contracts"
 NAMES = ("governance", "models", "royalties")
 SYSTEM_KEY = hashlib.sha256(b"vigil/system").digest()
 SYSTEM_ORG = "system"

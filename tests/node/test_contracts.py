@@ -8,9 +8,9 @@ from pathlib import Path
 from ledger_helpers import ADMIN, CLIENT, commit, govern, open_ledger
 
 from consensus.crypto import PrivateKey
-from node import contracts
-from node.state import Overlay
-from node.types import CallPayload, DeployPayload, Tx
+from node.app import contracts
+from node.app.state import Overlay
+from node.app.types import CallPayload, DeployPayload, Tx
 from vm.bytecode import code_hash
 from vm.compiler import compile_to_bytes
 from vm.gas import MAX_VALUE_BYTES

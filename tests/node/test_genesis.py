@@ -11,7 +11,7 @@ from strategies import ALL_RECORDS, KEYS
 
 from consensus.crypto import key_hex
 from consensus.record import FieldError
-from node.genesis import DEFAULT_PARAMS, PARAM_RANGES, Genesis
+from node.app.genesis import DEFAULT_PARAMS, PARAM_RANGES, Genesis
 
 
 def doc(**overrides: object) -> dict:

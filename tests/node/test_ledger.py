@@ -18,10 +18,10 @@ from ledger_helpers import (
     proposer,
 )
 
-from node import anchors
-from node.ledger import Ledger
+from node.app import anchors
+from node.app.ledger import Ledger
+from node.app.types import Block, Receipt, Tx
 from node.store import Store, StoreError
-from node.types import Block, Receipt, Tx
 
 
 def test_build_validate_commit_keeps_replicas_identical(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_inadmissible_transactions_are_left_out_and_make_a_block_invalid(
     assert Block.decode(proposal.block).txs == ()
     # A primary that includes it anyway proposes an invalid block.
     honest = Block.decode(proposal.block)
-    from node.types import tx_root
+    from node.app.types import tx_root
 
     forged = Block(dataclasses.replace(honest.header, tx_root=tx_root([bad])), (bad,))
     assert "inadmissible" in (b.validate(1, forged.encode()) or "")

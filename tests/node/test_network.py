@@ -21,8 +21,8 @@ import pytest
 from consensus import codec
 from consensus.crypto import DOMAIN_HANDSHAKE, PrivateKey
 from node import localnet
+from node.app.types import AnchorPayload, Tx
 from node.localnet import LocalNet, LocalNode
-from node.types import AnchorPayload, Tx
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ from test_contracts import call, install
 from consensus.crypto import PrivateKey
 from ml.score import Scorer
 from ml.train import TrainParams, train
-from node.ledger import Ledger
-from node.scoring import ArtifactMissing
-from node.types import ScorePayload, Tx
+from node.app.ledger import Ledger
+from node.app.scoring import ArtifactMissing
+from node.app.types import ScorePayload, Tx
 from vm.gas import MAX_VALUE_BYTES
 from vm.values import decode_value
 

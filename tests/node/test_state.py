@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.state import Overlay
+from node.app.state import Overlay
 
 COMMITTED = {b"a": b"1", b"b": b"2"}
 keys = st.sampled_from([b"a", b"b", b"c", b"d"])

@@ -11,9 +11,9 @@ from strategies import ALL_RECORDS, CHAIN, KEYS
 
 from consensus import codec, merkle
 from consensus.record import FieldError, Record
-from node import types
-from node.genesis import Genesis
-from node.types import AnchorPayload, Block, Header, Receipt, ScorePayload, Tx, tx_root
+from node.app import types
+from node.app.genesis import Genesis
+from node.app.types import AnchorPayload, Block, Header, Receipt, ScorePayload, Tx, tx_root
 
 RECORD_CLASSES: dict[str, type[Record]] = {
     "tx": Tx,

@@ -21,8 +21,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from node.genesis import DEFAULT_PARAMS, PARAM_RANGES, Genesis
-from node.state import Overlay, storage_key
+from node.app.genesis import DEFAULT_PARAMS, PARAM_RANGES, Genesis
+from node.app.state import Overlay, storage_key
 from vm.errors import VMError
 from vm.gas import MAX_STORAGE_VALUE_BYTES
 from vm.values import decode_value, encode_value

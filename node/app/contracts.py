@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from node import governance
-from node.anchors import Revert
-from node.state import CODE, Overlay, storage_key
-from node.types import MAX_EVENTS_PER_RECEIPT, CallPayload, DeployPayload, Event, Tx
+from node.app import governance
+from node.app.anchors import Revert
+from node.app.state import CODE, Overlay, storage_key
+from node.app.types import MAX_EVENTS_PER_RECEIPT, CallPayload, DeployPayload, Event, Tx
 from vm.bytecode import code_hash
 
 __all__ = ["CODE", "code_hash", "contract_address", "program_for", "query", "storage_key"]
@@ -78,7 +78,7 @@ class CallContext:
     score: Scorer | None = None
     """``ledger.score`` for contracts (None where no model can be loaded)."""
     scoring: Any = None
-    """The block's node.scoring.Scoring, for `score` transactions."""
+    """The block's node.app.scoring.Scoring, for `score` transactions."""
     events: list[tuple[str, bytes]] = field(default_factory=list)
 
 

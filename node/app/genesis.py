@@ -42,7 +42,7 @@ from consensus.record import (
     Str,
     wire,
 )
-from node.types import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainId, PublicKey
+from node.app.types import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainId, PublicKey
 from vm.gas import MAX_GAS_LIMIT
 
 MAX_GENESIS_FILE_BYTES = 4 * 1024 * 1024

@@ -1,6 +1,6 @@
 """The system contracts every chain starts with: governance, models, royalties.
 
-Their sources ship with Vigil (``node/system_contracts/*.py``, written in the
+Their sources ship with Vigil (``node/app/system_contracts/*.py``, written in the
 contract language; docs/governance.md describes them). Genesis compiles them
 (compilation is deterministic, so every node derives the same bytecode) and
 stores them in the initial state, whose root therefore commits to their code:
@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from node.state import CODE
+from node.app.state import CODE
 from vm.compiler import compile_to_bytes
 
 SYSTEM_CONTRACTS = ("governance", "models", "royalties")

@@ -27,11 +27,11 @@ from ml.artifact import load as load_artifact
 from ml.errors import InputError
 from ml.explain import explain_batch
 from ml.score import Scorer
-from node import governance
-from node.anchors import Revert
-from node.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
-from node.state import CODE, Overlay, storage_key
-from node.types import Event, ScorePayload, Tx
+from node.app import governance
+from node.app.anchors import Revert
+from node.app.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
+from node.app.state import CODE, Overlay, storage_key
+from node.app.types import Event, ScorePayload, Tx
 from vm.errors import HostError, VMError
 from vm.gas import MAX_STORAGE_VALUE_BYTES
 from vm.interpreter import execute

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from consensus import codec
-from node.state import ANCHOR, ANCHOR_CHILD, Overlay
-from node.types import AnchorPayload, Event, Tx
+from node.app.state import ANCHOR, ANCHOR_CHILD, Overlay
+from node.app.types import AnchorPayload, Event, Tx
 
 MAX_LINEAGE_NODES = 256
 """Most ancestors (and, separately, descendants) one lineage query returns."""

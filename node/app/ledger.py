@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 from consensus import codec
 from consensus.certificate import Certificate
-from node import governance
-from node.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
-from node.genesis import Genesis
-from node.scoring import ModelCache
-from node.state import VALIDATORS, Overlay, state_root
-from node.store import Store
-from node.types import Block, Header, Tx, tx_root
+from node.app import governance
+from node.app.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
+from node.app.genesis import Genesis
+from node.app.scoring import ModelCache
+from node.app.state import VALIDATORS, Overlay, state_root
+from node.app.storage import Storage
+from node.app.types import Block, Header, Tx, tx_root
 
 MAX_CLOCK_DRIFT_MS = 30_000
 """A proposal's timestamp may be at most this far ahead of the validating node's clock."""
@@ -49,7 +49,7 @@ class Proposal:
 
 
 class Ledger:
-    def __init__(self, store: Store, genesis: Genesis, *, clock_ms=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, store: Storage, genesis: Genesis, *, clock_ms=None) -> None:  # type: ignore[no-untyped-def]
         self.store = store
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -164,7 +164,7 @@ class Ledger:
     def validate(self, height: int, raw: bytes, *, check_clock: bool = True) -> str | None:
         """None if ``raw`` is a valid next block, else why not.
 
-        Raises node.scoring.ArtifactMissing when the block scores with a model this
+        Raises node.app.scoring.ArtifactMissing when the block scores with a model this
         node does not hold yet: fetch it and validate again.
         """
         try:

@@ -1,0 +1,63 @@
+"""Run one node process: open the store, start the replica driver, the peer links and the API.
+
+Kept apart from ``node.service`` (the driver) and ``node.api`` (the HTTP
+surface) so that neither imports the other: this module wires them together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+from consensus.crypto import PrivateKey
+from node.api import start_api
+from node.app.genesis import Genesis
+from node.config import Home, NodeConfig
+from node.service import Node
+from node.store import StoreError
+
+log = logging.getLogger("vigil.node")
+
+
+def set_aside_damaged_store(home: Home) -> Path:
+    """Move a damaged data directory out of the way so the node can re-sync from peers."""
+    target = home.path / f"{home.data_path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    home.data_path.rename(target)
+    return target
+
+
+async def run_node(
+    home: Home, config: NodeConfig, genesis: Genesis, key: PrivateKey, *, resync: bool = False
+) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly.
+
+    With ``resync``, a store that fails its start-up checks is set aside and
+    the node starts from genesis, re-syncing certified blocks from its peers.
+    """
+    try:
+        node = Node(home, config, genesis, key)
+    except StoreError as exc:
+        if not resync:
+            raise StoreError(
+                f"{exc}\n(to set the damaged store aside and re-sync from peers, "
+                "run again with --resync)"
+            ) from None
+        moved = set_aside_damaged_store(home)
+        log.warning("store damaged (%s); moved it to %s and re-syncing from peers", exc, moved)
+        node = Node(home, config, genesis, key)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, node.request_stop)
+    await node.start()
+    api = await start_api(node, config.api_listen)
+    try:
+        await node.wait_stopped()
+    finally:
+        log.info("shutting down")
+        await api.cleanup()
+        await node.stop()
