@@ -36,6 +36,11 @@ class Mempool:
     def __contains__(self, tx_id: bytes) -> bool:
         return tx_id in self._txs
 
+    def get(self, tx_id: bytes) -> Tx | None:
+        """The pending copy of a transaction, if any."""
+        entry = self._txs.get(tx_id)
+        return None if entry is None else entry[0]
+
     def add(self, tx: Tx, size: int) -> bool:
         """Add a checked transaction; False if already pending; MempoolFull past a bound."""
         if tx.id in self._txs:

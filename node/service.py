@@ -390,14 +390,17 @@ class Node:
             tx = Tx.decode(raw)
         except (codec.CodecError, FieldError) as exc:
             return SubmitResult(None, "malformed", str(exc))
-        if tx.id in self.mempool:
-            return SubmitResult(tx.id)
+        pending = self.mempool.get(tx.id)
+        if pending is not None and pending.signature == tx.signature:
+            return SubmitResult(tx.id)  # this very copy was checked when it was admitted
         height = self.ledger.height + 1
         ok = self.ledger.signatures.verify([tx])[0]
         try:
             self.ledger.executor.check(Overlay(self.store.get), tx, height, ok)
         except TxRejected as exc:
             return SubmitResult(None, exc.code, exc.message)
+        if pending is not None:
+            return SubmitResult(tx.id)  # another valid copy of a pending tx: nothing to add
         try:
             self.mempool.add(tx, len(raw))
         except MempoolFull as exc:

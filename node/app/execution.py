@@ -5,7 +5,7 @@ before it votes) and is the reference for what a committed block did, so its
 results are a pure function of the committed state and the block.
 
 A transaction is *admissible* at a height when its signature verifies (once
-per node: verdicts are cached by tx id), its sender is an authorised client
+per node: verdicts are cached by tx id and signature), its sender is an authorised client
 with the role its kind needs, it has not expired and does not reach more than
 ``max_tx_window`` heights ahead, it was never committed, and its kind has a
 handler. A block with an inadmissible transaction is invalid. A handler that
@@ -47,7 +47,7 @@ ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "submit", "scor
 """The client role each kind needs (a deployment also needs governance's approval of its code)."""
 
 MAX_SIGNATURE_CACHE = 200_000
-"""Tx ids whose signature verdict this node remembers."""
+"""Signed transactions (id and signature) whose signature verdict this node remembers."""
 
 
 class TxRejected(Exception):
@@ -67,25 +67,38 @@ def genesis_writes(genesis: Genesis) -> dict[bytes, bytes]:
     return writes
 
 
+def signed_key(tx: Tx) -> bytes:
+    """What a signature verdict is cached under: the tx id *and* its signature.
+
+    The id hashes only the unsigned body, so two copies of one transaction with
+    different signatures share it; a verdict cached by id alone would let a
+    forged copy ride on the genuine one's verdict (or a forged copy seen first
+    poison the genuine one).
+    """
+    return tx.id + tx.signature
+
+
 class SignatureCache:
-    """Verify transaction signatures once per node, in the thread pool, cached by tx id."""
+    """Verify transaction signatures once per node, in the thread pool, cached per signed copy."""
 
     def __init__(self, capacity: int = MAX_SIGNATURE_CACHE) -> None:
         self.capacity = capacity
         self._known: OrderedDict[bytes, bool] = OrderedDict()
 
     def verify(self, txs: Sequence[Tx]) -> list[bool]:
-        todo = [tx for tx in txs if tx.id not in self._known]
+        keys = [signed_key(tx) for tx in txs]
+        todo = [(tx, key) for tx, key in zip(txs, keys, strict=True) if key not in self._known]
         if todo:
             items = [
                 SignedItem(tx.sender, DOMAIN_TX, tx.chain_id, tx.body_bytes(), tx.signature)
-                for tx in todo
+                for tx, _ in todo
             ]
-            for tx, ok in zip(todo, verify_batch(items), strict=True):
-                self._known[tx.id] = ok
+            fresh = dict(zip((key for _, key in todo), verify_batch(items), strict=True))
+            self._known.update(fresh)
             while len(self._known) > self.capacity:
                 self._known.popitem(last=False)
-        return [self._known.get(tx.id, False) for tx in txs]
+            return [self._known.get(key, fresh.get(key, False)) for key in keys]
+        return [self._known.get(key, False) for key in keys]
 
 
 @dataclass(frozen=True)

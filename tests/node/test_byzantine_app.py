@@ -1,0 +1,78 @@
+"""Faults a Byzantine member could exploit in the application, each found on an old main.
+
+Every test here failed before its fix; the docstring names the fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ledger_helpers import anchor_tx, certify, open_ledger, proposer
+
+from node.app.ledger import Ledger
+from node.app.types import Block, Header, tx_root
+
+
+def _forged(tx):  # type: ignore[no-untyped-def]
+    return dataclasses.replace(tx, signature=bytes(64))
+
+
+def _propose_raw(ledger: Ledger, height: int, txs: list) -> bytes:  # type: ignore[type-arg]
+    """What a Byzantine primary sends: the honest build's roots, then its own tx list."""
+    honest = Block.decode(ledger.build(height, 0, proposer(ledger, height), txs).block)
+    header = dataclasses.replace(honest.header, tx_root=tx_root(txs))
+    assert isinstance(header, Header)
+    return Block(header, tuple(txs)).encode()
+
+
+def test_a_forged_copy_of_a_verified_transaction_is_refused(tmp_path: Path) -> None:
+    """Fault 1: the signature cache was keyed by tx id (the unsigned body's hash).
+
+    A node that verified the genuine transaction found the forged copy's id in
+    its cache and accepted a block carrying it; a node replaying the chain later
+    refused the certified block and halted.
+    """
+    primary, voter = open_ledger(tmp_path / "p"), open_ledger(tmp_path / "v")
+    genuine = anchor_tx(b"payment")
+    assert voter.signatures.verify([genuine]) == [True]  # the voter saw the genuine copy
+    block = _propose_raw(primary, 1, [_forged(genuine)])
+    problem = voter.validate(1, block)
+    assert problem is not None and "signature does not verify" in problem
+
+
+def test_a_forged_copy_seen_first_does_not_poison_the_genuine_one(tmp_path: Path) -> None:
+    """Fault 1, other order: a bad copy cached first made the genuine tx look forged."""
+    ledger = open_ledger(tmp_path / "a")
+    genuine = anchor_tx(b"payment")
+    assert ledger.signatures.verify([_forged(genuine)]) == [False]
+    assert ledger.signatures.verify([genuine]) == [True]
+    proposal = ledger.build(1, 0, proposer(ledger, 1), [genuine])
+    assert [tx.id for tx in Block.decode(proposal.block).txs] == [genuine.id]
+    ledger.commit(proposal.block, certify(1, proposal.block))
+
+
+async def test_a_forged_copy_of_a_pending_transaction_is_refused_at_admission(
+    tmp_path: Path,
+) -> None:
+    """Fault 1, admission: an id already in the mempool skipped every check for any copy.
+
+    The client sending the forged copy was told it was accepted.
+    """
+    from ledger_helpers import NODES, genesis
+
+    from node.config import Home, NodeConfig
+    from node.service import Node
+
+    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", "127.0.0.1:2"), genesis(), NODES[0])
+    try:
+        genuine = anchor_tx(b"payment")
+        first = node.submit(genuine.encode(), gossip=False)
+        assert first.tx_id == genuine.id and first.new
+        again = node.submit(genuine.encode(), gossip=False)
+        assert again.tx_id == genuine.id and not again.new
+        forged = node.submit(_forged(genuine).encode(), gossip=False)
+        assert forged.tx_id is None and forged.code == "bad_signature"
+        assert node.mempool.get(genuine.id) == genuine
+    finally:
+        await node.stop()
