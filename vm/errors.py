@@ -100,3 +100,14 @@ class HostError(ExecutionFailure):
 
 class CallError(VMError):
     """The call itself is invalid before anything runs (unknown or private method, bad args)."""
+
+
+class HostUnavailable(Exception):
+    """The host cannot answer *now* (a node lacks a model artifact it must fetch first).
+
+    Deliberately not a VMError: it is never turned into a failed call or a
+    receipt, because another node that can answer would record a different
+    outcome. It leaves :func:`vm.interpreter.execute` unchanged, and the
+    embedder abandons the whole execution and retries once it can answer.
+    """
+

@@ -22,6 +22,7 @@ from vm.errors import (
     ExecutionError,
     ExecutionFailure,
     HostError,
+    HostUnavailable,
     IntegerOverflow,
     LimitExceeded,
     OutOfGas,
@@ -827,13 +828,19 @@ class _Machine:
         raise AssertionError(f"host function {name} not implemented")  # pragma: no cover
 
     def ask_host(self, name: str, *args: Any) -> Any:
-        """Call the host; its failures become HostError (VM errors pass through unchanged)."""
+        """Call the host; its failures become HostError (VM errors pass through unchanged).
+
+        A HostError names only the failing request and the exception's class:
+        its text may differ between nodes and Python versions, and whatever a
+        call fails with can end up in a receipt that every node must agree on.
+        HostUnavailable passes through untouched (the embedder retries later).
+        """
         try:
             return getattr(self.host, name)(*args)
-        except ExecutionFailure:
+        except (ExecutionFailure, HostUnavailable):
             raise
         except Exception as exc:  # the host is foreign code: name its failure, never leak it
-            raise HostError(f"host {name} failed: {type(exc).__name__}: {exc}") from None
+            raise HostError(f"host {name} failed: {type(exc).__name__}") from None
 
     def accept(self, value: Any) -> None:
         """Check a value from the host and charge for it as an allocation."""

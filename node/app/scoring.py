@@ -32,7 +32,7 @@ from node.app.anchors import Revert
 from node.app.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
 from node.app.state import CODE, Overlay, storage_key
 from node.app.types import Event, ScorePayload, Tx
-from vm.errors import HostError, VMError
+from vm.errors import HostError, HostUnavailable, VMError
 from vm.gas import MAX_STORAGE_VALUE_BYTES
 from vm.interpreter import execute
 from vm.values import decode_value
@@ -49,8 +49,13 @@ MAX_LOADED_MODELS = 8
 """Scorers kept in memory by model id."""
 
 
-class ArtifactMissing(Exception):
-    """This node does not hold the artifact of a model a block uses; fetch it, then retry."""
+class ArtifactMissing(HostUnavailable):
+    """This node does not hold the artifact of a model a block uses; fetch it, then retry.
+
+    A HostUnavailable, so a contract's ``ledger.score`` cannot turn it into a
+    reverted receipt: the whole block waits for the artifact instead, on every
+    node, and every node records the same outcome.
+    """
 
     def __init__(self, model_id: bytes) -> None:
         super().__init__(f"model artifact {model_id.hex()} is not on this node")
@@ -160,7 +165,10 @@ class Scoring:
             scorer = self.models.scorer(model_id)
             if len(features) != scorer.n_features:
                 raise HostError(f"model {name!r} takes {scorer.n_features} features")
-            path_sum, _, _ = scorer.score_row(np.array(features, dtype=np.float64))
+            try:
+                path_sum, _, _ = scorer.score_row(np.array(features, dtype=np.float64))
+            except InputError as exc:
+                raise HostError(f"cannot score with model {name!r}: {exc}") from None
             return int(path_sum)
 
         return score

@@ -135,3 +135,56 @@ def test_a_node_without_the_artifact_must_fetch_it(tmp_path: Path, model) -> Non
     assert skipped.missing_models == [model.model_id]
     b.store.put_artifact(model.model_id, model.data)
     assert b.validate(height, proposal.block) is None
+
+
+def test_a_contract_score_without_the_artifact_waits_instead_of_reverting(
+    tmp_path: Path,
+    model,  # type: ignore[no-untyped-def]
+) -> None:
+    """Fault 2: ledger.score on a node lacking the artifact became a reverted receipt.
+
+    The receipt embedded a Python message, so it differed from the nodes that
+    held the artifact, and a node committing the certified block halted.
+    """
+    from ledger_helpers import govern
+    from test_contracts import code, deploy
+
+    from vm.bytecode import code_hash
+
+    a = ready(tmp_path / "a", model)
+    b = follower(a, tmp_path / "b")
+    for ledger in (a, b):  # governance approves the code (written as if voted)
+        govern(ledger, "deploy:screen", code_hash(code(SCREEN, "screen")))
+    commit(a, [deploy("screen", SCREEN)])
+    b.commit(a.store.block(a.height), a.certificate(a.height))  # type: ignore[arg-type]
+    height = a.height + 1
+    tx = call("screen", "check", ["fraud", [1, 2, 3]])
+    proposal = a.build(height, 0, proposer(a, height), [tx])
+    with pytest.raises(ArtifactMissing):
+        b.validate(height, proposal.block)
+    skipped = b.build(height, 0, proposer(b, height), [tx])
+    assert skipped.missing_models == [model.model_id]
+    assert skipped.rejected == [] and b"screen" not in skipped.block
+    cert = certify(height, proposal.block)
+    with pytest.raises(ArtifactMissing):
+        b.commit(proposal.block, cert)
+    b.store.put_artifact(model.model_id, model.data)
+    a.commit(proposal.block, cert)
+    b.commit(proposal.block, cert)
+    assert a.store.receipts(height) == b.store.receipts(height)
+
+
+def test_host_failures_never_put_python_text_in_receipts(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
+    """A host method that fails unexpectedly is named by request and class, not message."""
+    from vm.errors import HostError
+    from vm.interpreter import _Machine
+
+    class Host:
+        def height(self) -> int:
+            raise ZeroDivisionError("text that differs between Python versions")
+
+    machine = _Machine.__new__(_Machine)
+    machine.host = Host()
+    with pytest.raises(HostError) as info:
+        machine.ask_host("height")
+    assert str(info.value) == "host height failed: ZeroDivisionError"
