@@ -315,6 +315,14 @@ class Replica:
     def _dispatch(self, env: Envelope, body: object) -> None:
         height = body.height  # type: ignore[attr-defined]
         if height > self.height:
+            # Checked before anything is kept: only a current validator's signed message may
+            # take a buffer slot (a validator that joins later is caught up by certified blocks).
+            if env.sender not in self._members:
+                self._fault("not-a-validator", f"{env.kind} for a later height", env.sender)
+                return
+            if not self._verified_ok(env):
+                self._fault("bad-signature", f"{env.kind} for a later height", env.sender)
+                return
             self._buffer_future(env, body, height)
             return
         if height < self.height:

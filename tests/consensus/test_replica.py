@@ -403,6 +403,30 @@ def test_future_buffer_is_bounded() -> None:
     assert [a.kind for a in actions if isinstance(a, Fault)] == ["buffer-full"]
 
 
+def test_non_members_and_bad_signatures_never_take_a_buffer_slot() -> None:
+    """Fault 5: future-height junk from made-up keys filled the buffer before any check.
+
+    An honest member's vote for the next height was then dropped (buffer-full).
+    """
+    small = dataclasses.replace(CONFIG, max_buffered=8, max_buffered_per_sender=2)
+    r = Replica(small, KEYS[0], height=H, validators=VALS)
+    strangers = [PrivateKey.from_seed(bytes([100 + i]) * 32) for i in range(8)]
+    faults = []
+    for key in strangers:
+        for view in range(2):
+            actions = r.handle(msg(key, PREPARE, Vote(H + 1, view, digest_of(BLOCK))))
+            faults += [a.kind for a in actions if isinstance(a, Fault)]
+    assert set(faults) == {"not-a-validator"}
+    forged = open_envelope(msg(KEYS[2], PREPARE, Vote(H + 1, 0, digest_of(BLOCK))).data)
+    bad = dataclasses.replace(forged, signature=bytes(64))
+    actions = r.handle(MessageReceived(bad.encode()))
+    assert [a.kind for a in actions if isinstance(a, Fault)] == ["bad-signature"]
+    assert r._future_count == 0
+    actions = r.handle(msg(KEYS[1], PREPARE, Vote(H + 1, 0, digest_of(BLOCK))))
+    assert not [a for a in actions if isinstance(a, Fault)]
+    assert r._future_count == 1
+
+
 def test_messages_beyond_the_height_window_are_dropped() -> None:
     r = replica(0)
     far = msg(KEYS[1], PREPARE, Vote(H + CONFIG.height_window + 1, 0, digest_of(BLOCK)))
