@@ -42,6 +42,8 @@ DOMAIN_PREPARE = "vigil/prepare/v1"
 DOMAIN_COMMIT = "vigil/commit/v1"
 DOMAIN_VIEW_CHANGE = "vigil/view-change/v1"
 DOMAIN_NEW_VIEW = "vigil/new-view/v1"
+DOMAIN_BLOCK = "vigil/block/v1"
+DOMAIN_BLOCK_REQUEST = "vigil/block-request/v1"
 DOMAIN_HANDSHAKE = "vigil/handshake/v1"
 
 BATCH_INLINE_BELOW = 64

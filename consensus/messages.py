@@ -1,13 +1,23 @@
-"""PBFT wire messages: signed envelopes around typed bodies.
+"""PBFT wire messages: signed envelopes around typed bodies, sizes bounded by construction.
 
-Every consensus message travels as an :class:`Envelope`
-``[kind, body, sender, signature]`` where ``body`` is the canonical encoding of
-the kind's record and the signature is over ``body`` under the kind's domain
-(``vigil/prepare/v1``, ...) and the chain id. A COMMIT body is exactly the
-message a :class:`~consensus.certificate.Certificate` vote signs, so commit
-signatures collected during consensus become the certificate unchanged.
+Every consensus message travels as a :class:`Message` ``[envelope, block]``.
+The :class:`Envelope` ``[kind, body, sender, signature]`` is what is signed:
+``body`` is the canonical encoding of the kind's record, signed under the
+kind's domain (``vigil/prepare/v1``, ...) and the chain. ``block`` is nil except
+on a PRE-PREPARE or a BLOCK message, where it carries the block bytes *outside*
+the signature: every signed body names a block only by its digest, and the
+receiver checks ``digest_of(block) == digest``. So a prepared proof, a
+VIEW-CHANGE and a NEW-VIEW hold headers of votes and digests, never blocks,
+and every message kind has a maximum size that follows from the validator and
+block limits (:data:`MAX_BODY_BYTES`, checked below at import time). A replica
+that needs a block it lacks (the re-proposal of a NEW-VIEW, a pre-prepare
+replayed from its buffer) asks for it by digest with BLOCK-REQUEST and any
+validator holding it answers with BLOCK.
 
-All vote-like bodies start ``[height, view, digest]``.
+A COMMIT body is exactly the message a
+:class:`~consensus.certificate.Certificate` vote signs, so commit signatures
+collected during consensus become the certificate unchanged. All vote-like
+bodies start ``[height, view, digest]``.
 """
 
 from __future__ import annotations
@@ -16,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from consensus import codec
-from consensus.certificate import Certificate, quorum
+from consensus.certificate import MAX_VALIDATORS, Certificate, quorum
 from consensus.crypto import (
+    DOMAIN_BLOCK,
+    DOMAIN_BLOCK_REQUEST,
     DOMAIN_COMMIT,
     DOMAIN_NEW_VIEW,
     DOMAIN_PREPARE,
@@ -32,16 +44,19 @@ from consensus.crypto import (
 from consensus.record import Bytes, FieldError, Int, Nested, OneOf, Optional, Record, Seq, wire
 
 MAX_BLOCK_BYTES_ON_WIRE = 8 * 1024 * 1024
-"""Largest block a PRE-PREPARE may carry (the node's own block limit is at most this)."""
-MAX_ENVELOPE_BYTES = 12 * 1024 * 1024
-"""Largest consensus message accepted from a peer (a NEW-VIEW carries a block and proofs)."""
-MAX_PROOF_VOTES = 256
+"""Largest block a PRE-PREPARE or BLOCK message carries (the node's block limit is at most this)."""
+MAX_PROOF_VOTES = quorum(MAX_VALIDATORS)
+"""Votes in a prepared proof and view changes in a NEW-VIEW: exactly a quorum is needed."""
+MAX_MESSAGE_BYTES = 12 * 1024 * 1024
+"""Largest consensus message accepted from a peer; every kind's maximum is below it."""
 
 PRE_PREPARE = "pre-prepare"
 PREPARE = "prepare"
 COMMIT = "commit"
 VIEW_CHANGE = "view-change"
 NEW_VIEW = "new-view"
+BLOCK = "block"
+BLOCK_REQUEST = "block-request"
 
 DOMAINS = {
     PRE_PREPARE: DOMAIN_PREPREPARE,
@@ -49,7 +64,79 @@ DOMAINS = {
     COMMIT: DOMAIN_COMMIT,
     VIEW_CHANGE: DOMAIN_VIEW_CHANGE,
     NEW_VIEW: DOMAIN_NEW_VIEW,
+    BLOCK: DOMAIN_BLOCK,
+    BLOCK_REQUEST: DOMAIN_BLOCK_REQUEST,
 }
+CARRIES_BLOCK = frozenset({PRE_PREPARE, BLOCK})
+"""Kinds whose message may carry block bytes next to the envelope (a BLOCK must)."""
+
+
+# ---------------------------------------------------------------- size arithmetic (msgpack)
+
+
+def _bin(n: int) -> int:
+    return n + (2 if n < 1 << 8 else 3 if n < 1 << 16 else 5)
+
+
+def _str(n: int) -> int:
+    return n + (1 if n < 32 else 2 if n < 1 << 8 else 3 if n < 1 << 16 else 5)
+
+
+def _array(n: int) -> int:
+    return 1 if n < 16 else 3 if n < 1 << 16 else 5
+
+
+_INT = 9
+_KIND = max(len(k) for k in DOMAINS)
+VOTE_BODY_BYTES = _array(3) + 2 * _INT + _bin(HASH_BYTES)
+"""PRE-PREPARE, PREPARE and COMMIT bodies: [height, view, digest]."""
+BLOCK_REF_BYTES = _array(2) + _INT + _bin(HASH_BYTES)
+"""BLOCK and BLOCK-REQUEST bodies: [height, digest]."""
+
+
+def envelope_bytes(body: int) -> int:
+    """Largest envelope around a body of at most ``body`` bytes."""
+    return _array(4) + _str(_KIND) + _bin(body) + _bin(PUBLIC_KEY_BYTES) + _bin(SIGNATURE_BYTES)
+
+
+CERTIFICATE_BYTES = (
+    _array(4) + 2 * _INT + _bin(HASH_BYTES)
+    + _array(MAX_VALIDATORS)
+    + MAX_VALIDATORS * (_array(2) + _bin(PUBLIC_KEY_BYTES) + _bin(SIGNATURE_BYTES))
+)  # fmt: skip
+PROOF_BYTES = (
+    _array(2) + envelope_bytes(VOTE_BODY_BYTES)
+    + _array(MAX_PROOF_VOTES) + MAX_PROOF_VOTES * envelope_bytes(VOTE_BODY_BYTES)
+)  # fmt: skip
+VIEW_CHANGE_BODY_BYTES = _array(4) + 2 * _INT + CERTIFICATE_BYTES + PROOF_BYTES
+NEW_VIEW_BODY_BYTES = (
+    _array(4) + 2 * _INT
+    + _array(MAX_PROOF_VOTES) + MAX_PROOF_VOTES * envelope_bytes(VIEW_CHANGE_BODY_BYTES)
+    + envelope_bytes(VOTE_BODY_BYTES)
+)  # fmt: skip
+MAX_BODY_BYTES = {
+    PRE_PREPARE: VOTE_BODY_BYTES,
+    PREPARE: VOTE_BODY_BYTES,
+    COMMIT: VOTE_BODY_BYTES,
+    VIEW_CHANGE: VIEW_CHANGE_BODY_BYTES,
+    NEW_VIEW: NEW_VIEW_BODY_BYTES,
+    BLOCK: BLOCK_REF_BYTES,
+    BLOCK_REQUEST: BLOCK_REF_BYTES,
+}
+"""Each kind's largest body, derived from MAX_VALIDATORS and the record shapes."""
+MAX_ENVELOPE_BYTES = envelope_bytes(max(MAX_BODY_BYTES.values()))
+MAX_MESSAGE_BYTES_BY_KIND = {
+    kind: _array(2)
+    + envelope_bytes(body)
+    + (_bin(MAX_BLOCK_BYTES_ON_WIRE) if kind in CARRIES_BLOCK else 1)
+    for kind, body in MAX_BODY_BYTES.items()
+}
+"""Each kind's largest message on the wire."""
+assert all(size <= MAX_MESSAGE_BYTES for size in MAX_MESSAGE_BYTES_BY_KIND.values()), (
+    MAX_MESSAGE_BYTES_BY_KIND
+)
+assert MAX_ENVELOPE_BYTES + _array(2) + 1 <= MAX_MESSAGE_BYTES
+assert set(MAX_BODY_BYTES) == set(DOMAINS)
 
 
 class MessageError(ValueError):
@@ -58,28 +145,55 @@ class MessageError(ValueError):
 
 @dataclass(frozen=True)
 class Envelope(Record):
+    """The signed part of a message; nested in proofs and NEW-VIEWs, it never holds a block."""
+
     NAME = "envelope"
     MAX_BYTES = MAX_ENVELOPE_BYTES
     kind: str = wire(OneOf(*DOMAINS))
-    body: bytes = wire(Bytes(max_len=MAX_ENVELOPE_BYTES))
+    body: bytes = wire(Bytes(max_len=max(MAX_BODY_BYTES.values())))
     sender: bytes = wire(Bytes(PUBLIC_KEY_BYTES))
     signature: bytes = wire(Bytes(SIGNATURE_BYTES))
+
+    def check_invariants(self, path: str) -> None:
+        if len(self.body) > MAX_BODY_BYTES[self.kind]:
+            raise FieldError(
+                f"{path}.body", f"{len(self.body)} bytes exceed {MAX_BODY_BYTES[self.kind]} "
+                f"for a {self.kind}"
+            )  # fmt: skip
 
     def verify_signature(self, chain_id: str) -> bool:
         return verify(self.sender, DOMAINS[self.kind], chain_id, self.body, self.signature)
 
     def open(self) -> Any:
         """Decode the body as its kind's record (raises codec.CodecError or FieldError)."""
-        return BODIES[self.kind].decode(self.body, max_size=MAX_ENVELOPE_BYTES)
+        return BODIES[self.kind].decode(self.body, max_size=MAX_BODY_BYTES[self.kind])
+
+
+@dataclass(frozen=True)
+class Message(Record):
+    """What travels: an envelope and, for PRE-PREPARE and BLOCK, the block it names."""
+
+    NAME = "message"
+    MAX_BYTES = MAX_MESSAGE_BYTES
+    envelope: Envelope = wire(Nested(Envelope))
+    block: bytes | None = wire(Optional(Bytes(max_len=MAX_BLOCK_BYTES_ON_WIRE)))
+
+    def check_invariants(self, path: str) -> None:
+        kind = self.envelope.kind
+        if self.block is not None and kind not in CARRIES_BLOCK:
+            raise FieldError(f"{path}.block", f"a {kind} carries no block")
+        if self.block is None and kind == BLOCK:
+            raise FieldError(f"{path}.block", "a block message without its block")
 
 
 @dataclass(frozen=True)
 class PrePrepare(Record):
+    """The primary's proposal of the block whose digest it names (the block travels beside)."""
+
     NAME = "pre_prepare"
     height: int = wire(Int(1))
     view: int = wire(Int(0))
     digest: bytes = wire(Bytes(HASH_BYTES))
-    block: bytes = wire(Bytes(max_len=MAX_BLOCK_BYTES_ON_WIRE))
 
 
 @dataclass(frozen=True)
@@ -89,6 +203,15 @@ class Vote(Record):
     NAME = "vote"
     height: int = wire(Int(1))
     view: int = wire(Int(0))
+    digest: bytes = wire(Bytes(HASH_BYTES))
+
+
+@dataclass(frozen=True)
+class BlockRef(Record):
+    """BLOCK and BLOCK-REQUEST body: which block (the BLOCK message carries its bytes)."""
+
+    NAME = "block_ref"
+    height: int = wire(Int(1))
     digest: bytes = wire(Bytes(HASH_BYTES))
 
 
@@ -125,6 +248,8 @@ BODIES: dict[str, type[Record]] = {
     COMMIT: Vote,
     VIEW_CHANGE: ViewChange,
     NEW_VIEW: NewView,
+    BLOCK: BlockRef,
+    BLOCK_REQUEST: BlockRef,
 }
 
 
@@ -135,12 +260,24 @@ def seal(key: PrivateKey, chain_id: str, kind: str, body: Record) -> Envelope:
     return Envelope(kind, raw, key.public, key.sign(DOMAINS[kind], chain_id, raw))
 
 
-def open_envelope(data: bytes) -> Envelope:
-    """Decode an envelope from peer bytes; raise MessageError on any fault."""
+def wire_message(env: Envelope, block: bytes | None = None) -> bytes:
+    """The bytes to send for ``env`` (with ``block`` for a PRE-PREPARE or BLOCK)."""
+    return Message(env, block).encode()
+
+
+def open_message(data: bytes) -> Message:
+    """Decode a message from peer bytes; raise MessageError on any fault."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise MessageError(f"consensus message is {len(data)} bytes, over {MAX_MESSAGE_BYTES}")
     try:
-        return Envelope.decode(data)
+        return Message.decode(data)
     except (codec.CodecError, FieldError) as exc:
         raise MessageError(f"malformed consensus message: {exc}") from None
+
+
+def open_envelope(data: bytes) -> Envelope:
+    """The envelope of a message from peer bytes; raise MessageError on any fault."""
+    return open_message(data).envelope
 
 
 def check_prepared_proof(
@@ -149,14 +286,14 @@ def check_prepared_proof(
     height: int,
     validators: list[bytes],
     primary_of: Any,
-    digest_of: Any,
     verified: Any,
 ) -> PrePrepare:
     """Return the proof's PRE-PREPARE if it proves a prepared block at ``height``.
 
-    ``primary_of(view)`` names the primary of a view at this height,
-    ``digest_of(block)`` recomputes a block's digest and ``verified(env)``
-    checks (and caches) an envelope's signature. Raises MessageError.
+    ``primary_of(view)`` names the primary of a view at this height and
+    ``verified(env)`` checks (and caches) an envelope's signature. The block
+    itself is not in the proof: a quorum of prepares for its digest shows that
+    honest replicas validated it. Raises MessageError.
     """
     pp_env = proof.pre_prepare
     if pp_env.kind != PRE_PREPARE:
@@ -168,8 +305,6 @@ def check_prepared_proof(
         raise MessageError("prepared proof's pre-prepare is not from that view's primary")
     if not verified(pp_env):
         raise MessageError("prepared proof's pre-prepare has a bad signature")
-    if digest_of(pp.block) != pp.digest:
-        raise MessageError("prepared proof's block does not match its digest")
     members = set(validators)
     senders = set()
     for env in proof.prepares:

@@ -60,6 +60,7 @@ from consensus.events import (
     ProposalValidated,
     RequestDropped,
     RequestSeen,
+    Send,
     ServeBlocks,
     SetTimer,
     Start,
@@ -67,12 +68,14 @@ from consensus.events import (
     ValidateProposal,
 )
 from consensus.messages import (
+    BLOCK,
+    BLOCK_REQUEST,
     COMMIT,
-    MAX_ENVELOPE_BYTES,
     NEW_VIEW,
     PRE_PREPARE,
     PREPARE,
     VIEW_CHANGE,
+    BlockRef,
     Envelope,
     MessageError,
     NewView,
@@ -81,8 +84,9 @@ from consensus.messages import (
     ViewChange,
     Vote,
     check_prepared_proof,
-    open_envelope,
+    open_message,
     seal,
+    wire_message,
 )
 from consensus.record import Bool, FieldError, Int, Nested, Optional, Record, wire
 
@@ -113,6 +117,12 @@ class ReplicaConfig:
     max_buffered_per_sender: int = 512
     max_outstanding_requests: int = 200_000
     verified_cache_size: int = 8_192
+    max_slot_blocks: int = 4
+    """Blocks kept for the current height (proposals of its views, blocks asked for)."""
+    max_buffered_blocks: int = 2
+    """Blocks of later heights' pre-prepares kept; beyond that they are asked for later."""
+    max_block_answers: int = 64
+    """BLOCK answers one height sends (each at most once per asker and digest)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,12 @@ class _Slot:
     pending_new_view: dict[int, tuple[Envelope, ...]] = field(default_factory=dict)
     building: int | None = None
     served: dict[bytes, int] = field(default_factory=dict)
+    blocks: OrderedDict[bytes, bytes] = field(default_factory=OrderedDict)
+    """Block bytes by digest, for pre-prepares of this height (bounded: max_slot_blocks)."""
+    wanted: set[bytes] = field(default_factory=set)
+    """Digests of pre-prepared blocks this replica lacks and has asked for."""
+    answered: set[tuple[bytes, bytes]] = field(default_factory=set)
+    """(asker, digest) pairs already answered with a BLOCK."""
 
 
 class Replica:
@@ -172,6 +188,7 @@ class Replica:
         self.committing = False
         self.slot = _Slot()
         self._future: dict[int, list[tuple[Envelope, object]]] = {}
+        self._future_blocks: OrderedDict[tuple[int, bytes], bytes] = OrderedDict()
         self._future_count = 0
         self._future_by_sender: dict[bytes, int] = {}
         self._outstanding: OrderedDict[bytes, None] = OrderedDict()
@@ -301,18 +318,16 @@ class Replica:
     # ------------------------------------------------------------ messages
 
     def _on_message(self, data: bytes) -> None:
-        if len(data) > MAX_ENVELOPE_BYTES:
-            self._fault("oversize", f"{len(data)} bytes")
-            return
         try:
-            env = open_envelope(data)
+            message = open_message(data)
+            env = message.envelope
             body = env.open()
         except (MessageError, codec.CodecError, FieldError) as exc:
             self._fault("malformed", str(exc))
             return
-        self._dispatch(env, body)
+        self._dispatch(env, body, message.block)
 
-    def _dispatch(self, env: Envelope, body: object) -> None:
+    def _dispatch(self, env: Envelope, body: object, block: bytes | None = None) -> None:
         height = body.height  # type: ignore[attr-defined]
         if height > self.height:
             # Checked before anything is kept: only a current validator's signed message may
@@ -323,7 +338,7 @@ class Replica:
             if not self._verified_ok(env):
                 self._fault("bad-signature", f"{env.kind} for a later height", env.sender)
                 return
-            self._buffer_future(env, body, height)
+            self._buffer_future(env, body, height, block)
             return
         if height < self.height:
             self._peer_behind(env, height)
@@ -335,7 +350,11 @@ class Replica:
             self._fault("bad-signature", env.kind, env.sender)
             return
         if env.kind == PRE_PREPARE:
-            self._on_pre_prepare(env, body)  # type: ignore[arg-type]
+            self._on_pre_prepare(env, body, block)  # type: ignore[arg-type]
+        elif env.kind == BLOCK:
+            self._on_block(body, block)  # type: ignore[arg-type]
+        elif env.kind == BLOCK_REQUEST:
+            self._on_block_request(env, body)  # type: ignore[arg-type]
         elif env.kind == PREPARE:
             self._on_prepare(env, body)  # type: ignore[arg-type]
         elif env.kind == COMMIT:
@@ -345,12 +364,23 @@ class Replica:
         else:
             self._on_new_view(env, body)  # type: ignore[arg-type]
 
-    def _buffer_future(self, env: Envelope, body: object, height: int) -> None:
-        """Keep a message for a later height (within the window); either way it shows we lag."""
+    def _buffer_future(
+        self, env: Envelope, body: object, height: int, block: bytes | None = None
+    ) -> None:
+        """Keep a message for a later height (within the window); either way it shows we lag.
+
+        A pre-prepare's block is kept only while few are (max_buffered_blocks): the
+        rest are asked for by digest once their height comes.
+        """
         cfg = self.config
         self._note_behind(env)
-        if height > self.height + cfg.height_window:
+        if height > self.height + cfg.height_window or env.kind in (BLOCK, BLOCK_REQUEST):
             return
+        if block is not None and env.kind == PRE_PREPARE:
+            key = (height, body.digest)  # type: ignore[attr-defined]
+            room = len(self._future_blocks) < cfg.max_buffered_blocks
+            if room and key not in self._future_blocks and self._digest(block) == key[1]:
+                self._future_blocks[key] = block
         per_sender = self._future_by_sender.get(env.sender, 0)
         if self._future_count >= cfg.max_buffered or per_sender >= cfg.max_buffered_per_sender:
             self._fault("buffer-full", f"dropped {env.kind} for height {height}", env.sender)
@@ -389,6 +419,10 @@ class Replica:
         for env, _ in pending:
             self._future_by_sender[env.sender] -= 1
         self._future_by_sender = {k: v for k, v in self._future_by_sender.items() if v > 0}
+        for key in [k for k in self._future_blocks if k[0] <= self.height]:
+            block = self._future_blocks.pop(key)
+            if key[0] == self.height:
+                self._keep_block(key[1], block)
         for env, body in pending:
             self._dispatch(env, body)
 
@@ -420,24 +454,25 @@ class Replica:
             return
         digest = self._digest(event.block)
         assert digest is not None, "application built a block it cannot digest"
-        pp = PrePrepare(self.height, event.view, digest, event.block)
+        pp = PrePrepare(self.height, event.view, digest)
         pp_env = seal(self.key, self.config.chain_id, PRE_PREPARE, pp)
+        self._keep_block(digest, event.block)
         if event.view in self.slot.pending_new_view:
             vcs = self.slot.pending_new_view.pop(event.view)
             self._send_new_view(event.view, vcs, pp_env)
             return
         if self.in_view_change:
             return
-        self._out.append(Broadcast(pp_env.encode()))
+        self._out.append(Broadcast(wire_message(pp_env, event.block)))
         self._accept_pre_prepare(pp, pp_env)
 
-    def _on_pre_prepare(self, env: Envelope, pp: PrePrepare) -> None:
+    def _on_pre_prepare(self, env: Envelope, pp: PrePrepare, block: bytes | None) -> None:
         if pp.view != 0 or self.view != 0 or self.in_view_change:
             return  # later views start with the pre-prepare inside NEW-VIEW
         if env.sender != self.primary(0):
             self._fault("not-primary", "pre-prepare from a non-primary", env.sender)
             return
-        if self._digest(pp.block) != pp.digest:
+        if block is not None and self._digest(block) != pp.digest:
             self._fault("bad-digest", "pre-prepare block does not match digest", env.sender)
             self._start_view_change(self.view + 1)
             return
@@ -446,13 +481,70 @@ class Replica:
             if known[0].digest != pp.digest:
                 self._fault("equivocation", "two pre-prepares for one view", env.sender)
                 self._start_view_change(self.view + 1)
+            elif block is not None and pp.digest in self.slot.wanted:
+                self._on_block(BlockRef(pp.height, pp.digest), block)
             return
+        if block is not None:
+            self._keep_block(pp.digest, block)
         self._accept_pre_prepare(pp, env)
 
     def _accept_pre_prepare(self, pp: PrePrepare, env: Envelope) -> None:
         self.slot.pre_prepares[pp.view] = (pp, env)
         self._set_timer(TIMER_PROGRESS, self._timeout(self.config.progress_timeout_ms, pp.view))
-        self._out.append(ValidateProposal(pp.height, pp.view, pp.digest, pp.block))
+        block = self.slot.blocks.get(pp.digest)
+        if block is None:
+            self._want_block(pp.digest)
+            return
+        self._out.append(ValidateProposal(pp.height, pp.view, pp.digest, block))
+
+    # ------------------------------------------------------------ blocks by digest
+
+    def _keep_block(self, digest: bytes, block: bytes) -> None:
+        """Remember a block of this height whose bytes match ``digest`` (checked by the caller)."""
+        self.slot.blocks[digest] = block
+        self.slot.blocks.move_to_end(digest)
+        self.slot.wanted.discard(digest)
+        current = self.slot.pre_prepares.get(self.view)
+        keep = current[0].digest if current is not None else None
+        while len(self.slot.blocks) > self.config.max_slot_blocks:
+            oldest = next(d for d in self.slot.blocks if d != keep)
+            del self.slot.blocks[oldest]
+
+    def _want_block(self, digest: bytes) -> None:
+        """Ask every validator for a pre-prepared block this replica lacks."""
+        if digest in self.slot.wanted:
+            return
+        self.slot.wanted.add(digest)
+        ref = seal(self.key, self.config.chain_id, BLOCK_REQUEST, BlockRef(self.height, digest))
+        self._out.append(Broadcast(wire_message(ref)))
+
+    def _on_block(self, ref: BlockRef, block: bytes | None) -> None:
+        """A block by digest: keep it only if this replica asked for it, then validate it."""
+        if block is None or ref.digest not in self.slot.wanted:
+            return
+        if self._digest(block) != ref.digest:
+            self._fault("bad-digest", "block does not match the digest it answers")
+            return
+        self._keep_block(ref.digest, block)
+        for view, (pp, _) in sorted(self.slot.pre_prepares.items()):
+            if pp.digest == ref.digest and view == self.view and view not in self.slot.validated:
+                self._out.append(ValidateProposal(pp.height, view, pp.digest, block))
+        for (view, digest), _votes in list(self.slot.commits.items()):
+            if digest == ref.digest:
+                self._check_committed(view, digest)
+
+    def _on_block_request(self, env: Envelope, ref: BlockRef) -> None:
+        """Answer a validator's request for a block of this height, once per digest."""
+        block = self.slot.blocks.get(ref.digest)
+        key = (env.sender, ref.digest)
+        if block is None or env.sender == self.me or key in self.slot.answered:
+            return
+        if len(self.slot.answered) >= self.config.max_block_answers:
+            self._fault("block-answers-full", "not answering more block requests", env.sender)
+            return
+        self.slot.answered.add(key)
+        answer = seal(self.key, self.config.chain_id, BLOCK, BlockRef(self.height, ref.digest))
+        self._out.append(Send(env.sender, wire_message(answer, block)))
 
     def _on_validated(self, event: ProposalValidated) -> None:
         if event.height != self.height or event.view != self.view or self.in_view_change:
@@ -480,7 +572,7 @@ class Replica:
             self._persist()
         env = seal(self.key, self.config.chain_id, PREPARE, vote)
         self.slot.prepares.setdefault((vote.view, vote.digest), {})[self.me] = env
-        self._out.append(Broadcast(env.encode()))
+        self._out.append(Broadcast(wire_message(env)))
         self._check_prepared()
 
     def _view_in_range(self, view: int) -> bool:
@@ -521,13 +613,13 @@ class Replica:
         ):
             return
         if not voted_here:
-            proof_votes = tuple(votes[k] for k in sorted(votes))
+            proof_votes = tuple(votes[k] for k in sorted(votes)[: self.q])
             self.prepared = PreparedProof(pp_env, proof_votes)
             self.commit_vote = Vote(self.height, view, pp.digest)
             self._persist()
         env = seal(self.key, self.config.chain_id, COMMIT, self.commit_vote)
         self.slot.commits.setdefault((view, pp.digest), {})[self.me] = env
-        self._out.append(Broadcast(env.encode()))
+        self._out.append(Broadcast(wire_message(env)))
         self._check_committed(view, pp.digest)
 
     def _on_commit(self, env: Envelope, vote: Vote) -> None:
@@ -538,10 +630,7 @@ class Replica:
         self._check_committed(vote.view, vote.digest)
 
     def _block_for(self, digest: bytes) -> bytes | None:
-        for pp, _ in self.slot.pre_prepares.values():
-            if pp.digest == digest:
-                return pp.block
-        return None
+        return self.slot.blocks.get(digest)
 
     def _check_committed(self, view: int, digest: bytes) -> None:
         if self.committing:
@@ -665,7 +754,7 @@ class Replica:
         vc = ViewChange(self.height, self.view, self.last_certificate, prepared)
         env = seal(self.key, self.config.chain_id, VIEW_CHANGE, vc)
         self.slot.view_changes.setdefault(self.view, {})[self.me] = (vc, env)
-        self._out.append(Broadcast(env.encode()))
+        self._out.append(Broadcast(wire_message(env)))
         self._check_new_view(self.view)
 
     def _check_view_change_body(self, vc: ViewChange) -> str | None:
@@ -681,7 +770,6 @@ class Replica:
                     self.height,
                     list(self.validators),
                     self.primary,
-                    self._digest,
                     self._verified_ok,
                 )
             except MessageError as exc:
@@ -729,7 +817,7 @@ class Replica:
         chosen = tuple(senders[k][1] for k in sorted(senders)[: self.q])
         best = self._highest_prepared([senders[k][0] for k in sorted(senders)[: self.q]])
         if best is not None:
-            pp = PrePrepare(self.height, view, best.digest, best.block)
+            pp = PrePrepare(self.height, view, best.digest)
             pp_env = seal(self.key, self.config.chain_id, PRE_PREPARE, pp)
             self._send_new_view(view, chosen, pp_env)
             return
@@ -752,8 +840,13 @@ class Replica:
         nv = NewView(self.height, view, vcs, pp_env)
         env = seal(self.key, self.config.chain_id, NEW_VIEW, nv)
         self.slot.new_view_done.add(view)
-        self._out.append(Broadcast(env.encode()))
-        self._enter_view(view, PrePrepare.decode(pp_env.body), pp_env)
+        self._out.append(Broadcast(wire_message(env)))
+        pp = PrePrepare.decode(pp_env.body)
+        block = self.slot.blocks.get(pp.digest)
+        if block is not None:  # spare the replicas a request: they all need it
+            ref = seal(self.key, self.config.chain_id, BLOCK, BlockRef(self.height, pp.digest))
+            self._out.append(Broadcast(wire_message(ref, block)))
+        self._enter_view(view, pp, pp_env)
 
     def _on_new_view(self, env: Envelope, nv: NewView) -> None:
         if nv.view < self.view or nv.view in self.slot.new_view_done:
@@ -805,8 +898,6 @@ class Replica:
             return f"malformed pre-prepare: {exc}"
         if pp.height != self.height or pp.view != nv.view:
             return "pre-prepare is for another height or view"
-        if self._digest(pp.block) != pp.digest:
-            return "pre-prepare block does not match its digest"
         best = self._highest_prepared(vcs)
         if best is not None and best.digest != pp.digest:
             return "does not re-propose the highest prepared block"

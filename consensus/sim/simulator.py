@@ -46,7 +46,16 @@ from consensus.events import (
     TimerFired,
     ValidateProposal,
 )
-from consensus.messages import COMMIT, PRE_PREPARE, PREPARE, PrePrepare, Vote, open_envelope, seal
+from consensus.messages import (
+    COMMIT,
+    PRE_PREPARE,
+    PREPARE,
+    PrePrepare,
+    Vote,
+    open_envelope,
+    seal,
+    wire_message,
+)
 from consensus.replica import Replica, ReplicaConfig
 from consensus.sim.app import SimApp, digest_of
 
@@ -462,8 +471,8 @@ class Simulation:
         )
         if block is None:
             return None
-        alt = PrePrepare(pp.height, pp.view, digest_of(block), block)
-        return seal(node.key, CHAIN_ID, PRE_PREPARE, alt).encode()
+        alt = PrePrepare(pp.height, pp.view, digest_of(block))
+        return wire_message(seal(node.key, CHAIN_ID, PRE_PREPARE, alt), block)
 
     def _conflicting_votes(self, idx: int, data: bytes, targets: list[int]) -> None:
         env = open_envelope(data)
@@ -471,7 +480,7 @@ class Simulation:
             return
         vote = Vote.decode(env.body)
         fake = Vote(vote.height, vote.view, self.rng.randbytes(32))
-        forged = seal(self.nodes[idx].key, CHAIN_ID, env.kind, fake).encode()
+        forged = wire_message(seal(self.nodes[idx].key, CHAIN_ID, env.kind, fake))
         self._transmit(idx, self.rng.choice(targets), "msg", forged)
 
     # ------------------------------------------------------------ client
@@ -618,7 +627,9 @@ def describe(data: bytes) -> str:
         body = env.open()
     except Exception as exc:
         return f"garbage ({len(data)} bytes: {type(exc).__name__})"
-    parts = [env.kind, f"h={body.height}", f"v={body.view}"]
+    parts = [env.kind, f"h={body.height}"]
+    if hasattr(body, "view"):
+        parts.append(f"v={body.view}")
     digest = getattr(body, "digest", None)
     if digest is not None:
         parts.append(digest.hex()[:8])

@@ -23,18 +23,22 @@ from consensus.events import (
     ProposalBuilt,
     ProposalValidated,
     RequestSeen,
+    Send,
     ServeBlocks,
     SetTimer,
     Start,
     TimerFired,
     ValidateProposal,
 )
+from consensus.messages import BLOCK as BLOCK_KIND
 from consensus.messages import (
+    BLOCK_REQUEST,
     COMMIT,
     NEW_VIEW,
     PRE_PREPARE,
     PREPARE,
     VIEW_CHANGE,
+    BlockRef,
     Envelope,
     NewView,
     PreparedProof,
@@ -43,6 +47,7 @@ from consensus.messages import (
     Vote,
     open_envelope,
     seal,
+    wire_message,
 )
 from consensus.replica import (
     TIMER_BEHIND,
@@ -88,15 +93,15 @@ def broadcasts(actions: list, kind: str | None = None) -> list[Envelope]:
     return out
 
 
-def msg(key: PrivateKey, kind: str, body) -> MessageReceived:  # type: ignore[no-untyped-def]
-    return MessageReceived(seal(key, CHAIN, kind, body).encode())
+def msg(key: PrivateKey, kind: str, body, block: bytes | None = None) -> MessageReceived:  # type: ignore[no-untyped-def]
+    return MessageReceived(wire_message(seal(key, CHAIN, kind, body), block))
 
 
 def pre_prepare(
     view: int = 0, block: bytes = BLOCK, key: PrivateKey | None = None
 ) -> MessageReceived:
     key = key or KEYS[primary_index(view)]
-    return msg(key, PRE_PREPARE, PrePrepare(H, view, digest_of(block), block))
+    return msg(key, PRE_PREPARE, PrePrepare(H, view, digest_of(block)), block)
 
 
 def accept_and_validate(r: Replica, view: int = 0, block: bytes = BLOCK) -> list:
@@ -160,7 +165,7 @@ def test_forged_signature_is_refused_and_changes_nothing() -> None:
     d = digest_of(BLOCK)
     env = seal(KEYS[2], CHAIN, PREPARE, Vote(H, 0, d))
     forged = dataclasses.replace(env, signature=bytes(64))
-    actions = r.handle(MessageReceived(forged.encode()))
+    actions = r.handle(MessageReceived(wire_message(forged)))
     assert [a.kind for a in actions if isinstance(a, Fault)] == ["bad-signature"]
     assert KEYS[2].public not in r.slot.prepares[(0, d)]
 
@@ -170,7 +175,7 @@ def test_vote_signed_for_another_chain_is_refused() -> None:
     accept_and_validate(r)
     vote = Vote(H, 0, digest_of(BLOCK))
     env = seal(KEYS[2], "other-chain", PREPARE, vote)
-    actions = r.handle(MessageReceived(env.encode()))
+    actions = r.handle(MessageReceived(wire_message(env)))
     assert any(isinstance(a, Fault) and a.kind == "bad-signature" for a in actions)
 
 
@@ -201,8 +206,8 @@ def test_pre_prepare_from_non_primary_is_refused() -> None:
 
 def test_pre_prepare_with_wrong_digest_triggers_view_change() -> None:
     r = replica(0)
-    body = PrePrepare(H, 0, digest_of(OTHER_BLOCK), BLOCK)
-    actions = r.handle(msg(KEYS[primary_index(0)], PRE_PREPARE, body))
+    body = PrePrepare(H, 0, digest_of(OTHER_BLOCK))
+    actions = r.handle(msg(KEYS[primary_index(0)], PRE_PREPARE, body, BLOCK))
     assert any(isinstance(a, Fault) and a.kind == "bad-digest" for a in actions)
     assert broadcasts(actions, VIEW_CHANGE) and r.view == 1 and r.in_view_change
 
@@ -251,7 +256,7 @@ def test_f_plus_one_view_changes_pull_a_replica_along() -> None:
 
 def prepared_proof(view: int = 0, block: bytes = BLOCK) -> PreparedProof:
     d = digest_of(block)
-    pp = seal(KEYS[primary_index(view)], CHAIN, PRE_PREPARE, PrePrepare(H, view, d, block))
+    pp = seal(KEYS[primary_index(view)], CHAIN, PRE_PREPARE, PrePrepare(H, view, d))
     votes = tuple(
         sorted(
             (seal(KEYS[i], CHAIN, PREPARE, Vote(H, view, d)) for i in range(3)),
@@ -271,15 +276,24 @@ def view_changes(view: int, prepared: PreparedProof | None, signers: range) -> t
 
 def new_view(view: int, vcs: tuple[Envelope, ...], block: bytes) -> MessageReceived:
     p = KEYS[primary_index(view)]
-    pp = seal(p, CHAIN, PRE_PREPARE, PrePrepare(H, view, digest_of(block), block))
+    pp = seal(p, CHAIN, PRE_PREPARE, PrePrepare(H, view, digest_of(block)))
     return msg(p, NEW_VIEW, NewView(H, view, vcs, pp))
+
+
+def block_message(key: PrivateKey, block: bytes) -> MessageReceived:
+    return msg(key, BLOCK_KIND, BlockRef(H, digest_of(block)), block)
 
 
 def test_new_view_re_proposing_the_prepared_block_is_accepted() -> None:
     r = replica(3)
     actions = r.handle(new_view(1, view_changes(1, prepared_proof(), range(3)), BLOCK))
+    assert r.view == 1 and not any(isinstance(a, ValidateProposal) for a in actions)
+    [request] = broadcasts(actions, BLOCK_REQUEST)  # the NEW-VIEW names the block by digest
+    assert request.open() == BlockRef(H, digest_of(BLOCK))
+    assert r.handle(block_message(KEYS[2], OTHER_BLOCK)) == []  # not what it asked for
+    actions = r.handle(block_message(KEYS[2], BLOCK))
     validate = [a for a in actions if isinstance(a, ValidateProposal)]
-    assert validate and validate[0].digest == digest_of(BLOCK) and r.view == 1
+    assert validate and validate[0].digest == digest_of(BLOCK) and validate[0].block == BLOCK
 
 
 def test_new_view_missing_the_prepared_block_is_refused() -> None:
@@ -313,11 +327,85 @@ def test_new_primary_re_proposes_the_highest_prepared_block() -> None:
     r.handle(msg(KEYS[0], VIEW_CHANGE, ViewChange(H, 1, None, proof)))
     # The second view change pulls it into view 1 (f + 1 = 2); its own completes the quorum.
     actions = r.handle(msg(KEYS[1], VIEW_CHANGE, ViewChange(H, 1, None, None)))
-    assert [e.kind for e in broadcasts(actions)] == [VIEW_CHANGE, NEW_VIEW]
+    # It never saw the block: the NEW-VIEW names it by digest and it asks for the bytes.
+    assert [e.kind for e in broadcasts(actions)] == [VIEW_CHANGE, NEW_VIEW, BLOCK_REQUEST]
     nv = broadcasts(actions, NEW_VIEW)
     assert len(nv) == 1
     body = nv[0].open()
     assert PrePrepare.decode(body.pre_prepare.body).digest == digest_of(BLOCK)
+
+
+def test_a_new_primary_holding_the_prepared_block_sends_it_beside_the_new_view() -> None:
+    new_primary = primary_index(1)
+    r = replica(new_primary)
+    r.handle(pre_prepare(0, BLOCK))  # it saw view 0's proposal
+    r.handle(msg(KEYS[0], VIEW_CHANGE, ViewChange(H, 1, None, prepared_proof())))
+    actions = r.handle(msg(KEYS[1], VIEW_CHANGE, ViewChange(H, 1, None, None)))
+    assert [e.kind for e in broadcasts(actions)] == [VIEW_CHANGE, NEW_VIEW, BLOCK_KIND]
+    [sent] = [a for a in actions if isinstance(a, Broadcast) and BLOCK in a.data]
+    from consensus.messages import open_message
+
+    assert open_message(sent.data).block == BLOCK
+    assert any(isinstance(a, ValidateProposal) and a.view == 1 for a in actions)
+
+
+def test_a_block_request_is_answered_once_per_asker() -> None:
+    r = replica(0)
+    r.handle(pre_prepare(0, BLOCK))
+    ask = msg(KEYS[2], BLOCK_REQUEST, BlockRef(H, digest_of(BLOCK)))
+    actions = r.handle(ask)
+    sends = [a for a in actions if isinstance(a, Send)]
+    assert len(sends) == 1 and sends[0].to == KEYS[2].public
+    assert r.handle(ask) == []
+    unknown = msg(KEYS[3], BLOCK_REQUEST, BlockRef(H, digest_of(OTHER_BLOCK)))
+    assert r.handle(unknown) == []
+
+
+def test_message_sizes_are_bounded_by_construction() -> None:
+    """Fault 3: a NEW-VIEW carried the prepared block in every VIEW-CHANGE plus its own.
+
+    With n = 4 and a 4 MiB block that was about 16 MiB against a 12 MiB limit, and
+    sealing it raised inside the replica: the view change could never finish.
+    """
+    from consensus import messages as m
+    from consensus.certificate import MAX_VALIDATORS
+
+    big = bytes(4 * 1024 * 1024)
+    q = 3
+    pp = seal(KEYS[0], CHAIN, PRE_PREPARE, PrePrepare(H, 0, digest_of(big)))
+    prepares = tuple(
+        sorted((seal(KEYS[i], CHAIN, PREPARE, Vote(H, 0, digest_of(big))) for i in range(q)),
+               key=lambda e: e.sender)
+    )  # fmt: skip
+    proof = PreparedProof(pp, prepares)
+    vcs = tuple(
+        sorted((seal(KEYS[i], CHAIN, VIEW_CHANGE, ViewChange(H, 1, None, proof)) for i in range(q)),
+               key=lambda e: e.sender)
+    )  # fmt: skip
+    nv = seal(KEYS[1], CHAIN, NEW_VIEW, NewView(H, 1, vcs, pp))
+    assert len(wire_message(nv)) < 4096  # digests and votes, not blocks
+    # The largest body of each kind, built for real, fits the bound derived for it.
+    keys = [PrivateKey.from_seed(i.to_bytes(32, "big")) for i in range(1, MAX_VALIDATORS + 1)]
+    q_max = m.MAX_PROOF_VOTES
+    top = 2**63 - 1
+    votes = tuple(
+        sorted((seal(k, CHAIN, PREPARE, Vote(top, top, bytes(32))) for k in keys[:q_max]),
+               key=lambda e: e.sender)
+    )  # fmt: skip
+    big_pp = seal(keys[0], CHAIN, PRE_PREPARE, PrePrepare(2**63 - 1, 2**63 - 1, bytes(32)))
+    cert = Certificate(
+        2**63 - 1, 2**63 - 1, bytes(32),
+        tuple(sorted((CertVote(k.public, bytes(64)) for k in keys), key=lambda v: v.encode())),
+    )  # fmt: skip
+    worst_vc = ViewChange(2**63 - 1, 2**63 - 1, cert, PreparedProof(big_pp, votes))
+    assert len(worst_vc.encode()) <= m.MAX_BODY_BYTES[VIEW_CHANGE]
+    vc_env = seal(keys[0], CHAIN, VIEW_CHANGE, worst_vc)
+    worst_nv = NewView(2**63 - 1, 2**63 - 1, (vc_env,) * q_max, big_pp)
+    assert len(worst_nv.encode()) <= m.MAX_BODY_BYTES[NEW_VIEW]
+    worst_msg = wire_message(seal(keys[0], CHAIN, NEW_VIEW, worst_nv))
+    assert len(worst_msg) <= m.MAX_MESSAGE_BYTES_BY_KIND[NEW_VIEW] <= m.MAX_MESSAGE_BYTES
+    block_msg = wire_message(big_pp, bytes(m.MAX_BLOCK_BYTES_ON_WIRE))
+    assert len(block_msg) <= m.MAX_MESSAGE_BYTES_BY_KIND[PRE_PREPARE]
 
 
 def test_restart_never_signs_a_second_prepare_for_one_view() -> None:
@@ -419,7 +507,7 @@ def test_non_members_and_bad_signatures_never_take_a_buffer_slot() -> None:
     assert set(faults) == {"not-a-validator"}
     forged = open_envelope(msg(KEYS[2], PREPARE, Vote(H + 1, 0, digest_of(BLOCK))).data)
     bad = dataclasses.replace(forged, signature=bytes(64))
-    actions = r.handle(MessageReceived(bad.encode()))
+    actions = r.handle(MessageReceived(wire_message(bad)))
     assert [a.kind for a in actions if isinstance(a, Fault)] == ["bad-signature"]
     assert r._future_count == 0
     actions = r.handle(msg(KEYS[1], PREPARE, Vote(H + 1, 0, digest_of(BLOCK))))
