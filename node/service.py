@@ -70,7 +70,9 @@ MAX_WAITERS = 10_000
 ARTIFACT_WAIT_S = 20.0
 """How long a proposal waits for a model artifact from peers before it is judged invalid."""
 MAX_ARTIFACT_WAITERS = 1_000
-"""Tasks (validations, commits) that may wait for one artifact."""
+"""Validations that may wait for one artifact at once; past it a validation is refused (the
+replica then moves to another view). Builds only start a fetch, and the one certified block
+being committed always waits."""
 
 
 @dataclass
@@ -205,7 +207,11 @@ class Node:
         except ArtifactMissing as exc:
             log.info("proposal %d/%d needs model %s; fetching it", action.height, action.view,
                      exc.model_id.hex()[:12])  # fmt: skip
-            self._await_artifact(exc.model_id, lambda ok: self._validate_later(action, ok))
+            if not self._await_artifact(
+                exc.model_id, lambda ok: self._validate_later(action, ok)
+            ):
+                reason = "this node already waits for that model artifact on too many tasks"
+                return ProposalValidated(action.height, action.view, action.digest, False, reason)
             return None
         if problem is not None:
             log.warning("rejecting proposal %d/%d: %s", action.height, action.view, problem)
@@ -233,7 +239,7 @@ class Node:
         for tx, exc in proposal.rejected:
             log.info("dropping %s from the mempool: %s", tx.id.hex()[:12], exc.message)
         for model_id in proposal.missing_models:
-            self._await_artifact(model_id, lambda ok: None)
+            self._await_artifact(model_id, None)  # fetch; its txs wait in the mempool
         dropped = self.mempool.remove([tx.id for tx, _ in proposal.rejected])
         if dropped:
             asyncio.get_running_loop().call_soon(self._drop_requests, dropped)
@@ -245,7 +251,9 @@ class Node:
         except ArtifactMissing as exc:
             log.warning("certified block %d needs model %s; waiting for it", certificate.height,
                         exc.model_id.hex()[:12])  # fmt: skip
-            self._await_artifact(exc.model_id, lambda ok: self._commit_later(block, certificate))
+            self._await_artifact(
+                exc.model_id, lambda ok: self._commit_later(block, certificate), bounded=False
+            )
             return None
         height = certificate.height
         if tuple(next_validators) != self.replica.validators:
@@ -275,16 +283,34 @@ class Node:
 
     # ------------------------------------------------------------ model artifacts
 
-    def _await_artifact(self, model_id: bytes, callback: Callable[[bool], None]) -> None:
-        """Ask every peer for an artifact; call back with True once stored, False on timeout."""
+    def _await_artifact(
+        self,
+        model_id: bytes,
+        callback: Callable[[bool], None] | None,
+        *,
+        bounded: bool = True,
+    ) -> bool:
+        """Ask every peer for an artifact; call back with True once stored, False on timeout.
+
+        Without a callback, only make sure a fetch is under way. Returns False, and
+        registers nothing, when MAX_ARTIFACT_WAITERS tasks already wait for it
+        (``bounded=False`` is for the one certified block being committed, which
+        must never be refused: at most one commit is under way).
+        """
+        fetching = model_id in self._artifact_waits
         waiting = self._artifact_waits.setdefault(model_id, [])
-        assert len(waiting) < MAX_ARTIFACT_WAITERS, "too many tasks wait for one artifact"
-        waiting.append(callback)
-        if len(waiting) == 1:
+        if callback is not None:
+            if bounded and len(waiting) >= MAX_ARTIFACT_WAITERS:
+                log.warning("refusing to wait for model %s: %d tasks already wait for it",
+                            model_id.hex()[:12], len(waiting))  # fmt: skip
+                return False
+            waiting.append(callback)
+        if not fetching:
             self.network.broadcast(MODEL_FETCH, model_id)
             self._artifact_timers[model_id] = asyncio.get_running_loop().call_later(
                 ARTIFACT_WAIT_S, self._artifact_arrived, model_id, False
             )
+        return True
 
     def _artifact_arrived(self, model_id: bytes, available: bool) -> None:
         timer = self._artifact_timers.pop(model_id, None)

@@ -14,15 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from consensus import codec
-from node.app.state import ANCHOR, ANCHOR_CHILD, Overlay
+from node.app.state import ANCHOR, ANCHOR_CHILD, Overlay, Revert
 from node.app.types import AnchorPayload, Event, Tx
 
 MAX_LINEAGE_NODES = 256
 """Most ancestors (and, separately, descendants) one lineage query returns."""
-
-
-class Revert(Exception):
-    """A transaction failed during execution; its writes are rolled back, its receipt says why."""
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.app import governance
-from node.app.anchors import Revert
-from node.app.state import CODE, Overlay, storage_key
+from node.app.state import CODE, Overlay, Revert, storage_key
 from node.app.types import MAX_EVENTS_PER_RECEIPT, CallPayload, DeployPayload, Event, Tx
 from vm.bytecode import code_hash
 

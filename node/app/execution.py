@@ -9,7 +9,7 @@ per node: verdicts are cached by tx id and signature), its sender is an authoris
 with the role its kind needs, it has not expired and does not reach more than
 ``max_tx_window`` heights ahead, it was never committed, and its kind has a
 handler. A block with an inadmissible transaction is invalid. A handler that
-fails (:class:`~node.app.anchors.Revert`) only reverts its own transaction: the
+fails (:class:`~node.app.state.Revert`) only reverts its own transaction: the
 receipt says ``reverted`` and why.
 """
 
@@ -23,12 +23,12 @@ from consensus import codec, merkle
 from consensus.certificate import MAX_VALIDATORS
 from consensus.crypto import DOMAIN_TX, SignedItem, verify_batch
 from node.app import governance
-from node.app.anchors import Revert, execute_anchor
+from node.app.anchors import execute_anchor
 from node.app.contracts import CallContext, ContractRevert, execute_call, execute_deploy
 from node.app.genesis import Genesis
 from node.app.governance import param
 from node.app.scoring import ArtifactMissing, ModelCache, Scoring, execute_score
-from node.app.state import VALIDATORS, Overlay, state_root
+from node.app.state import VALIDATORS, Overlay, Revert, state_root
 from node.app.system import genesis_code
 from node.app.types import MAX_ERROR_BYTES, Event, Receipt, Tx, receipts_root
 

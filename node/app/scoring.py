@@ -28,9 +28,8 @@ from ml.errors import InputError
 from ml.explain import explain_batch
 from ml.score import Scorer
 from node.app import governance
-from node.app.anchors import Revert
 from node.app.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
-from node.app.state import CODE, Overlay, storage_key
+from node.app.state import CODE, Overlay, Revert, storage_key
 from node.app.types import Event, ScorePayload, Tx
 from vm.errors import HostError, HostUnavailable, VMError
 from vm.gas import MAX_STORAGE_VALUE_BYTES

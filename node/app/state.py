@@ -39,8 +39,21 @@ MAX_WRITES_PER_BLOCK = 1_000_000
 """Bound on distinct keys one block may write (far above what block limits allow)."""
 MAX_JOURNAL_ENTRIES = 10 * MAX_WRITES_PER_BLOCK
 """Bound on puts and deletes one block may make (each is undoable until the block ends)."""
+assert MAX_WRITES_PER_BLOCK <= MAX_JOURNAL_ENTRIES
 
 _ABSENT = object()
+
+
+class Revert(Exception):
+    """A transaction failed during execution; its writes are rolled back, its receipt says why."""
+
+
+class StateLimitExceeded(Revert):
+    """A block's writes reached MAX_WRITES_PER_BLOCK or MAX_JOURNAL_ENTRIES.
+
+    Raised by the write that would cross the bound, so the transaction making
+    it reverts (on every node alike) and the block keeps what came before.
+    """
 
 
 def state_root(previous: bytes, writes: Mapping[bytes, bytes | None]) -> bytes:
@@ -57,8 +70,17 @@ class Overlay:
     the whole block's writes per transaction.
     """
 
-    def __init__(self, read: Callable[[bytes], bytes | None]) -> None:
+    def __init__(
+        self,
+        read: Callable[[bytes], bytes | None],
+        *,
+        max_writes: int = MAX_WRITES_PER_BLOCK,
+        max_journal: int = MAX_JOURNAL_ENTRIES,
+    ) -> None:
+        assert 0 < max_writes <= max_journal
         self._read = read
+        self.max_writes = max_writes
+        self.max_journal = max_journal
         self._writes: dict[bytes, bytes | None] = {}
         self._journal: list[tuple[bytes, object]] = []
 
@@ -70,14 +92,16 @@ class Overlay:
     def put(self, key: bytes, value: bytes) -> None:
         assert type(key) is bytes and type(value) is bytes
         self._record(key, value)
-        assert len(self._writes) <= MAX_WRITES_PER_BLOCK
 
     def delete(self, key: bytes) -> None:
         self._record(key, None)
 
     def _record(self, key: bytes, value: bytes | None) -> None:
+        if len(self._journal) >= self.max_journal:
+            raise StateLimitExceeded(f"the block makes more than {self.max_journal} writes")
+        if key not in self._writes and len(self._writes) >= self.max_writes:
+            raise StateLimitExceeded(f"the block writes more than {self.max_writes} keys")
         self._journal.append((key, self._writes.get(key, _ABSENT)))
-        assert len(self._journal) <= MAX_JOURNAL_ENTRIES
         self._writes[key] = value
 
     def snapshot(self) -> int:

@@ -76,3 +76,42 @@ async def test_a_forged_copy_of_a_pending_transaction_is_refused_at_admission(
         assert node.mempool.get(genuine.id) == genuine
     finally:
         await node.stop()
+
+
+async def test_waiting_for_an_artifact_is_bounded_by_refusal_not_assert(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Fault 9: the artifact-waiter bound was an assert.
+
+    Every build for a missing model added a waiter, so a busy primary crashed
+    with AssertionError (and under python -O the bound vanished). Now builds only
+    start a fetch, and a validation past the bound is refused with a reason.
+    """
+    from ledger_helpers import NODES, genesis
+
+    from consensus.events import ProposalValidated, ValidateProposal
+    from node import service
+    from node.app.scoring import ArtifactMissing
+    from node.config import Home, NodeConfig
+    from node.service import Node
+
+    monkeypatch.setattr(service, "MAX_ARTIFACT_WAITERS", 2)
+    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", "127.0.0.1:2"), genesis(), NODES[0])
+    missing = b"\x07" * 32
+
+    def lacks_model(height: int, raw: bytes, **_: object) -> str | None:
+        raise ArtifactMissing(missing)
+
+    try:
+        for _ in range(5):  # builds while the model is missing register no waiter
+            assert node._await_artifact(missing, None)
+        monkeypatch.setattr(node.ledger, "validate", lacks_model)
+        answers = [
+            node._validate(ValidateProposal(1, view, bytes(32), b"block")) for view in range(3)
+        ]
+        assert answers[:2] == [None, None]  # two validations wait for the artifact
+        refused = answers[2]
+        assert isinstance(refused, ProposalValidated) and not refused.ok
+        assert "too many tasks" in refused.reason
+    finally:
+        await node.stop()

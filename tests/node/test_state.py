@@ -38,3 +38,29 @@ def test_revert_restores_the_view_at_each_mark(first: list, second: list, third:
     assert state.writes == writes_outer
     assert {k: state.get(k) for k in (b"a", b"b", b"c", b"d")} == seen_outer
     assert state.wrote(b"a") == (b"a" in writes_outer)
+
+
+def test_write_limits_are_refusals_at_their_edge() -> None:
+    """Fault 9: the block's write bounds were asserts (gone under python -O, a crash otherwise).
+
+    Now the write that would cross a bound raises StateLimitExceeded, a Revert:
+    the transaction making it fails on every node alike and nothing it wrote stays.
+    """
+    import pytest
+
+    from node.app.state import MAX_JOURNAL_ENTRIES, MAX_WRITES_PER_BLOCK, Revert, StateLimitExceeded
+
+    assert MAX_WRITES_PER_BLOCK <= MAX_JOURNAL_ENTRIES
+    state = Overlay(COMMITTED.get, max_writes=3, max_journal=5)
+    for key in (b"k1", b"k2", b"k3"):
+        state.put(key, b"v")  # exactly at the key bound
+    state.put(b"k1", b"again")  # rewriting a key adds no key
+    with pytest.raises(StateLimitExceeded):
+        state.put(b"k4", b"v")
+    assert not state.wrote(b"k4")
+    state.delete(b"k2")  # the fifth journal entry: at the bound
+    with pytest.raises(Revert, match="more than 5 writes"):
+        state.put(b"k3", b"v")
+    mark = 2
+    state.revert(mark)
+    state.put(b"k3", b"fits again")
