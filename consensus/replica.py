@@ -217,6 +217,10 @@ class Replica:
         v = self.view if view is None else view
         return self.validators[(self.height + v) % len(self.validators)]
 
+    def is_member(self, key: bytes) -> bool:
+        """Whether ``key`` is a validator of the current height."""
+        return key in self._members
+
     @property
     def is_validator(self) -> bool:
         return self.me in self._members

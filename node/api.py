@@ -21,7 +21,6 @@ from ml.limits import MAX_ARTIFACT_BYTES
 from ml.score import score_from_path_sum
 from node.app import anchors, contracts
 from node.app.execution import tx_proof
-from node.app.scoring import ArtifactMissing
 from node.app.state import Overlay
 from node.app.types import Block, Certificate, Event, Header, Receipt, Tx
 from node.service import Node
@@ -149,10 +148,7 @@ class Api:
 
     def n_trees(self, model_id: bytes) -> int | None:
         """Trees of a model this node holds (to show a path sum as a score), else None."""
-        try:
-            return self.node.ledger.executor.models.scorer(model_id).model.n_trees  # type: ignore[union-attr]
-        except (ArtifactMissing, ModelError):
-            return None
+        return self.node.ledger.model_trees(model_id)
 
     def routes(self) -> list[web.RouteDef]:
         return [

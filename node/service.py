@@ -111,7 +111,7 @@ class Node:
             key,
             genesis.chain_id,
             self._peer_addresses(),
-            lambda k: k in self.replica._members,
+            self._is_member,
             self._on_frame,
         )
         self.faults: Counter[str] = Counter()
@@ -122,6 +122,9 @@ class Node:
         self._artifact_timers: dict[bytes, asyncio.TimerHandle] = {}
         self._resume_fetch_from: bytes | None = None
         self._stopping = asyncio.Event()
+
+    def _is_member(self, key: bytes) -> bool:
+        return self.replica.is_member(key)
 
     def _peer_addresses(self) -> dict[bytes, str]:
         """Peer addresses of the current members (governance state, not only genesis)."""
@@ -419,10 +422,8 @@ class Node:
         pending = self.mempool.get(tx.id)
         if pending is not None and pending.signature == tx.signature:
             return SubmitResult(tx.id)  # this very copy was checked when it was admitted
-        height = self.ledger.height + 1
-        ok = self.ledger.signatures.verify([tx])[0]
         try:
-            self.ledger.executor.check(Overlay(self.store.get), tx, height, ok)
+            self.ledger.admit(tx)
         except TxRejected as exc:
             return SubmitResult(None, exc.code, exc.message)
         if pending is not None:

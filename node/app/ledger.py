@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from consensus import codec
 from consensus.certificate import Certificate
+from ml.errors import ModelError
 from node.app import governance
 from node.app.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
 from node.app.genesis import Genesis
-from node.app.scoring import ModelCache
+from node.app.scoring import ArtifactMissing, ModelCache
 from node.app.state import VALIDATORS, Overlay, state_root
 from node.app.storage import Storage
 from node.app.types import Block, Header, Tx, tx_root
@@ -112,6 +113,24 @@ class Ledger:
         raw = self.store.certificate(height)
         return None if raw is None else Certificate.decode(raw)
 
+    def admit(self, tx: Tx) -> None:
+        """Raise TxRejected unless ``tx`` could go into the next block (the mempool's check).
+
+        Its signature verdict is cached per signed copy, so building and
+        validating a block that carries it later does not verify it again.
+        """
+        ok = self.signatures.verify([tx])[0]
+        self.executor.check(Overlay(self.store.get), tx, self.height + 1, ok)
+
+    def model_trees(self, model_id: bytes) -> int | None:
+        """Trees of a model whose artifact this node holds and can load, else None."""
+        if self.executor.models is None:
+            return None
+        try:
+            return self.executor.models.scorer(model_id).model.n_trees
+        except (ArtifactMissing, ModelError):
+            return None
+
     def param(self, name: str) -> int:
         return governance.param(Overlay(self.store.get), name)
 
@@ -192,10 +211,12 @@ class Ledger:
             return "timestamp is too far in the future"
         if len(block.txs) > self.param("max_block_txs"):
             return f"{len(block.txs)} transactions exceed max_block_txs"
-        try:
-            executed = self.executor.execute(block.txs, height, h.timestamp_ms)
-        except TxRejected as exc:
-            return f"inadmissible transaction: {exc.message}"
+        executed = self._executed.get(block.hash())
+        if executed is None:  # not this node's own proposal: execute it (execute-then-vote)
+            try:
+                executed = self.executor.execute(block.txs, height, h.timestamp_ms)
+            except TxRejected as exc:
+                return f"inadmissible transaction: {exc.message}"
         if executed.receipts_root != h.receipts_root:
             return "receipts_root does not match execution"
         if executed.state_root != h.state_root:

@@ -133,3 +133,25 @@ def test_damaged_or_foreign_stores_are_refused_with_the_path(tmp_path: Path) -> 
         (tmp_path / "a" / name).unlink()
     with pytest.raises(StoreError, match=str(tmp_path / "a")):
         Store(tmp_path / "a")
+
+
+def test_the_primary_executes_its_own_block_once(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Validation reuses the build's execution when the digest matches; others execute it."""
+    a, b = open_ledger(tmp_path / "a"), open_ledger(tmp_path / "b")
+    runs: list[str] = []
+    for name, ledger in (("a", a), ("b", b)):
+        real = ledger.executor.execute
+
+        def counted(*args, _real=real, _name=name):  # type: ignore[no-untyped-def]
+            runs.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(ledger.executor, "execute", counted)
+    proposal = a.build(1, 0, proposer(a, 1), [anchor_tx(b"once")])
+    assert a.validate(1, proposal.block) is None
+    assert b.validate(1, proposal.block) is None
+    assert runs == ["b"]
+    cert = certify(1, proposal.block)
+    a.commit(proposal.block, cert)
+    b.commit(proposal.block, cert)
+    assert runs == ["b"] and a.store.state_root() == b.store.state_root()
