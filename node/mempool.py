@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from node.app.execution import MAX_SIGNATURE_CACHE
 from node.app.types import Tx
 
 MAX_MEMPOOL_TXS = 50_000
 """Default bound on pending transactions."""
 MAX_MEMPOOL_BYTES = 64 * 1024 * 1024
 """Default bound on the encoded size of pending transactions."""
+assert MAX_MEMPOOL_TXS <= MAX_SIGNATURE_CACHE, "every pending tx's verdict stays cached"
 
 
 class MempoolFull(Exception):

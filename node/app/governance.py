@@ -13,7 +13,7 @@ Values are in the VM's value encoding.
 
 The validator set of the next height is the members' node keys in org order;
 after every block whose writes touch ``members`` the node records it under the
-native ``validators`` key (node/state.py), which the consensus replica is given.
+native ``validators`` key (node/app/state.py), which the consensus replica is given.
 """
 
 from __future__ import annotations

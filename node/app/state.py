@@ -14,10 +14,10 @@ with state_root(0) = state_root over the genesis writes, chained onto the genesi
 State key namespaces (bytes):
 
     validators                 [pubkey...]             validator set of the next height
-    code/<name>                bytecode                deployed contracts (node/contracts.py)
+    code/<name>                bytecode                deployed contracts (node/app/contracts.py)
     contract/<name>\0<key>     VM value encoding       contract storage; the governance
                                                        contract's holds members, clients,
-                                                       parameters (node/governance.py)
+                                                       parameters (node/app/governance.py)
     anchor/<digest>            anchor record            data provenance
     anchor-child/<p><c>        b""                     lineage index parent -> child
 """

@@ -32,6 +32,7 @@ from consensus.crypto import (
     PrivateKey,
     verify,
 )
+from consensus.messages import MAX_BLOCK_BYTES_ON_WIRE
 from consensus.record import (
     Bytes,
     FieldError,
@@ -72,6 +73,8 @@ MAX_BLOCK_TXS = 10_000
 """Hard ceiling on transactions per block; the `max_block_txs` parameter may only lower it."""
 MAX_BLOCK_BYTES = 8 * 1024 * 1024
 """Hard ceiling on an encoded block; the `max_block_bytes` parameter may only lower it."""
+assert MAX_BLOCK_BYTES <= MAX_BLOCK_BYTES_ON_WIRE, "a block must fit a PRE-PREPARE or BLOCK message"
+assert MAX_TX_BYTES < MAX_BLOCK_BYTES
 MAX_ANCHOR_PARENTS = 64
 MAX_ANCHOR_METADATA = 32
 MAX_METADATA_VALUE_BYTES = 1024
