@@ -71,6 +71,7 @@ from consensus.messages import (
     BLOCK,
     BLOCK_REQUEST,
     COMMIT,
+    MAX_BLOCK_BYTES_ON_WIRE,
     NEW_VIEW,
     PRE_PREPARE,
     PREPARE,
@@ -88,7 +89,7 @@ from consensus.messages import (
     seal,
     wire_message,
 )
-from consensus.record import Bool, FieldError, Int, Nested, Optional, Record, wire
+from consensus.record import Bool, Bytes, FieldError, Int, Nested, Optional, Record, wire
 
 TIMER_PROGRESS = "progress"
 TIMER_VIEW_CHANGE = "view-change"
@@ -136,6 +137,9 @@ class SafetyState(Record):
     prepare_vote: Vote | None = wire(Optional(Nested(Vote)))
     commit_vote: Vote | None = wire(Optional(Nested(Vote)))
     prepared: PreparedProof | None = wire(Optional(Nested(PreparedProof)))
+    prepared_block: bytes | None = wire(Optional(Bytes(max_len=MAX_BLOCK_BYTES_ON_WIRE)))
+    """The prepared block's bytes: proofs name it by digest, and after a crash this
+    replica may be the one that must re-propose it or hand it to the others."""
 
 
 @dataclass
@@ -185,6 +189,7 @@ class Replica:
         self.prepare_vote: Vote | None = None
         self.commit_vote: Vote | None = None
         self.prepared: PreparedProof | None = None
+        self.prepared_block: bytes | None = None
         self.committing = False
         self.slot = _Slot()
         self._future: dict[int, list[tuple[Envelope, object]]] = {}
@@ -266,6 +271,7 @@ class Replica:
             self.prepare_vote,
             self.commit_vote,
             self.prepared,
+            self.prepared_block,
         )
 
     def _persist(self) -> None:
@@ -281,6 +287,11 @@ class Replica:
         self.prepare_vote = state.prepare_vote
         self.commit_vote = state.commit_vote
         self.prepared = state.prepared
+        self.prepared_block = state.prepared_block
+        if state.prepared is not None and state.prepared_block is not None:
+            pp = PrePrepare.decode(state.prepared.pre_prepare.body)
+            if pp.height == self.height and self._digest(state.prepared_block) == pp.digest:
+                self._keep_block(pp.digest, state.prepared_block)
 
     # ------------------------------------------------------------ entry point
 
@@ -619,6 +630,7 @@ class Replica:
         if not voted_here:
             proof_votes = tuple(votes[k] for k in sorted(votes)[: self.q])
             self.prepared = PreparedProof(pp_env, proof_votes)
+            self.prepared_block = self.slot.blocks.get(pp.digest)
             self.commit_vote = Vote(self.height, view, pp.digest)
             self._persist()
         env = seal(self.key, self.config.chain_id, COMMIT, self.commit_vote)
@@ -678,6 +690,7 @@ class Replica:
         self.in_view_change = False
         self.committing = False
         self.slot = _Slot()
+        self.prepared_block = None
         self._forget_requests(event.included)
         self._replay_future()
         self._maybe_propose()

@@ -559,3 +559,23 @@ def test_a_second_different_vote_is_evidence_not_a_vote(kind: str) -> None:
     assert [a.kind for a in actions if isinstance(a, Fault)] == ["conflicting-vote"]
     table = r.slot.prepares if kind == PREPARE else r.slot.commits
     assert (0, digest_of(OTHER_BLOCK)) not in table
+
+
+def test_a_prepared_block_survives_a_restart() -> None:
+    """Proofs name blocks by digest, so the safety state keeps the prepared block's bytes:
+    a replica that restarts may be the one that must hand the block to the others."""
+    r = replica(0)
+    accept_and_validate(r)
+    d = digest_of(BLOCK)
+    actions = []
+    for i in (2, 3):
+        actions += r.handle(msg(KEYS[i], PREPARE, Vote(H, 0, d)))
+    assert broadcasts(actions, COMMIT)
+    safety = [a for a in actions if isinstance(a, Persist)][-1].state
+    assert SafetyState.decode(safety).prepared_block == BLOCK
+    again = replica(0, safety=safety)
+    ask = msg(KEYS[2], BLOCK_REQUEST, BlockRef(H, d))
+    [answer] = [a for a in again.handle(ask) if isinstance(a, Send)]
+    from consensus.messages import open_message
+
+    assert open_message(answer.data).block == BLOCK
