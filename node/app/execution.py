@@ -46,6 +46,10 @@ HANDLERS: dict[str, Handler] = {
 ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "submit", "score": "score"}
 """The client role each kind needs (a deployment also needs governance's approval of its code)."""
 
+MAX_BUILD_SKIPS = 64
+"""Candidates a build passes over (too large for the bytes left, or waiting for a model
+artifact) before it stops looking: with the gas rule below, this bounds the work a build
+spends on transactions that do not go into the block."""
 MAX_SIGNATURE_CACHE = 200_000
 """Signed transactions (id and signature) whose signature verdict this node remembers."""
 
@@ -237,7 +241,14 @@ class Executor:
     def select(
         self, candidates: Sequence[Tx], height: int, time_ms: int, max_txs: int, max_bytes: int
     ) -> Selection:
-        """Build a block body: admissible candidates in order, within the limits."""
+        """Build a block body: admissible candidates in order, within the limits.
+
+        The build stops at the block's count budget, at the first candidate whose
+        gas does not fit what is left of ``max_block_gas`` (so it executes at most
+        ``max_block_gas + max_tx_gas`` gas in all), and after MAX_BUILD_SKIPS
+        candidates passed over for bytes or a missing artifact. Candidates it did
+        not reach stay in the mempool for later blocks.
+        """
         state = self.overlay()
         verdicts = self.signatures.verify(candidates)
         missing: set[bytes] = set()
@@ -252,12 +263,14 @@ class Executor:
         seen: set[bytes] = set()
         size = 0
         gas = 0
+        skipped = 0
         max_gas = param(state, "max_block_gas")
         for tx, ok in zip(candidates, verdicts, strict=True):
-            if len(chosen) >= max_txs:
+            if len(chosen) >= max_txs or skipped >= MAX_BUILD_SKIPS or gas >= max_gas:
                 break
             encoded = len(tx.encode())
             if size + encoded > max_bytes:
+                skipped += 1
                 continue
             if tx.id in seen:
                 continue
@@ -272,10 +285,12 @@ class Executor:
             except ArtifactMissing as exc:
                 state.revert(snapshot)  # leave it until this node holds the model
                 missing.add(exc.model_id)
+                if tx.kind != "score":  # a score tx stops before any work; a call may not
+                    skipped += 1
                 continue
             if gas + receipt.gas_used > max_gas:
-                state.revert(snapshot)  # leave it for a later block
-                continue
+                state.revert(snapshot)  # leave it, and the rest, for a later block
+                break
             gas += receipt.gas_used
             seen.add(tx.id)
             size += encoded

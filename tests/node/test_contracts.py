@@ -159,3 +159,55 @@ def test_call_arguments_must_be_a_vm_list(tmp_path: Path) -> None:
     assert "must encode a list" in receipts[0].error
     assert "not VM values" in receipts[1].error
     assert "no contract named" in receipts[2].error
+
+
+def test_a_gas_bomb_in_the_mempool_costs_a_build_at_most_one_block_of_gas(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Fault 4: a build executed every candidate even after the block's gas was spent.
+
+    With 10 M-gas calls taking most of a second each, a client with the submit role
+    could make every primary's build take many times the progress timeout.
+    """
+    from node.app import execution
+
+    ledger = open_ledger(tmp_path / "a")
+    install(ledger, ("counter", COUNTER))
+    executed: list[int] = []
+    real = execution.HANDLERS["call"]
+
+    def counted(state, tx, height, ctx):  # type: ignore[no-untyped-def]
+        result = real(state, tx, height, ctx)
+        executed.append(result[2])
+        return result
+
+    def counted_revert(state, tx, height, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return counted(state, tx, height, ctx)
+        except execution.ContractRevert as exc:
+            executed.append(exc.gas_used)
+            raise
+
+    monkeypatch.setitem(execution.HANDLERS, "call", counted_revert)
+    max_tx, max_block = ledger.param("max_tx_gas"), ledger.param("max_block_gas")
+    bombs = [call("counter", "spin", []) for _ in range(40)]
+    receipts = commit(ledger, bombs)
+    assert sum(r.gas_used for r in receipts) <= max_block
+    assert len(receipts) == max_block // max_tx
+    assert sum(executed) <= max_block + max_tx  # one over-budget candidate, then it stops
+    assert len(executed) <= len(receipts) + 1  # not the 40 it used to run
+
+
+def test_a_build_stops_after_passing_over_max_build_skips(tmp_path: Path) -> None:
+    """Candidates too large for the bytes left are passed over a bounded number of times."""
+    from node.app.execution import MAX_BUILD_SKIPS
+
+    ledger = open_ledger(tmp_path / "a")
+    install(ledger, ("counter", COUNTER))
+    big = [call("counter", "bump", [n, "x" * 2000]) for n in range(MAX_BUILD_SKIPS)]
+    small = call("counter", "bump", [1])
+    height = ledger.height + 1
+    body = ledger.executor.select([*big, small], height, 2_000, 100, 1_000)
+    assert body.txs == []  # every big one passed over, then the build stopped
+    body = ledger.executor.select([*big[1:], small], height, 2_000, 100, 1_000)
+    assert [tx.id for tx in body.txs] == [small.id]
