@@ -98,6 +98,8 @@ class _Outbound:
     connected: bool = False
     dropped: int = 0
     task: asyncio.Task | None = None
+    last_fault: str = ""
+    repeats: int = 0
 
 
 class PeerNetwork:
@@ -228,13 +230,28 @@ class PeerNetwork:
             except asyncio.CancelledError:
                 raise
             except HandshakeError as exc:
-                log.warning("handshake with %s failed: %s", link.address, exc)
+                self._log_link_fault(link, f"handshake with {link.address} failed: {exc}")
             except (TimeoutError, aiohttp.ClientError, OSError, ConnectionError) as exc:
                 log.debug("link to %s down: %s", link.address, exc)
+            except Exception as exc:  # a hostile or broken peer: never end the dialer
+                self._log_link_fault(
+                    link, f"link to {link.address} failed: {type(exc).__name__}: {exc}"
+                )
             finally:
                 link.connected = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
+
+    @staticmethod
+    def _log_link_fault(link: _Outbound, text: str) -> None:
+        """Log a link's failure once per distinct reason, then count repeats quietly."""
+        if text == link.last_fault:
+            link.repeats += 1
+            return
+        if link.repeats:
+            log.warning("(the previous failure repeated %d more times)", link.repeats)
+        link.last_fault, link.repeats = text, 0
+        log.warning("%s", text[:300])
 
     async def _pump(self, ws: aiohttp.ClientWebSocketResponse, link: _Outbound) -> None:
         """Write queued frames, consensus first; return when the socket closes."""
@@ -270,6 +287,10 @@ class PeerNetwork:
         if not (type(value) is list and len(value) == 4 and value[0] == "challenge"):
             raise HandshakeError("malformed challenge")
         _, listener_key, listener_nonce, signature = value
+        if not all(type(x) is bytes for x in (listener_key, listener_nonce, signature)):
+            raise HandshakeError("challenge fields must be bytes")
+        if len(listener_nonce) != NONCE_BYTES:
+            raise HandshakeError("bad nonce in the challenge")
         if listener_key != peer:
             raise HandshakeError(
                 f"expected {key_hex(peer)[:12]}, found {key_hex(listener_key)[:12]}"
@@ -291,7 +312,7 @@ class PeerNetwork:
         await ws.prepare(request)
         try:
             peer = await asyncio.wait_for(self._listener_handshake(ws), HANDSHAKE_TIMEOUT_S)
-        except (TimeoutError, HandshakeError, codec.CodecError, ValueError) as exc:
+        except Exception as exc:  # whatever a stranger sends, refuse it and carry on
             self.refused += 1
             log.warning("refused a peer from %s: %s", request.remote, exc)
             await ws.close(code=4001, message=str(exc)[:120].encode())

@@ -1,0 +1,100 @@
+"""Peer links against hostile peers: real aiohttp sockets on 127.0.0.1, no node around them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from aiohttp import web
+
+from consensus import codec
+from consensus.crypto import PrivateKey
+from node import p2p
+from node.p2p import PeerNetwork
+
+ME = PrivateKey.from_seed(b"m" * 32)
+THEM = PrivateKey.from_seed(b"t" * 32)
+CHAIN = "vigil-p2p"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Fault 7: one malformed handshake reply ended the dial task and nothing restarted it.
+
+    The fake listener answers the first hellos with challenges whose fields have
+    the wrong types (a TypeError or codec error in the dialer before the fix), then
+    runs the real listener's side of the handshake.
+    """
+    monkeypatch.setattr(p2p, "RECONNECT_MIN_S", 0.01)
+    monkeypatch.setattr(p2p, "RECONNECT_MAX_S", 0.05)
+    bad_replies = [
+        codec.encode(["challenge", 5, b"x", None]),
+        codec.encode(["challenge", THEM.public, 7, b"s" * 64]),
+        b"\xc1\xc1",  # not msgpack at all
+        codec.encode(["challenge", THEM.public]),
+    ]
+    attempts = 0
+    real = PeerNetwork(THEM, CHAIN, {}, lambda key: key == ME.public, lambda *a: None)
+
+    async def hostile(request: web.Request) -> web.WebSocketResponse:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= len(bad_replies):
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            await ws.receive()
+            await ws.send_bytes(bad_replies[attempts - 1])
+            await ws.close()
+            return ws
+        return await real._accept(request)
+
+    app = web.Application()
+    app.router.add_get("/p2p", hostile)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    dialer = PeerNetwork(ME, CHAIN, {THEM.public: f"127.0.0.1:{port}"}, lambda k: True,
+                         lambda *a: None)  # fmt: skip
+    await dialer.start("127.0.0.1", free_port())
+    try:
+        for _ in range(400):
+            if dialer._links[THEM.public].connected:
+                break
+            await asyncio.sleep(0.01)
+        assert dialer._links[THEM.public].connected
+        assert attempts == len(bad_replies) + 1
+    finally:
+        await dialer.stop()
+        await real.stop()
+        await runner.cleanup()
+
+
+async def test_the_listener_refuses_any_hostile_hello_and_stays_up() -> None:
+    net = PeerNetwork(THEM, CHAIN, {}, lambda key: key == ME.public, lambda *a: None)
+    port = free_port()
+    await net.start("127.0.0.1", port)
+    import aiohttp
+
+    hellos = [
+        b"\xc1",
+        codec.encode(["hello"]),
+        codec.encode(["hello", CHAIN, 5, b"n" * 32]),
+        codec.encode(["hello", [CHAIN], ME.public, b"n" * 32]),
+        codec.encode(["hello", CHAIN, ME.public, "nonce"]),
+    ]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for hello in hellos:
+                async with session.ws_connect(f"http://127.0.0.1:{port}/p2p") as ws:
+                    await ws.send_bytes(hello)
+                    msg = await ws.receive()
+                    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert net.refused == len(hellos)
+    finally:
+        await net.stop()
