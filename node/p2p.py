@@ -38,14 +38,34 @@ from aiohttp import WSMsgType, web
 
 from consensus import codec
 from consensus.crypto import DOMAIN_HANDSHAKE, PrivateKey, key_hex, verify
+from consensus.messages import MAX_MESSAGE_BYTES
+from ml.limits import MAX_ARTIFACT_BYTES
+from node.app.types import MAX_TX_BYTES
 
 log = logging.getLogger("vigil.p2p")
 
 MAX_FRAME_BYTES = 20 * 1024 * 1024
-"""Largest websocket frame accepted from a peer (a block, or a model artifact of up to 16 MiB)."""
+"""Largest websocket frame accepted from a peer: a consensus message, a catch-up answer
+(at most MAX_SERVE_BYTES of blocks) or a model artifact of up to 16 MiB, each with its
+framing."""
+FRAME_OVERHEAD_BYTES = 64
+"""``[kind, payload]`` around a payload: an array header, the kind, a bin header."""
+assert MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES <= MAX_FRAME_BYTES
+assert MAX_ARTIFACT_BYTES + FRAME_OVERHEAD_BYTES <= MAX_FRAME_BYTES
+assert MAX_TX_BYTES + FRAME_OVERHEAD_BYTES <= MAX_FRAME_BYTES
 MAX_CONSENSUS_QUEUE = 4_096
 MAX_BLOCKS_QUEUE = 64
 MAX_TX_QUEUE = 20_000
+"""Frames queued per peer link, by queue (consensus; blocks and models; transactions)."""
+MAX_CONSENSUS_QUEUE_BYTES = 64 * 1024 * 1024
+MAX_BLOCKS_QUEUE_BYTES = 48 * 1024 * 1024
+MAX_TX_QUEUE_BYTES = 32 * 1024 * 1024
+"""Bytes queued per peer link, by queue: past either bound a frame is dropped and counted.
+Each holds at least two of the largest frames it carries (consensus traffic keeps its own
+budget, so a flood of answers never starves votes)."""
+assert MAX_CONSENSUS_QUEUE_BYTES >= 2 * (MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES)
+assert MAX_BLOCKS_QUEUE_BYTES >= 2 * MAX_FRAME_BYTES
+assert MAX_TX_QUEUE_BYTES >= 2 * (MAX_TX_BYTES + FRAME_OVERHEAD_BYTES)
 HANDSHAKE_TIMEOUT_S = 5.0
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
@@ -54,6 +74,14 @@ NONCE_BYTES = 32
 CONSENSUS, TX, FETCH, BLOCKS = "consensus", "tx", "fetch", "blocks"
 MODEL_FETCH, MODEL = "model-fetch", "model"
 FRAME_KINDS = (CONSENSUS, TX, FETCH, BLOCKS, MODEL_FETCH, MODEL)
+
+QUEUE_OF = {CONSENSUS: "consensus", BLOCKS: "blocks", MODEL: "blocks"}
+"""Which outbound queue a frame kind waits in (everything else: txs)."""
+QUEUE_BOUNDS = {
+    "consensus": (MAX_CONSENSUS_QUEUE, MAX_CONSENSUS_QUEUE_BYTES),
+    "blocks": (MAX_BLOCKS_QUEUE, MAX_BLOCKS_QUEUE_BYTES),
+    "txs": (MAX_TX_QUEUE, MAX_TX_QUEUE_BYTES),
+}
 
 OnFrame = Callable[[bytes, str, object], None]
 
@@ -94,6 +122,9 @@ class _Outbound:
     consensus: deque[bytes] = field(default_factory=deque)
     blocks: deque[bytes] = field(default_factory=deque)
     txs: deque[bytes] = field(default_factory=deque)
+    queued_bytes: dict[str, int] = field(
+        default_factory=lambda: {"consensus": 0, "blocks": 0, "txs": 0}
+    )
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     connected: bool = False
     dropped: int = 0
@@ -183,15 +214,18 @@ class PeerNetwork:
         if link is None:
             return False
         frame = encode_frame(kind, payload)
-        queue, bound = {
-            CONSENSUS: (link.consensus, MAX_CONSENSUS_QUEUE),
-            BLOCKS: (link.blocks, MAX_BLOCKS_QUEUE),
-            MODEL: (link.blocks, MAX_BLOCKS_QUEUE),
-        }.get(kind, (link.txs, MAX_TX_QUEUE))
-        if len(queue) >= bound:
+        name = QUEUE_OF.get(kind, "txs")
+        queue: deque[bytes] = getattr(link, name)
+        count_bound, byte_bound = QUEUE_BOUNDS[name]
+        if len(frame) > MAX_FRAME_BYTES:
+            log.warning("not sending a %d-byte %s frame: over MAX_FRAME_BYTES", len(frame), kind)
+            link.dropped += 1
+            return False
+        if len(queue) >= count_bound or link.queued_bytes[name] + len(frame) > byte_bound:
             link.dropped += 1
             return False
         queue.append(frame)
+        link.queued_bytes[name] += len(frame)
         link.ready.set()
         return True
 
@@ -208,6 +242,7 @@ class PeerNetwork:
             "consensus": sum(len(x.consensus) for x in self._links.values()),
             "blocks": sum(len(x.blocks) for x in self._links.values()),
             "txs": sum(len(x.txs) for x in self._links.values()),
+            "bytes": sum(sum(x.queued_bytes.values()) for x in self._links.values()),
             "dropped": sum(x.dropped for x in self._links.values()),
         }
 
@@ -259,9 +294,11 @@ class PeerNetwork:
         try:
             while not ws.closed:
                 frame = None
-                for queue in (link.consensus, link.blocks, link.txs):
+                for name in ("consensus", "blocks", "txs"):
+                    queue = getattr(link, name)
                     if queue:
                         frame = queue.popleft()
+                        link.queued_bytes[name] -= len(frame)
                         break
                 if frame is None:
                     link.ready.clear()

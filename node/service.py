@@ -42,6 +42,7 @@ from consensus.events import (
     TimerFired,
     ValidateProposal,
 )
+from consensus.messages import CERTIFICATE_BYTES
 from consensus.record import FieldError
 from consensus.replica import Replica, ReplicaConfig
 from ml.artifact import load as load_artifact
@@ -53,16 +54,45 @@ from node.app.genesis import Genesis
 from node.app.ledger import Ledger
 from node.app.scoring import ArtifactMissing
 from node.app.state import Overlay
-from node.app.types import MAX_TX_BYTES, Tx
+from node.app.types import MAX_BLOCK_BYTES, MAX_TX_BYTES, Tx
+from node.budget import (
+    FETCH_BURST,
+    FETCH_PER_S,
+    MODEL_FETCH_BURST,
+    MODEL_FETCH_PER_S,
+    MODEL_FETCH_REPEAT_S,
+    PeerBudgets,
+)
 from node.config import Home, NodeConfig, split_address
 from node.mempool import Mempool, MempoolFull
-from node.p2p import BLOCKS, CONSENSUS, FETCH, MODEL, MODEL_FETCH, TX, PeerNetwork
+from node.p2p import (
+    BLOCKS,
+    CONSENSUS,
+    FETCH,
+    FRAME_OVERHEAD_BYTES,
+    MAX_FRAME_BYTES,
+    MODEL,
+    MODEL_FETCH,
+    TX,
+    PeerNetwork,
+)
 from node.store import Store
 
 log = logging.getLogger("vigil.node")
 
 MAX_SERVE_BLOCKS = 64
 """Certified blocks sent in one catch-up answer."""
+MAX_SERVE_BYTES = 16 * 1024 * 1024
+"""Bytes of blocks and certificates in one catch-up answer; an answer always holds at least
+one block, and the largest block with its certificate fits the bound, so every answer fits a
+peer frame."""
+SERVE_ENTRY_OVERHEAD = 16
+"""Framing of one [block, certificate] entry in a BLOCKS answer."""
+assert MAX_BLOCK_BYTES + CERTIFICATE_BYTES + SERVE_ENTRY_OVERHEAD <= MAX_SERVE_BYTES
+assert (
+    MAX_SERVE_BYTES + MAX_SERVE_BLOCKS * SERVE_ENTRY_OVERHEAD + FRAME_OVERHEAD_BYTES
+    <= MAX_FRAME_BYTES
+)
 MAX_PROPOSAL_CANDIDATES = 20_000
 """Mempool transactions looked at when building one proposal."""
 MAX_WAITERS = 10_000
@@ -115,6 +145,7 @@ class Node:
             self._on_frame,
         )
         self.faults: Counter[str] = Counter()
+        self.budgets = PeerBudgets()
         self.started_at = time.time()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
@@ -263,6 +294,7 @@ class Node:
             log.info("validator set changes at height %d: %d validators", height + 1,
                      len(next_validators))  # fmt: skip
             self.network.update_peers(self._peer_addresses())
+            self.budgets.forget(set(next_validators))
         self.mempool.remove(tx_ids)
         for tx_id in tx_ids:
             for fut in self._waiters.pop(tx_id, []):
@@ -346,14 +378,19 @@ class Node:
     def _serve(self, peer: bytes, from_height: int) -> None:
         if type(from_height) is not int or from_height < 1:
             return
-        blocks = []
+        blocks: list[list[bytes]] = []
+        size = 0
         for height in range(
             from_height, min(self.ledger.height, from_height + MAX_SERVE_BLOCKS - 1) + 1
         ):
             block, cert = self.store.block(height), self.store.certificate(height)
             if block is None or cert is None:
                 break
+            entry = len(block) + len(cert) + SERVE_ENTRY_OVERHEAD
+            if blocks and size + entry > MAX_SERVE_BYTES:
+                break
             blocks.append([block, cert])
+            size += entry
         if blocks:
             self.network.send(peer, BLOCKS, blocks)
 
@@ -365,17 +402,21 @@ class Node:
         elif kind == TX and type(payload) is bytes:
             self.submit(payload, gossip=False)
         elif kind == FETCH:
-            self._serve(peer, payload)  # type: ignore[arg-type]
+            if self.budgets.allow(peer, FETCH, FETCH_PER_S, FETCH_BURST):
+                self._serve(peer, payload)  # type: ignore[arg-type]
         elif kind == BLOCKS and type(payload) is list:
             self._on_blocks(peer, payload)
         elif kind == MODEL_FETCH and type(payload) is bytes:
+            if not self.budgets.allow(peer, MODEL_FETCH, MODEL_FETCH_PER_S, MODEL_FETCH_BURST):
+                return
             data = self.store.artifact(payload)
-            if data is not None:
+            if data is not None and self.budgets.first_send(peer, payload, MODEL_FETCH_REPEAT_S):
                 self.network.send(peer, MODEL, data)
         elif kind == MODEL and type(payload) is bytes:
             self._on_model(payload)
 
     def _on_blocks(self, peer: bytes, items: list) -> None:
+        start = self.ledger.height
         for item in items[:MAX_SERVE_BLOCKS]:
             if type(item) is not list or len(item) != 2:
                 return
@@ -391,8 +432,10 @@ class Node:
                 # The commit waits (for a model artifact): ask again once it is done.
                 self._resume_fetch_from = peer
                 return
-        if len(items) >= MAX_SERVE_BLOCKS:
-            # A full answer: the peer probably has more; keep going without waiting for traffic.
+        if self.ledger.height > start:
+            # The answer moved us on (an answer is bounded by count and bytes, so the peer
+            # may well have more): keep going without waiting for traffic. A peer with
+            # nothing newer sends no answer, which ends the loop.
             self.network.send(peer, FETCH, self.ledger.height + 1)
 
     # ------------------------------------------------------------ clients

@@ -115,3 +115,37 @@ async def test_waiting_for_an_artifact_is_bounded_by_refusal_not_assert(
         assert "too many tasks" in refused.reason
     finally:
         await node.stop()
+
+
+async def test_catch_up_answers_fit_a_frame_and_floods_are_throttled(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Fault 3: a catch-up answer held 64 blocks whatever their size (past the 20 MiB frame,
+    so a lagging node asked and failed forever), and FETCH was served without a throttle."""
+    from ledger_helpers import NODES, genesis
+
+    from node import service
+    from node.budget import FETCH_BURST
+    from node.config import Home, NodeConfig
+    from node.p2p import BLOCKS, FETCH, MAX_FRAME_BYTES, encode_frame
+    from node.service import MAX_SERVE_BYTES, Node
+
+    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", "127.0.0.1:2"), genesis(), NODES[0])
+    block = bytes(3 * 1024 * 1024)
+    monkeypatch.setattr(node.store, "height", lambda: 100)
+    monkeypatch.setattr(node.store, "block", lambda h: block)
+    monkeypatch.setattr(node.store, "certificate", lambda h: b"c" * 500)
+    sent: list[tuple[str, object]] = []
+    monkeypatch.setattr(node.network, "send", lambda peer, kind, data: sent.append((kind, data)))
+    try:
+        node._on_frame(NODES[1].public, FETCH, 1)
+        [(kind, answer)] = sent
+        assert kind == BLOCKS and 1 <= len(answer) < service.MAX_SERVE_BLOCKS
+        assert sum(len(b) + len(c) for b, c in answer) <= MAX_SERVE_BYTES
+        assert len(encode_frame(BLOCKS, answer)) <= MAX_FRAME_BYTES
+        sent.clear()
+        for _ in range(100):
+            node._on_frame(NODES[2].public, FETCH, 1)
+        assert len(sent) == FETCH_BURST  # the rest of the flood is refused at the bucket
+    finally:
+        await node.stop()

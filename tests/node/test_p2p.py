@@ -98,3 +98,34 @@ async def test_the_listener_refuses_any_hostile_hello_and_stays_up() -> None:
         assert net.refused == len(hellos)
     finally:
         await net.stop()
+
+
+def test_outbound_queues_are_bounded_in_bytes_not_only_frames() -> None:
+    """Fault 3: queues were bounded by frame count: 64 queued 16 MiB frames per peer."""
+    net = PeerNetwork(ME, CHAIN, {THEM.public: "127.0.0.1:1"}, lambda k: True, lambda *a: None)
+    big = bytes(p2p.MAX_FRAME_BYTES - p2p.FRAME_OVERHEAD_BYTES)
+    fits = p2p.MAX_BLOCKS_QUEUE_BYTES // len(p2p.encode_frame(p2p.MODEL, big))
+    assert fits >= 2
+    sent = [net.send(THEM.public, p2p.MODEL, big) for _ in range(fits + 1)]
+    assert sent == [True] * fits + [False]
+    link = net._links[THEM.public]
+    assert link.queued_bytes["blocks"] <= p2p.MAX_BLOCKS_QUEUE_BYTES and link.dropped == 1
+    # Consensus traffic has its own budget: still accepted while the blocks queue is full.
+    assert net.send(THEM.public, p2p.CONSENSUS, b"vote")
+    assert not net.send(THEM.public, p2p.MODEL, bytes(p2p.MAX_FRAME_BYTES))  # over one frame
+
+
+def test_token_buckets_bound_requests_per_peer() -> None:
+    from node.budget import PeerBudgets
+
+    now = [0.0]
+    budgets = PeerBudgets(clock=lambda: now[0])
+    a, b = b"a" * 32, b"b" * 32
+    assert [budgets.allow(a, "fetch", 4.0, 8) for _ in range(10)] == [True] * 8 + [False] * 2
+    assert budgets.allow(b, "fetch", 4.0, 8)  # another peer's bucket is its own
+    now[0] += 0.25  # one token back
+    assert budgets.allow(a, "fetch", 4.0, 8) and not budgets.allow(a, "fetch", 4.0, 8)
+    assert budgets.first_send(a, b"model", 10.0) and not budgets.first_send(a, b"model", 10.0)
+    now[0] += 10.0
+    assert budgets.first_send(a, b"model", 10.0)
+    assert budgets.refused == {"fetch": 3, "repeat": 1}
