@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from consensus.crypto import is_acceptable_public_key
 from vm.bytecode import code_hash, encode_module
 from vm.compiler import compile_source
 from vm.errors import CompileError, VMError
@@ -169,6 +170,7 @@ def run_cmd(
         block_height=height,
         block_time=time_ms,
         member_orgs=[m for m in members.split(",") if m],
+        key_check=is_acceptable_public_key,
     )
     result = host.run(program, method, call_args, gas_limit=gas)
     _report(result, as_json)

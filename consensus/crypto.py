@@ -86,8 +86,77 @@ def parse_key_hex(text: str) -> bytes:
         raw = bytes.fromhex(text)
     except ValueError:
         raise ValueError(f"public key {text!r} is not hexadecimal") from None
+    check_public_key(raw)
     _public_key_object(raw)
     return raw
+
+
+class WeakKeyError(ValueError):
+    """A public key is malformed, non-canonical or of small order: refused where keys enter."""
+
+
+_P = 2**255 - 19
+_D = (-121665 * pow(121666, _P - 2, _P)) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+MAX_KEY_VERDICTS = 4096
+"""Public keys whose acceptability is remembered (keys are few: members, admins, clients)."""
+
+
+def _decode_point(raw: bytes) -> tuple[int, int]:
+    """The affine point an encoding names (RFC 8032 5.1.3); refuses what is not canonical."""
+    if len(raw) != PUBLIC_KEY_BYTES:
+        raise WeakKeyError(f"public key must be {PUBLIC_KEY_BYTES} bytes, got {len(raw)}")
+    number = int.from_bytes(raw, "little")
+    sign, y = number >> 255, number & ((1 << 255) - 1)
+    if y >= _P:
+        raise WeakKeyError("public key is not canonical (its y coordinate is not below p)")
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = (u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P)) % _P
+    if (v * x * x - u) % _P != 0:
+        x = (x * _SQRT_M1) % _P
+        if (v * x * x - u) % _P != 0:
+            raise WeakKeyError("public key is not a point on the curve")
+    if x == 0 and sign:
+        raise WeakKeyError("public key is not canonical (x = 0 with the sign bit set)")
+    if x & 1 != sign:
+        x = _P - x
+    return x, y
+
+
+def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    """Twisted Edwards addition on -x^2 + y^2 = 1 + d x^2 y^2 (complete: no special cases)."""
+    (x1, y1), (x2, y2) = a, b
+    t = (_D * x1 * x2 * y1 * y2) % _P
+    x3 = (x1 * y2 + y1 * x2) * pow(1 + t, _P - 2, _P)
+    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, _P - 2, _P)
+    return x3 % _P, y3 % _P
+
+
+@functools.lru_cache(maxsize=MAX_KEY_VERDICTS)
+def check_public_key(raw: bytes) -> None:
+    """Raise WeakKeyError unless ``raw`` is a canonical Ed25519 point of large order.
+
+    A small-order key (the identity, for one) lets one fixed signature verify for
+    many or all messages, so whoever adds it to a consortium has added a member
+    anyone can impersonate. Checked where keys enter: genesis, governance, the
+    peer handshake and transaction senders.
+    """
+    point = _decode_point(bytes(raw))
+    for _ in range(3):  # multiply by the cofactor 8
+        point = _add(point, point)
+    if point == (0, 1):
+        raise WeakKeyError("public key has small order (it lets forged signatures verify)")
+
+
+def is_acceptable_public_key(raw: bytes) -> bool:
+    """Whether check_public_key accepts ``raw`` (never raises)."""
+    if type(raw) is not bytes:
+        return False
+    try:
+        check_public_key(raw)
+    except WeakKeyError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=4096)

@@ -37,7 +37,13 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from consensus import codec
-from consensus.crypto import DOMAIN_HANDSHAKE, PrivateKey, key_hex, verify
+from consensus.crypto import (
+    DOMAIN_HANDSHAKE,
+    PrivateKey,
+    is_acceptable_public_key,
+    key_hex,
+    verify,
+)
 from consensus.messages import MAX_MESSAGE_BYTES
 from ml.limits import MAX_ARTIFACT_BYTES
 from node.app.types import MAX_TX_BYTES
@@ -328,6 +334,8 @@ class PeerNetwork:
             raise HandshakeError("challenge fields must be bytes")
         if len(listener_nonce) != NONCE_BYTES:
             raise HandshakeError("bad nonce in the challenge")
+        if not is_acceptable_public_key(listener_key):
+            raise HandshakeError("listener's key is malformed, non-canonical or of small order")
         if listener_key != peer:
             raise HandshakeError(
                 f"expected {key_hex(peer)[:12]}, found {key_hex(listener_key)[:12]}"
@@ -385,6 +393,8 @@ class PeerNetwork:
             raise HandshakeError(f"peer is on chain {chain_id!r}")
         if type(dialer) is not bytes or not self.is_member(dialer):
             raise HandshakeError("key is not in the current validator set")
+        if not is_acceptable_public_key(dialer):
+            raise HandshakeError("key is malformed, non-canonical or of small order")
         if type(dialer_nonce) is not bytes or len(dialer_nonce) != NONCE_BYTES:
             raise HandshakeError("bad nonce")
         nonce = os.urandom(NONCE_BYTES)

@@ -118,6 +118,8 @@ GAS_HOST_QUERY = 20
 """Price of the host queries (caller, caller_org, height, time, members)."""
 
 GAS_SCORE = 5_000
+GAS_KEY_CHECK = 2_000
+"""Price of ``ledger.key_ok``: the host decodes a curve point and multiplies it by 8."""
 """Base price of ``ledger.score`` (the host runs a model)."""
 
 GAS_CONTRACT_CALL = 1_000

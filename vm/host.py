@@ -63,6 +63,9 @@ class Host(Protocol):
     def score(self, model: str, features: list[int]) -> int:
         """Score a feature vector with a model; the node wires this to the ML module."""
 
+    def key_ok(self, key: bytes) -> bool:
+        """Whether ``key`` may enter the chain as a public key (canonical, not small order)."""
+
 
 @dataclass
 class InMemoryHost:
@@ -86,6 +89,9 @@ class InMemoryHost:
     models: dict[str, Callable[[list[int]], int]] = field(default_factory=dict)
     events: list[tuple[str, str, bytes]] = field(default_factory=list)
     active: list[str] = field(default_factory=list)
+    key_check: Callable[[bytes], bool] = field(default=lambda key: len(key) == 32)
+    """What ``ledger.key_ok`` answers; the node and the CLI give it the curve check of
+    ``consensus.crypto`` (the VM imports nothing from the other packages)."""
 
     def get(self, key: str) -> bytes | None:
         return self.state.get(self.contract, {}).get(key)
@@ -113,6 +119,9 @@ class InMemoryHost:
 
     def members(self) -> list[str]:
         return list(self.member_orgs)
+
+    def key_ok(self, key: bytes) -> bool:
+        return bool(self.key_check(key))
 
     def score(self, model: str, features: list[int]) -> int:
         fn = self.models.get(model)

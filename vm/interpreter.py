@@ -34,6 +34,7 @@ from vm.gas import (
     GAS_CONTRACT_CALL,
     GAS_EMIT,
     GAS_HOST_QUERY,
+    GAS_KEY_CHECK,
     GAS_PER_BYTE_ALLOCATED,
     GAS_PER_BYTE_HASHED,
     GAS_PER_EVENT_BYTE,
@@ -825,6 +826,15 @@ class _Machine:
             if type(value) is not int:
                 raise HostError("host score must be an int")
             return _check_int(value)
+        if name == "key_ok":
+            key = args[0]
+            if type(key) is not bytes:
+                raise ExecutionError("TypeError", "ledger.key_ok needs bytes")
+            self.charge(GAS_KEY_CHECK)
+            value = self.ask_host("key_ok", key)
+            if type(value) is not bool:
+                raise HostError("host key_ok must return a bool")
+            return value
         raise AssertionError(f"host function {name} not implemented")  # pragma: no cover
 
     def ask_host(self, name: str, *args: Any) -> Any:

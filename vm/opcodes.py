@@ -167,6 +167,7 @@ HOST_FUNCTIONS: dict[str, Arity] = {
     "members": Arity(8, 0, 0),
     "call": Arity(9, 3, 3),
     "score": Arity(10, 2, 2),
+    "key_ok": Arity(11, 1, 1),
 }
 """Functions of the ``ledger`` object; each becomes one CALL_HOST instruction."""
 

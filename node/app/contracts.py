@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from consensus.crypto import is_acceptable_public_key
 from node.app import governance
 from node.app.state import CODE, Overlay, Revert, storage_key
 from node.app.types import MAX_EVENTS_PER_RECEIPT, CallPayload, DeployPayload, Event, Tx
@@ -119,6 +120,9 @@ class ChainHost:
 
     def members(self) -> list[str]:
         return sorted(governance.members(self.ctx.state))
+
+    def key_ok(self, key: bytes) -> bool:
+        return is_acceptable_public_key(key)
 
     def score(self, model: str, features: list[int]) -> int:
         if self.ctx.score is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from consensus import codec, merkle
 from consensus.certificate import MAX_VALIDATORS
-from consensus.crypto import DOMAIN_TX, SignedItem, verify_batch
+from consensus.crypto import DOMAIN_TX, SignedItem, is_acceptable_public_key, verify_batch
 from node.app import governance
 from node.app.anchors import execute_anchor
 from node.app.contracts import CallContext, ContractRevert, execute_call, execute_deploy
@@ -150,6 +150,8 @@ class Executor:
         """Raise TxRejected unless ``tx`` is admissible at ``height``."""
         if tx.chain_id != self.chain_id:
             raise TxRejected("wrong_chain", f"transaction is for chain {tx.chain_id!r}")
+        if not is_acceptable_public_key(tx.sender):
+            raise TxRejected("weak_key", "sender key is malformed, non-canonical or of small order")
         if not signature_ok:
             raise TxRejected("bad_signature", "signature does not verify")
         if tx.kind not in HANDLERS:

@@ -149,3 +149,60 @@ def test_batch_verification_reports_each_item(n: int) -> None:
     expected = [i not in bad for i in range(n)]
     assert crypto.verify_batch(items) == expected
     assert crypto.verify_batch(items, threads=1) == expected
+
+
+# Fault 6: small-order and non-canonical Ed25519 public keys parsed, and one fixed signature
+# verified for every message under the identity point. The eight small-order points in their
+# canonical encodings, then encodings that are not canonical.
+SMALL_ORDER = [
+    "0100000000000000000000000000000000000000000000000000000000000000",  # identity
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+    "0000000000000000000000000000000000000000000000000000000000000000",  # order 4
+    "0000000000000000000000000000000000000000000000000000000000000080",  # order 4
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+]
+NON_CANONICAL = [
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p + 1
+    "0100000000000000000000000000000000000000000000000000000000000080",  # x = 0, sign set
+    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",  # y > p
+]
+
+
+def test_the_identity_key_lets_one_signature_verify_every_message() -> None:
+    """Why weak keys are refused: `cryptography` accepts this key and this signature."""
+    identity = bytes.fromhex(SMALL_ORDER[0])
+    forged = bytes.fromhex(SMALL_ORDER[0]) + bytes(32)  # R = identity, S = 0
+    assert all(crypto.verify(identity, "vigil/tx/v1", "c", m, forged) for m in (b"a", b"b"))
+
+
+@pytest.mark.parametrize("text", SMALL_ORDER + NON_CANONICAL)
+def test_small_order_and_non_canonical_keys_are_refused(text: str) -> None:
+    raw = bytes.fromhex(text)
+    with pytest.raises(crypto.WeakKeyError):
+        crypto.check_public_key(raw)
+    assert not crypto.is_acceptable_public_key(raw)
+    with pytest.raises(ValueError):
+        crypto.parse_key_hex(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=32, max_size=32))
+def test_generated_keys_are_accepted(seed: bytes) -> None:
+    public = crypto.PrivateKey.from_seed(seed).public
+    crypto.check_public_key(public)
+    assert crypto.parse_key_hex(public.hex()) == public
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=32, max_size=32))
+def test_any_32_bytes_get_a_verdict_never_a_crash(raw: bytes) -> None:
+    ok = crypto.is_acceptable_public_key(raw)
+    if ok:  # an accepted key is a point `cryptography` can use too
+        crypto._public_key_object(raw)
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= 2**255 - 19:
+        assert not ok

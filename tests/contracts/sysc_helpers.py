@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from consensus.crypto import PrivateKey, is_acceptable_public_key
 from vm.compiler import compile_source
 from vm.gas import DEFAULT_GAS_LIMIT, MAX_STORAGE_VALUE_BYTES
 from vm.host import InMemoryHost
@@ -39,8 +40,8 @@ def program(name: str) -> Program:
 
 
 def key(label: str) -> bytes:
-    """A deterministic 32-byte public key for a label."""
-    return hashlib.sha256(b"test-key/" + label.encode()).digest()
+    """A deterministic public key for a label (a real key: governance checks the point)."""
+    return PrivateKey.from_seed(hashlib.sha256(b"test-key/" + label.encode()).digest()).public
 
 
 def admin_key(org: str, i: int = 0) -> bytes:
@@ -59,6 +60,9 @@ def member_record(org: str, admins: int = 1) -> dict[str, Any]:
 @dataclass
 class ChainLikeHost(InMemoryHost):
     """InMemoryHost whose nested calls carry the calling contract's identity."""
+
+    def key_ok(self, key: bytes) -> bool:
+        return is_acceptable_public_key(key)
 
     def nested_identity(self) -> tuple[bytes, str]:
         return contract_address(self.contract), "contract:" + self.contract

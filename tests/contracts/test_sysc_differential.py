@@ -27,6 +27,7 @@ from sysc_helpers import (
     member_record,
 )
 
+from consensus.crypto import is_acceptable_public_key
 from vm.gas import MAX_STORAGE_VALUE_BYTES
 from vm.values import decode_value
 
@@ -66,6 +67,9 @@ class OracleLedger:
 
     def delete(self, k: str) -> None:
         self.writes[k] = _DELETED
+
+    def key_ok(self, key: Any) -> bool:
+        return is_acceptable_public_key(key)
 
     def caller(self) -> bytes:
         return self._caller

@@ -174,6 +174,9 @@ def test_model_dry_runs_against_registry(world: World) -> None:
 
 # -- input validation -----------------------------------------------------------------------
 
+IDENTITY = bytes([1]) + bytes(31)
+Y_IS_P = bytes.fromhex("ed" + "ff" * 30 + "7f")
+
 BAD_INPUT = [
     ("nuke", {}, "action kind must be one of"),
     (7, {}, "action kind must be one of"),
@@ -188,6 +191,12 @@ BAD_INPUT = [
     ("add_member", {**new_member(), "node_key": "ab" * 32}, "node_key must be bytes"),
     ("add_member", {**new_member(), "node_key": bytes(31)}, "node_key must be 32 bytes, not 31"),
     ("add_member", {**new_member(), "admins": admin_key("bank-e")}, "admins must be a list"),
+    # Fault 6: small-order and non-canonical keys entered governance unchecked.
+    ("add_member", {**new_member(), "node_key": IDENTITY}, "not a usable Ed25519 key"),
+    ("add_member", {**new_member(), "node_key": Y_IS_P}, "not a usable Ed25519 key"),
+    ("add_member", {**new_member(), "admins": [IDENTITY]}, "not a usable Ed25519 key"),
+    ("authorize_client", {"key": IDENTITY, "org": "bank-a", "roles": ["submit"]},
+     "not a usable Ed25519 key"),
     ("add_member", {**new_member(), "peer": "host"}, "peer host must be host:port"),
     ("add_member", {**new_member(), "peer": "h:0"}, "peer port must be 1..65535"),
     ("add_member", {**new_member(), "peer": "h:65536"}, "peer port must be 1..65535"),

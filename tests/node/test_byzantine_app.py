@@ -149,3 +149,22 @@ async def test_catch_up_answers_fit_a_frame_and_floods_are_throttled(
         assert len(sent) == FETCH_BURST  # the rest of the flood is refused at the bucket
     finally:
         await node.stop()
+
+
+def test_a_small_order_sender_key_is_refused_at_admission(tmp_path: Path) -> None:
+    """Fault 6, client keys: with the identity point as sender, one fixed signature
+    verifies for every message. Such a sender is refused before its signature counts."""
+    import hashlib
+
+    from node.app.execution import TxRejected
+    from node.app.types import AnchorPayload, Tx
+
+    ledger = open_ledger(tmp_path / "a")
+    identity = bytes([1]) + bytes(31)
+    payload = AnchorPayload(hashlib.sha256(b"x").digest(), 1, "text/plain", (), ())
+    forged = Tx("vigil-test", identity, bytes(16), 50, "anchor", payload, identity + bytes(32))
+    import pytest
+
+    with pytest.raises(TxRejected) as info:
+        ledger.admit(forged)
+    assert info.value.code == "weak_key"

@@ -129,3 +129,25 @@ def test_token_buckets_bound_requests_per_peer() -> None:
     now[0] += 10.0
     assert budgets.first_send(a, b"model", 10.0)
     assert budgets.refused == {"fetch": 3, "repeat": 1}
+
+
+async def test_the_listener_refuses_a_small_order_key_even_if_listed() -> None:
+    """Fault 6, handshake: a small-order key is refused even where the member check passes."""
+    import aiohttp
+
+    identity = bytes([1]) + bytes(31)
+    net = PeerNetwork(THEM, CHAIN, {}, lambda key: True, lambda *a: None)
+    port = free_port()
+    await net.start("127.0.0.1", port)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{port}/p2p") as ws,
+        ):
+            await ws.send_bytes(codec.encode(["hello", CHAIN, identity, b"n" * 32]))
+            msg = await ws.receive()
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert b"small order" in (msg.extra or "").encode()
+        assert net.refused == 1
+    finally:
+        await net.stop()

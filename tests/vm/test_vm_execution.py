@@ -439,3 +439,15 @@ def test_strings_that_are_not_utf8_are_refused() -> None:
         assert execute(p, method, ["ok"], InMemoryHost()).error is None
     with pytest.raises(ExecutionError, match="UnicodeEncodeError"):
         encode_value(["\udc80"], 100)
+
+
+def test_key_ok_asks_the_host_and_charges_for_the_check() -> None:
+    from vm.gas import GAS_KEY_CHECK
+
+    src = "def check(k):\n    return ledger.key_ok(k)\n"
+    host = InMemoryHost(key_check=lambda key: key == b"\x01" * 32)
+    good = execute(program(src), "check", [b"\x01" * 32], host)
+    assert good.error is None and good.value is True and good.gas_used >= GAS_KEY_CHECK
+    assert execute(program(src), "check", [b"\x02" * 32], host).value is False
+    wrong = execute(program(src), "check", ["not bytes"], host)
+    assert isinstance(wrong.error, ExecutionError) and "needs bytes" in str(wrong.error)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from consensus.crypto import is_acceptable_public_key
+
 _DELETED = object()
 
 
@@ -85,6 +87,11 @@ class StubLedger:
 
     def members(self) -> list[str]:
         return list(self.member_orgs)
+
+    def key_ok(self, key: Any) -> bool:
+        if type(key) is not bytes:
+            raise TypeError("ledger.key_ok needs bytes")
+        return is_acceptable_public_key(key)
 
     def score(self, model: Any, features: Any) -> int:
         fn = self.models.get(model)

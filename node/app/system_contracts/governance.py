@@ -115,6 +115,12 @@ def _check_key(x, what):
     require(len(x) == KEY_BYTES, f"{what} must be {KEY_BYTES} bytes, not {len(x)}")
 
 
+def _check_public_key(x, what):
+    _check_key(x, what)
+    require(ledger.key_ok(x), f"{what} {_short(x)} is not a usable Ed25519 key (malformed, "
+            "non-canonical or of small order)")
+
+
 def _check_list(x, what, max_items):
     require(_type(x) == "list", f"{what} must be a list")
     require(len(x) >= 1 and len(x) <= max_items, f"{what} must have 1..{max_items} items")
@@ -239,7 +245,7 @@ def _check_add_member(a, roster):
     require(org not in roster, f"org {org} is already a member")
     require(len(roster) < MAX_MEMBERS, f"the consortium already has {MAX_MEMBERS} members")
     node_key = a["node_key"]
-    _check_key(node_key, "node_key")
+    _check_public_key(node_key, "node_key")
     for other, m in roster.items():
         require(m["node_key"] != node_key, f"node_key is already used by member {other}")
     _check_address(a["peer"], "peer")
@@ -248,7 +254,7 @@ def _check_add_member(a, roster):
     _check_list(admins, "admins", MAX_ADMINS)
     seen = {}
     for k in admins:
-        _check_key(k, "admin key")
+        _check_public_key(k, "admin key")
         require(k not in seen, f"admin key {_short(k)} is listed twice")
         seen[k] = True
         other = _admin_of(k, roster)
@@ -306,7 +312,7 @@ def _check_roles(roles):
 def _check_authorize_client(a, roster):
     _check_args(a, ["key", "org", "roles"])
     key = a["key"]
-    _check_key(key, "key")
+    _check_public_key(key, "key")
     org = a["org"]
     _check_org(org, "org")
     require(org in roster, f"org {org} is not a member")
