@@ -44,7 +44,10 @@ def _key(path: Path) -> PrivateKey:
 
 def _submit(node: str, key: PrivateKey, payload: CallPayload | DeployPayload, wait: bool) -> None:
     status = http("GET", node, "/v1/status")
-    tx = Tx.create(key, status["chain_id"], payload, status["height"] + DEFAULT_VALIDITY)
+    genesis_hash = bytes.fromhex(status["genesis_hash"])
+    tx = Tx.create(
+        key, status["chain_id"], genesis_hash, payload, status["height"] + DEFAULT_VALIDITY
+    )
     result = http("POST", node, "/v1/txs", {"tx": tx.encode().hex()})
     click.echo(f"tx {result['hash']}")
     if wait:

@@ -106,7 +106,8 @@ def anchor(
     except FieldError as exc:
         raise click.ClickException(str(exc)) from None
     s = call("GET", node, "/v1/status")
-    tx = Tx.create(key, s["chain_id"], payload, s["height"] + DEFAULT_VALIDITY)
+    genesis_hash = bytes.fromhex(s["genesis_hash"])
+    tx = Tx.create(key, s["chain_id"], genesis_hash, payload, s["height"] + DEFAULT_VALIDITY)
     result = call("POST", node, "/v1/txs", {"tx": tx.encode().hex()})
     click.echo(f"digest {digest.hex()}")
     click.echo(f"tx     {result['hash']}")

@@ -66,6 +66,7 @@ def score(
     except KeyFileError as exc:
         raise click.ClickException(str(exc)) from None
     status = http("GET", node, "/v1/status")
+    chain_id, genesis_hash = status["chain_id"], bytes.fromhex(status["genesis_hash"])
     txs = []
     for i, row in enumerate(rows):
         ref = reference if len(rows) == 1 else f"{reference}#{i + 1}"
@@ -73,7 +74,8 @@ def score(
             payload = ScorePayload(model_name, row, ref)
         except FieldError as exc:
             raise click.ClickException(str(exc)) from None
-        txs.append(Tx.create(key, status["chain_id"], payload, status["height"] + DEFAULT_VALIDITY))
+        until = status["height"] + DEFAULT_VALIDITY
+        txs.append(Tx.create(key, chain_id, genesis_hash, payload, until))
     hashes: list[str] = []
     for start in range(0, len(txs), MAX_BATCH):
         chunk = txs[start : start + MAX_BATCH]

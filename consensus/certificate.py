@@ -70,7 +70,7 @@ class Certificate(Record):
     def signers(self) -> list[bytes]:
         return [v.validator for v in self.votes]
 
-    def verify(self, chain_id: str, validators: Collection[bytes]) -> None:
+    def verify(self, chain: bytes, validators: Collection[bytes]) -> None:
         """Raise CertificateError unless a quorum of ``validators`` validly signed."""
         members = set(validators)
         need = quorum(len(members))
@@ -87,7 +87,7 @@ class Certificate(Record):
             )
         message = commit_message(self.height, self.view, self.block_hash)
         items = [
-            SignedItem(v.validator, DOMAIN_COMMIT, chain_id, message, v.signature)
+            SignedItem(v.validator, DOMAIN_COMMIT, chain, message, v.signature)
             for v in self.votes
         ]
         for vote, ok in zip(self.votes, verify_batch(items), strict=True):

@@ -1,11 +1,12 @@
 """Ed25519 keys and domain-separated signatures.
 
-Every signature in Vigil is over ``domain || chain_id || message`` where
+Every signature in Vigil is over ``domain || chain || message`` where
 ``domain`` names the kind of message (``vigil/tx/v1``, ``vigil/commit/v1``,
-...) and ``chain_id`` names the consortium. Both are length-prefixed (one
-byte each) so no choice of chain id can make two (domain, chain, message)
-triples produce the same signed bytes. A signature therefore never verifies as
-another kind of message or on another chain.
+...) and ``chain`` is the chain's genesis hash (32 bytes). Both are
+length-prefixed (one byte each) so no (domain, chain, message) triple can be
+shifted into another. A signature therefore never verifies as another kind of
+message or on another chain - including a chain reset or copied under the same
+chain id, whose genesis (members, clients, params or time) differs.
 
 Public keys travel as 32 raw bytes and are shown to people as lowercase hex.
 Private keys are stored as PKCS#8 PEM files with mode 0600; loading a key file
@@ -34,7 +35,6 @@ PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 HASH_BYTES = 32
 MAX_DOMAIN_BYTES = 64
-MAX_CHAIN_ID_BYTES = 64
 
 DOMAIN_TX = "vigil/tx/v1"
 DOMAIN_PREPREPARE = "vigil/preprepare/v1"
@@ -61,14 +61,14 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def signed_bytes(domain: str, chain_id: str, message: bytes) -> bytes:
-    """The exact bytes an Ed25519 signature covers."""
+def signed_bytes(domain: str, chain: bytes, message: bytes) -> bytes:
+    """The exact bytes an Ed25519 signature covers; ``chain`` is the genesis hash."""
     d = domain.encode()
-    c = chain_id.encode()
+    c = bytes(chain)
     if not 0 < len(d) <= MAX_DOMAIN_BYTES:
         raise ValueError(f"domain must be 1..{MAX_DOMAIN_BYTES} bytes, got {len(d)}")
-    if not 0 < len(c) <= MAX_CHAIN_ID_BYTES:
-        raise ValueError(f"chain id must be 1..{MAX_CHAIN_ID_BYTES} bytes, got {len(c)}")
+    if len(c) != HASH_BYTES:
+        raise ValueError(f"chain must be a {HASH_BYTES}-byte genesis hash, got {len(c)} bytes")
     return bytes((len(d),)) + d + bytes((len(c),)) + c + message
 
 
@@ -188,8 +188,8 @@ class PrivateKey:
             raise ValueError(f"seed must be 32 bytes, got {len(seed)}")
         return cls(Ed25519PrivateKey.from_private_bytes(seed))
 
-    def sign(self, domain: str, chain_id: str, message: bytes) -> bytes:
-        return self._key.sign(signed_bytes(domain, chain_id, message))
+    def sign(self, domain: str, chain: bytes, message: bytes) -> bytes:
+        return self._key.sign(signed_bytes(domain, chain, message))
 
     def seed(self) -> bytes:
         return self._key.private_bytes(
@@ -255,13 +255,13 @@ class PrivateKey:
         return cls(key)
 
 
-def verify(public_key: bytes, domain: str, chain_id: str, message: bytes, signature: bytes) -> bool:
-    """True iff ``signature`` is ``public_key``'s signature of (domain, chain_id, message)."""
+def verify(public_key: bytes, domain: str, chain: bytes, message: bytes, signature: bytes) -> bool:
+    """True iff ``signature`` is ``public_key``'s signature of (domain, chain, message)."""
     if len(signature) != SIGNATURE_BYTES:
         return False
     try:
         key = _public_key_object(bytes(public_key))
-        key.verify(bytes(signature), signed_bytes(domain, chain_id, message))
+        key.verify(bytes(signature), signed_bytes(domain, chain, message))
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -273,7 +273,7 @@ class SignedItem:
 
     public_key: bytes
     domain: str
-    chain_id: str
+    chain: bytes
     message: bytes
     signature: bytes
 
@@ -289,7 +289,7 @@ def _get_pool() -> ThreadPoolExecutor:
 
 
 def _verify_chunk(items: Sequence[SignedItem]) -> list[bool]:
-    return [verify(i.public_key, i.domain, i.chain_id, i.message, i.signature) for i in items]
+    return [verify(i.public_key, i.domain, i.chain, i.message, i.signature) for i in items]
 
 
 def verify_batch(items: Sequence[SignedItem], *, threads: int | None = None) -> list[bool]:

@@ -3,7 +3,7 @@
 Every consensus message travels as a :class:`Message` ``[envelope, block]``.
 The :class:`Envelope` ``[kind, body, sender, signature]`` is what is signed:
 ``body`` is the canonical encoding of the kind's record, signed under the
-kind's domain (``vigil/prepare/v1``, ...) and the chain. ``block`` is nil except
+kind's domain (``vigil/prepare/v1``, ...) and the chain's genesis hash. ``block`` is nil except
 on a PRE-PREPARE or a BLOCK message, where it carries the block bytes *outside*
 the signature: every signed body names a block only by its digest, and the
 receiver checks ``digest_of(block) == digest``. So a prepared proof, a
@@ -161,8 +161,8 @@ class Envelope(Record):
                 f"for a {self.kind}"
             )  # fmt: skip
 
-    def verify_signature(self, chain_id: str) -> bool:
-        return verify(self.sender, DOMAINS[self.kind], chain_id, self.body, self.signature)
+    def verify_signature(self, chain: bytes) -> bool:
+        return verify(self.sender, DOMAINS[self.kind], chain, self.body, self.signature)
 
     def open(self) -> Any:
         """Decode the body as its kind's record (raises codec.CodecError or FieldError)."""
@@ -253,11 +253,11 @@ BODIES: dict[str, type[Record]] = {
 }
 
 
-def seal(key: PrivateKey, chain_id: str, kind: str, body: Record) -> Envelope:
+def seal(key: PrivateKey, chain: bytes, kind: str, body: Record) -> Envelope:
     """Sign ``body`` as a message of ``kind`` from ``key``."""
     assert isinstance(body, BODIES[kind]), (kind, type(body))
     raw = body.encode()
-    return Envelope(kind, raw, key.public, key.sign(DOMAINS[kind], chain_id, raw))
+    return Envelope(kind, raw, key.public, key.sign(DOMAINS[kind], chain, raw))
 
 
 def wire_message(env: Envelope, block: bytes | None = None) -> bytes:
@@ -282,7 +282,7 @@ def open_envelope(data: bytes) -> Envelope:
 
 def check_prepared_proof(
     proof: PreparedProof,
-    chain_id: str,
+    chain: bytes,
     height: int,
     validators: list[bytes],
     primary_of: Any,

@@ -101,7 +101,8 @@ TIMER_BEHIND = "behind"
 class ReplicaConfig:
     """Tunables; every bound the replica keeps is named here."""
 
-    chain_id: str
+    chain: bytes
+    """The genesis hash: every signature is bound to it (see consensus/crypto.py)."""
     digest_of: Callable[[bytes], bytes]
     """Pure function: the digest (block hash) of block bytes. Raises ValueError on junk."""
     progress_timeout_ms: int = 2_000
@@ -251,7 +252,7 @@ class Replica:
         hit = self._verified.get(key)
         if hit is not None:
             return hit
-        ok = env.verify_signature(self.config.chain_id)
+        ok = env.verify_signature(self.config.chain)
         self._verified[key] = ok
         if len(self._verified) > self.config.verified_cache_size:
             self._verified.popitem(last=False)
@@ -470,7 +471,7 @@ class Replica:
         digest = self._digest(event.block)
         assert digest is not None, "application built a block it cannot digest"
         pp = PrePrepare(self.height, event.view, digest)
-        pp_env = seal(self.key, self.config.chain_id, PRE_PREPARE, pp)
+        pp_env = seal(self.key, self.config.chain, PRE_PREPARE, pp)
         self._keep_block(digest, event.block)
         if event.view in self.slot.pending_new_view:
             vcs = self.slot.pending_new_view.pop(event.view)
@@ -530,7 +531,7 @@ class Replica:
         if digest in self.slot.wanted:
             return
         self.slot.wanted.add(digest)
-        ref = seal(self.key, self.config.chain_id, BLOCK_REQUEST, BlockRef(self.height, digest))
+        ref = seal(self.key, self.config.chain, BLOCK_REQUEST, BlockRef(self.height, digest))
         self._out.append(Broadcast(wire_message(ref)))
 
     def _on_block(self, ref: BlockRef, block: bytes | None) -> None:
@@ -558,7 +559,7 @@ class Replica:
             self._fault("block-answers-full", "not answering more block requests", env.sender)
             return
         self.slot.answered.add(key)
-        answer = seal(self.key, self.config.chain_id, BLOCK, BlockRef(self.height, ref.digest))
+        answer = seal(self.key, self.config.chain, BLOCK, BlockRef(self.height, ref.digest))
         self._out.append(Send(env.sender, wire_message(answer, block)))
 
     def _on_validated(self, event: ProposalValidated) -> None:
@@ -585,7 +586,7 @@ class Replica:
         else:
             self.prepare_vote = vote
             self._persist()
-        env = seal(self.key, self.config.chain_id, PREPARE, vote)
+        env = seal(self.key, self.config.chain, PREPARE, vote)
         self.slot.prepares.setdefault((vote.view, vote.digest), {})[self.me] = env
         self._out.append(Broadcast(wire_message(env)))
         self._check_prepared()
@@ -633,7 +634,7 @@ class Replica:
             self.prepared_block = self.slot.blocks.get(pp.digest)
             self.commit_vote = Vote(self.height, view, pp.digest)
             self._persist()
-        env = seal(self.key, self.config.chain_id, COMMIT, self.commit_vote)
+        env = seal(self.key, self.config.chain, COMMIT, self.commit_vote)
         self.slot.commits.setdefault((view, pp.digest), {})[self.me] = env
         self._out.append(Broadcast(wire_message(env)))
         self._check_committed(view, pp.digest)
@@ -769,7 +770,7 @@ class Replica:
             if pp.height != self.height:
                 prepared = None
         vc = ViewChange(self.height, self.view, self.last_certificate, prepared)
-        env = seal(self.key, self.config.chain_id, VIEW_CHANGE, vc)
+        env = seal(self.key, self.config.chain, VIEW_CHANGE, vc)
         self.slot.view_changes.setdefault(self.view, {})[self.me] = (vc, env)
         self._out.append(Broadcast(wire_message(env)))
         self._check_new_view(self.view)
@@ -783,7 +784,7 @@ class Replica:
             try:
                 pp = check_prepared_proof(
                     vc.prepared,
-                    self.config.chain_id,
+                    self.config.chain,
                     self.height,
                     list(self.validators),
                     self.primary,
@@ -835,7 +836,7 @@ class Replica:
         best = self._highest_prepared([senders[k][0] for k in sorted(senders)[: self.q]])
         if best is not None:
             pp = PrePrepare(self.height, view, best.digest)
-            pp_env = seal(self.key, self.config.chain_id, PRE_PREPARE, pp)
+            pp_env = seal(self.key, self.config.chain, PRE_PREPARE, pp)
             self._send_new_view(view, chosen, pp_env)
             return
         self.slot.pending_new_view[view] = chosen
@@ -855,13 +856,13 @@ class Replica:
 
     def _send_new_view(self, view: int, vcs: tuple[Envelope, ...], pp_env: Envelope) -> None:
         nv = NewView(self.height, view, vcs, pp_env)
-        env = seal(self.key, self.config.chain_id, NEW_VIEW, nv)
+        env = seal(self.key, self.config.chain, NEW_VIEW, nv)
         self.slot.new_view_done.add(view)
         self._out.append(Broadcast(wire_message(env)))
         pp = PrePrepare.decode(pp_env.body)
         block = self.slot.blocks.get(pp.digest)
         if block is not None:  # spare the replicas a request: they all need it
-            ref = seal(self.key, self.config.chain_id, BLOCK, BlockRef(self.height, pp.digest))
+            ref = seal(self.key, self.config.chain, BLOCK, BlockRef(self.height, pp.digest))
             self._out.append(Broadcast(wire_message(ref, block)))
         self._enter_view(view, pp, pp_env)
 
@@ -938,7 +939,7 @@ class Replica:
             self._fault("bad-catch-up", "block does not match its certificate")
             return
         try:
-            cert.verify(self.config.chain_id, self.validators)
+            cert.verify(self.config.chain, self.validators)
         except CertificateError as exc:
             self._fault("bad-catch-up", str(exc))
             return

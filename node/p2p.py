@@ -6,7 +6,7 @@ So every pair has two one-way links, and reconnecting one never races the
 other.
 
 Handshake (binary frames, canonical msgpack, signatures under
-``vigil/handshake/v1`` and the chain id):
+``vigil/handshake/v1`` bound to the genesis hash):
 
     dialer   -> listener   ["hello", chain_id, dialer_key, dialer_nonce]
     listener -> dialer     ["challenge", listener_key, listener_nonce,
@@ -14,8 +14,10 @@ Handshake (binary frames, canonical msgpack, signatures under
     dialer   -> listener   ["auth", sign(["dialer", listener_nonce, dialer_key, listener_key])]
     listener -> dialer     ["welcome"]
 
-The listener admits only keys of the current validator set, the dialer only the
-key it expected at that address. After that every frame is
+The listener admits only acceptable (not weak) keys of the current validator
+set, the dialer only the key it expected at that address. A peer of another
+chain with the same chain id (a different genesis) fails the signature checks.
+After that every frame is
 ``[kind, payload]`` with kind one of consensus, tx, fetch, blocks, model-fetch, model.
 
 Consensus frames never wait behind client traffic: each outbound link has a
@@ -97,16 +99,16 @@ class HandshakeError(Exception):
 
 
 def _sign_part(
-    key: PrivateKey, chain_id: str, role: str, nonce: bytes, me: bytes, them: bytes
+    key: PrivateKey, chain: bytes, role: str, nonce: bytes, me: bytes, them: bytes
 ) -> bytes:
-    return key.sign(DOMAIN_HANDSHAKE, chain_id, codec.encode([role, nonce, me, them]))
+    return key.sign(DOMAIN_HANDSHAKE, chain, codec.encode([role, nonce, me, them]))
 
 
 def _check_part(
-    chain_id: str, role: str, nonce: bytes, signer: bytes, other: bytes, signature: bytes
+    chain: bytes, role: str, nonce: bytes, signer: bytes, other: bytes, signature: bytes
 ) -> bool:
     message = codec.encode([role, nonce, signer, other])
-    return verify(signer, DOMAIN_HANDSHAKE, chain_id, message, signature)
+    return verify(signer, DOMAIN_HANDSHAKE, chain, message, signature)
 
 
 def encode_frame(kind: str, payload: object) -> bytes:
@@ -144,12 +146,14 @@ class PeerNetwork:
         self,
         key: PrivateKey,
         chain_id: str,
+        chain: bytes,
         peers: dict[bytes, str],
         is_member: Callable[[bytes], bool],
         on_frame: OnFrame,
     ) -> None:
         self.key = key
         self.chain_id = chain_id
+        self.chain = chain
         self.is_member = is_member
         self.on_frame = on_frame
         self._links: dict[bytes, _Outbound] = {}
@@ -341,10 +345,10 @@ class PeerNetwork:
                 f"expected {key_hex(peer)[:12]}, found {key_hex(listener_key)[:12]}"
             )
         if not _check_part(
-            self.chain_id, "listener", nonce, listener_key, self.key.public, signature
+            self.chain, "listener", nonce, listener_key, self.key.public, signature
         ):
             raise HandshakeError("listener's signature does not verify")
-        mine = _sign_part(self.key, self.chain_id, "dialer", listener_nonce, self.key.public, peer)
+        mine = _sign_part(self.key, self.chain, "dialer", listener_nonce, self.key.public, peer)
         await ws.send_bytes(codec.encode(["auth", mine]))
         msg = await ws.receive()
         if msg.type != WSMsgType.BINARY or codec.decode(msg.data, max_size=64) != ["welcome"]:
@@ -399,7 +403,7 @@ class PeerNetwork:
             raise HandshakeError("bad nonce")
         nonce = os.urandom(NONCE_BYTES)
         signature = _sign_part(
-            self.key, self.chain_id, "listener", dialer_nonce, self.key.public, dialer
+            self.key, self.chain, "listener", dialer_nonce, self.key.public, dialer
         )
         await ws.send_bytes(codec.encode(["challenge", self.key.public, nonce, signature]))
         msg = await ws.receive()
@@ -409,7 +413,7 @@ class PeerNetwork:
         if not (type(value) is list and len(value) == 2 and value[0] == "auth"):
             raise HandshakeError("malformed auth")
         if type(value[1]) is not bytes or not _check_part(
-            self.chain_id, "dialer", nonce, dialer, self.key.public, value[1]
+            self.chain, "dialer", nonce, dialer, self.key.public, value[1]
         ):
             raise HandshakeError("dialer's signature does not verify")
         await ws.send_bytes(codec.encode(["welcome"]))

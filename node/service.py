@@ -125,7 +125,7 @@ class Node:
         height = self.ledger.height + 1
         self.replica = Replica(
             ReplicaConfig(
-                chain_id=genesis.chain_id,
+                chain=self.ledger.genesis_hash,
                 digest_of=self.ledger.block_digest,
                 progress_timeout_ms=config.progress_timeout_ms,
                 request_timeout_ms=config.request_timeout_ms,
@@ -140,6 +140,7 @@ class Node:
         self.network = PeerNetwork(
             key,
             genesis.chain_id,
+            self.ledger.genesis_hash,
             self._peer_addresses(),
             self._is_member,
             self._on_frame,

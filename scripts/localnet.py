@@ -142,7 +142,8 @@ def anchor_demo(net: localnet.LocalNet, demo: Path) -> str:
     assert status is not None
     key = PrivateKey.load(net.client_key)
     payload = AnchorPayload(digest, len(data), "text/plain", (), (("source", "localnet"),))
-    tx = Tx.create(key, status["chain_id"], payload, status["height"] + 100)
+    genesis_hash = bytes.fromhex(status["genesis_hash"])
+    tx = Tx.create(key, status["chain_id"], genesis_hash, payload, status["height"] + 100)
     answer = localnet.http("POST", url + "/v1/txs", {"tx": tx.encode().hex()})
     if answer is None or answer[0] != 202:
         raise SystemExit(f"error: the first anchor was refused: {answer}")

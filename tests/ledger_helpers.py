@@ -38,6 +38,10 @@ def genesis() -> Genesis:
     return Genesis("vigil-test", 0, members, clients, tuple(sorted(DEFAULT_PARAMS.items())))
 
 
+GENESIS_HASH = genesis().hash()
+"""What this chain's transactions and votes are signed for."""
+
+
 def open_ledger(path: Path, clock: int = 1_000) -> Ledger:
     return Ledger(Store(path, create=True), genesis(), clock_ms=lambda: clock)
 
@@ -45,7 +49,7 @@ def open_ledger(path: Path, clock: int = 1_000) -> Ledger:
 def certify(height: int, block: bytes) -> Certificate:
     digest = Block.decode(block).hash()
     votes = sorted(
-        (Vote(k.public, k.sign(DOMAIN_COMMIT, "vigil-test", commit_message(height, 0, digest)))
+        (Vote(k.public, k.sign(DOMAIN_COMMIT, GENESIS_HASH, commit_message(height, 0, digest)))
          for k in NODES[:3]),
         key=lambda v: v.encode(),
     )  # fmt: skip
@@ -56,7 +60,7 @@ def anchor_tx(
     data: bytes, parents: tuple[bytes, ...] = (), key: PrivateKey = CLIENT, until: int = 50
 ) -> Tx:
     payload = AnchorPayload(hashlib.sha256(data).digest(), len(data), "text/plain", parents, ())
-    return Tx.create(key, "vigil-test", payload, until)
+    return Tx.create(key, "vigil-test", GENESIS_HASH, payload, until)
 
 
 def proposer(ledger: Ledger, height: int) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from hypothesis import strategies as st
 
 from consensus import codec, merkle
@@ -24,6 +26,8 @@ from vm.gas import MAX_VALUE_BYTES
 from vm.values import encode_value
 
 CHAIN = "vigil-test"
+CHAIN_HASH = hashlib.sha256(b"vigil-test/genesis").digest()
+"""The genesis hash records in these strategies are signed for."""
 KEYS = [PrivateKey.from_seed(bytes([i]) * 32) for i in range(1, 8)]
 
 hashes = st.binary(min_size=32, max_size=32)
@@ -84,6 +88,7 @@ def txs(draw: st.DrawFn) -> Tx:
     return Tx.create(
         key,
         CHAIN,
+        CHAIN_HASH,
         draw(payloads),
         draw(st.integers(1, 2**40)),
         nonce=draw(st.binary(min_size=16, max_size=16)),
@@ -145,7 +150,7 @@ def certificates(draw: st.DrawFn) -> Certificate:
     signers = draw(st.lists(st.sampled_from(KEYS), min_size=1, unique=True))
     msg = commit_message(height, view, block_hash)
     votes = sorted(
-        (Vote(k.public, k.sign(DOMAIN_COMMIT, CHAIN, msg)) for k in signers),
+        (Vote(k.public, k.sign(DOMAIN_COMMIT, CHAIN_HASH, msg)) for k in signers),
         key=lambda v: v.encode(),
     )
     return Certificate(height, view, block_hash, tuple(votes))
@@ -194,4 +199,4 @@ ALL_RECORDS = {
     "genesis": geneses(),
 }
 
-__all__ = ["ALL_RECORDS", "CHAIN", "KEYS", "codec", "merkle"]
+__all__ = ["ALL_RECORDS", "CHAIN", "CHAIN_HASH", "KEYS", "codec", "merkle"]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consensus.certificate import Certificate, CertificateError, max_faulty
-from consensus.crypto import PrivateKey
+from consensus.crypto import PrivateKey, sha256
 from consensus.events import (
     Action,
     BlockPersisted,
@@ -59,7 +59,8 @@ from consensus.messages import (
 from consensus.replica import Replica, ReplicaConfig
 from consensus.sim.app import SimApp, digest_of
 
-CHAIN_ID = "vigil-sim"
+CHAIN = sha256(b"vigil-sim/genesis")
+"""The simulated chain's genesis hash: the signing context of every message."""
 BYZANTINE_MODES = ("silent", "equivocate", "invalid", "conflict", "replay", "garbage", "twins")
 MAX_CATCHUP_BLOCKS = 32
 MAX_EVENTS = 400_000
@@ -212,7 +213,7 @@ class Simulation:
         for idx, node in enumerate(self.nodes):
             self.by_key.setdefault(node.key.public, []).append(idx)
         self.replica_config = ReplicaConfig(
-            chain_id=CHAIN_ID,
+            chain=CHAIN,
             digest_of=digest_of,
             progress_timeout_ms=800,
             request_timeout_ms=1_600,
@@ -414,7 +415,7 @@ class Simulation:
         key = cert.hash()
         if key not in self._checked_certs:
             try:
-                cert.verify(CHAIN_ID, node.app.validators_at(action.height))
+                cert.verify(CHAIN, node.app.validators_at(action.height))
                 self._checked_certs.add(key)
             except CertificateError as exc:
                 self._violation("certificate", f"{node.name} height {action.height}: {exc}")
@@ -472,7 +473,7 @@ class Simulation:
         if block is None:
             return None
         alt = PrePrepare(pp.height, pp.view, digest_of(block))
-        return wire_message(seal(node.key, CHAIN_ID, PRE_PREPARE, alt), block)
+        return wire_message(seal(node.key, CHAIN, PRE_PREPARE, alt), block)
 
     def _conflicting_votes(self, idx: int, data: bytes, targets: list[int]) -> None:
         env = open_envelope(data)
@@ -480,7 +481,7 @@ class Simulation:
             return
         vote = Vote.decode(env.body)
         fake = Vote(vote.height, vote.view, self.rng.randbytes(32))
-        forged = wire_message(seal(self.nodes[idx].key, CHAIN_ID, env.kind, fake))
+        forged = wire_message(seal(self.nodes[idx].key, CHAIN, env.kind, fake))
         self._transmit(idx, self.rng.choice(targets), "msg", forged)
 
     # ------------------------------------------------------------ client

@@ -85,7 +85,8 @@ def signed_key(tx: Tx) -> bytes:
 class SignatureCache:
     """Verify transaction signatures once per node, in the thread pool, cached per signed copy."""
 
-    def __init__(self, capacity: int = MAX_SIGNATURE_CACHE) -> None:
+    def __init__(self, chain: bytes, capacity: int = MAX_SIGNATURE_CACHE) -> None:
+        self.chain = chain
         self.capacity = capacity
         self._known: OrderedDict[bytes, bool] = OrderedDict()
 
@@ -94,7 +95,7 @@ class SignatureCache:
         todo = [(tx, key) for tx, key in zip(txs, keys, strict=True) if key not in self._known]
         if todo:
             items = [
-                SignedItem(tx.sender, DOMAIN_TX, tx.chain_id, tx.body_bytes(), tx.signature)
+                SignedItem(tx.sender, DOMAIN_TX, self.chain, tx.body_bytes(), tx.signature)
                 for tx, _ in todo
             ]
             fresh = dict(zip((key for _, key in todo), verify_batch(items), strict=True))
@@ -133,14 +134,14 @@ class Executor:
         read: Callable[[bytes], bytes | None],
         committed: Callable[[bytes], bool],
         previous_root: Callable[[], bytes],
-        signatures: SignatureCache | None = None,
+        signatures: SignatureCache,
         models: ModelCache | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.read = read
         self.committed = committed
         self.previous_root = previous_root
-        self.signatures = signatures or SignatureCache()
+        self.signatures = signatures
         self.models = models
 
     def overlay(self) -> Overlay:

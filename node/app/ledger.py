@@ -64,7 +64,7 @@ class Ledger:
         )
         store.check()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self.signatures = SignatureCache()
+        self.signatures = SignatureCache(self.genesis_hash)
         self.executor = Executor(
             self.chain_id,
             store.get,

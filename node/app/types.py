@@ -169,17 +169,22 @@ class Tx(Record):
         cls,
         key: PrivateKey,
         chain_id: str,
+        genesis_hash: bytes,
         payload: Record,
         valid_until_height: int,
         nonce: bytes | None = None,
     ) -> Tx:
-        """Build and sign a transaction; the kind follows from the payload's type."""
+        """Build and sign a transaction; the kind follows from the payload's type.
+
+        The signature is bound to ``genesis_hash``, so it is refused by any other chain,
+        even one with the same ``chain_id``.
+        """
         kind = payload.NAME
         if PAYLOAD_TYPES.get(kind) is not type(payload):
             raise FieldError("tx.payload", f"{type(payload).__name__} is not a transaction payload")
         nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
         body = [chain_id, key.public, nonce, valid_until_height, kind, payload.to_wire()]
-        signature = key.sign(DOMAIN_TX, chain_id, codec.encode(body, allow_float=True))
+        signature = key.sign(DOMAIN_TX, genesis_hash, codec.encode(body, allow_float=True))
         return cls(chain_id, key.public, nonce, valid_until_height, kind, payload, signature)
 
     def body_bytes(self) -> bytes:
@@ -206,8 +211,8 @@ class Tx(Record):
         """The transaction id: SHA-256 of the unsigned body."""
         return self.id
 
-    def verify_signature(self) -> bool:
-        return verify(self.sender, DOMAIN_TX, self.chain_id, self.body_bytes(), self.signature)
+    def verify_signature(self, genesis_hash: bytes) -> bool:
+        return verify(self.sender, DOMAIN_TX, genesis_hash, self.body_bytes(), self.signature)
 
 
 @dataclass(frozen=True)

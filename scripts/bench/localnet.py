@@ -28,12 +28,12 @@ from node import localnet
 from node.app.types import AnchorPayload, Tx
 
 
-def presign(key: PrivateKey, chain_id: str, count: int) -> list[Tx]:
+def presign(key: PrivateKey, chain_id: str, genesis_hash: bytes, count: int) -> list[Tx]:
     txs = []
     for i in range(count):
         data = f"bench {i} {os.urandom(8).hex()}".encode()
         payload = AnchorPayload(hashlib.sha256(data).digest(), len(data), "text/plain", (), ())
-        txs.append(Tx.create(key, chain_id, payload, 900))
+        txs.append(Tx.create(key, chain_id, genesis_hash, payload, 900))
     return txs
 
 
@@ -79,10 +79,10 @@ def percentile(values: list[float], p: float) -> float:
 
 async def measure(net: localnet.LocalNet, seconds: float, clients: int, batch: int) -> dict:
     key = PrivateKey.load(net.client_key)
-    chain_id = net.genesis().chain_id
+    chain_id, genesis_hash = net.genesis().chain_id, net.genesis().hash()
     per_client = int(batch * max(8, seconds * 20))
     print(f"  pre-signing {clients * per_client} anchors", file=sys.stderr)
-    loads = [presign(key, chain_id, per_client) for _ in range(clients)]
+    loads = [presign(key, chain_id, genesis_hash, per_client) for _ in range(clients)]
     submitted: dict[str, float] = {}
     committed: dict[str, float] = {}
     stop = asyncio.Event()

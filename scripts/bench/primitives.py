@@ -33,6 +33,10 @@ def rate(label: str, fn: Callable[[], object], min_seconds: float, ops: int = 1)
     return per_second
 
 
+BENCH_GENESIS = bytes(32)
+"""A stand-in genesis hash to sign for."""
+
+
 def typical_tx(key: PrivateKey) -> Tx:
     payload = AnchorPayload(
         digest=os.urandom(32),
@@ -41,7 +45,7 @@ def typical_tx(key: PrivateKey) -> Tx:
         parents=tuple(sorted(os.urandom(32) for _ in range(2))),
         metadata=(("dataset", "payments-2026-q3"), ("owner", "bank-a")),
     )
-    return Tx.create(key, "vigil-bench", payload, 1000)
+    return Tx.create(key, "vigil-bench", BENCH_GENESIS, payload, 1000)
 
 
 def main() -> None:
@@ -51,8 +55,8 @@ def main() -> None:
     s = args.seconds
     key = PrivateKey.generate()
     message = os.urandom(200)
-    signature = key.sign(DOMAIN_TX, "vigil-bench", message)
-    batch = [SignedItem(key.public, DOMAIN_TX, "vigil-bench", message, signature)] * 2048
+    signature = key.sign(DOMAIN_TX, BENCH_GENESIS, message)
+    batch = [SignedItem(key.public, DOMAIN_TX, BENCH_GENESIS, message, signature)] * 2048
     tx = typical_tx(key)
     raw = tx.encode()
     wire = tx.to_wire()
@@ -60,7 +64,7 @@ def main() -> None:
 
     print("vigil primitives benchmark", file=sys.stderr)
     n = len(batch)
-    sign = rate("ed25519 sign", lambda: key.sign(DOMAIN_TX, "vigil-bench", message), s)
+    sign = rate("ed25519 sign", lambda: key.sign(DOMAIN_TX, BENCH_GENESIS, message), s)
     verify_1 = rate("ed25519 verify, 1 thread", lambda: verify_batch(batch, threads=1), s, n)
     pool_label = f"ed25519 verify, pool of {VERIFY_THREADS}"
     verify_pool = rate(pool_label, lambda: verify_batch(batch), s, n)

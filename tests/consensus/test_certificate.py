@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from strategies import CHAIN, KEYS
+from strategies import CHAIN_HASH as CHAIN
+from strategies import KEYS
 
 from consensus.certificate import (
     Certificate,
@@ -28,7 +29,7 @@ def certify(
     height: int = 5,
     view: int = 1,
     domain: str = DOMAIN_COMMIT,
-    chain: str = CHAIN,
+    chain: bytes = CHAIN,
 ) -> Certificate:
     msg = commit_message(height, view, BLOCK)
     votes = sorted(
@@ -86,7 +87,7 @@ def test_outsider_vote_is_refused() -> None:
 def test_signature_over_other_chain_domain_height_or_view_is_refused() -> None:
     cert = certify(KEYS[:3])
     for wrong in (
-        certify(KEYS[:3], chain="other-chain"),
+        certify(KEYS[:3], chain=b"\x01" * 32),
         certify(KEYS[:3], domain=DOMAIN_PREPARE),
     ):
         with pytest.raises(CertificateError, match="bad signature"):

@@ -27,13 +27,14 @@ domains = st.sampled_from(
         crypto.DOMAIN_HANDSHAKE,
     ]
 ) | st.text(alphabet="abcdefghijklmnopqrstuvwxyz/-0123456789", min_size=1, max_size=64)
-chain_ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-.0123456789", min_size=1, max_size=64)
+chains = st.binary(min_size=32, max_size=32)
+C = bytes(32)  # a genesis hash
 
 
 @settings(max_examples=300, deadline=None)
-@given(domains, chain_ids, st.binary(max_size=200), domains, chain_ids, st.binary(max_size=200))
+@given(domains, chains, st.binary(max_size=200), domains, chains, st.binary(max_size=200))
 def test_signature_never_verifies_for_another_domain_chain_or_message(
-    d1: str, c1: str, m1: bytes, d2: str, c2: str, m2: bytes
+    d1: str, c1: bytes, m1: bytes, d2: str, c2: bytes, m2: bytes
 ) -> None:
     assume((d1, c1, m1) != (d2, c2, m2))
     sig = KEY.sign(d1, c1, m1)
@@ -42,29 +43,30 @@ def test_signature_never_verifies_for_another_domain_chain_or_message(
     assert signed_bytes(d1, c1, m1) != signed_bytes(d2, c2, m2)
 
 
-def test_chain_id_boundary_cannot_be_shifted_into_the_message() -> None:
+def test_domain_boundary_cannot_be_shifted_into_the_chain() -> None:
     # Without length prefixes, ("ab", "c...") and ("a", "bc...") would sign the same bytes.
-    sig = KEY.sign(crypto.DOMAIN_TX, "chain-ab", b"cdef")
-    assert not verify(KEY.public, crypto.DOMAIN_TX, "chain-a", b"bcdef", sig)
+    sig = KEY.sign("vigil/ab", bytes(range(32)), b"cdef")
+    assert not verify(KEY.public, "vigil/a", b"b" + bytes(range(31)), bytes([31]) + b"cdef", sig)
 
 
 def test_wrong_key_bad_lengths_and_garbage_do_not_verify() -> None:
-    sig = KEY.sign(crypto.DOMAIN_TX, "c", b"m")
-    assert not verify(OTHER.public, crypto.DOMAIN_TX, "c", b"m", sig)
-    assert not verify(KEY.public, crypto.DOMAIN_TX, "c", b"m", sig[:-1])
-    assert not verify(KEY.public[:31], crypto.DOMAIN_TX, "c", b"m", sig)
-    assert not verify(b"\xff" * 32, crypto.DOMAIN_TX, "c", b"m", sig)
-    assert not verify(KEY.public, crypto.DOMAIN_TX, "c", b"m", bytes(64))
+    sig = KEY.sign(crypto.DOMAIN_TX, C, b"m")
+    assert not verify(OTHER.public, crypto.DOMAIN_TX, C, b"m", sig)
+    assert not verify(KEY.public, crypto.DOMAIN_TX, C, b"m", sig[:-1])
+    assert not verify(KEY.public[:31], crypto.DOMAIN_TX, C, b"m", sig)
+    assert not verify(b"\xff" * 32, crypto.DOMAIN_TX, C, b"m", sig)
+    assert not verify(KEY.public, crypto.DOMAIN_TX, C, b"m", bytes(64))
 
 
 def test_domain_and_chain_length_limits() -> None:
-    crypto.signed_bytes("d" * crypto.MAX_DOMAIN_BYTES, "c" * crypto.MAX_CHAIN_ID_BYTES, b"")
+    crypto.signed_bytes("d" * crypto.MAX_DOMAIN_BYTES, C, b"")
     with pytest.raises(ValueError):
-        crypto.signed_bytes("d" * (crypto.MAX_DOMAIN_BYTES + 1), "c", b"")
+        crypto.signed_bytes("d" * (crypto.MAX_DOMAIN_BYTES + 1), C, b"")
+    for bad in (b"", bytes(31), bytes(33)):
+        with pytest.raises(ValueError, match="genesis hash"):
+            crypto.signed_bytes("d", bad, b"")
     with pytest.raises(ValueError):
-        crypto.signed_bytes("d", "c" * (crypto.MAX_CHAIN_ID_BYTES + 1), b"")
-    with pytest.raises(ValueError):
-        crypto.signed_bytes("", "c", b"")
+        crypto.signed_bytes("", C, b"")
 
 
 def test_public_keys_shown_as_lowercase_hex() -> None:
@@ -135,10 +137,10 @@ def _items(n: int, bad: set[int]) -> list[SignedItem]:
     items = []
     for i in range(n):
         msg = f"message {i}".encode()
-        sig = KEY.sign(crypto.DOMAIN_PREPARE, "chain", msg)
+        sig = KEY.sign(crypto.DOMAIN_PREPARE, C, msg)
         if i in bad:
             sig = bytes([sig[0] ^ 1]) + sig[1:]
-        items.append(SignedItem(KEY.public, crypto.DOMAIN_PREPARE, "chain", msg, sig))
+        items.append(SignedItem(KEY.public, crypto.DOMAIN_PREPARE, C, msg, sig))
     return items
 
 
@@ -176,7 +178,7 @@ def test_the_identity_key_lets_one_signature_verify_every_message() -> None:
     """Why weak keys are refused: `cryptography` accepts this key and this signature."""
     identity = bytes.fromhex(SMALL_ORDER[0])
     forged = bytes.fromhex(SMALL_ORDER[0]) + bytes(32)  # R = identity, S = 0
-    assert all(crypto.verify(identity, "vigil/tx/v1", "c", m, forged) for m in (b"a", b"b"))
+    assert all(crypto.verify(identity, "vigil/tx/v1", bytes(32), m, forged) for m in (b"a", b"b"))
 
 
 @pytest.mark.parametrize("text", SMALL_ORDER + NON_CANONICAL)

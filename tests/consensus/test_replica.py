@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 
@@ -59,10 +60,10 @@ from consensus.replica import (
 )
 from consensus.sim.app import digest_of
 
-CHAIN = "vigil-unit"
+CHAIN = hashlib.sha256(b"vigil-unit/genesis").digest()
 KEYS = [PrivateKey.from_seed(bytes([i + 1]) * 32) for i in range(5)]
 VALS = tuple(k.public for k in KEYS[:4])
-CONFIG = ReplicaConfig(chain_id=CHAIN, digest_of=digest_of)
+CONFIG = ReplicaConfig(chain=CHAIN, digest_of=digest_of)
 BLOCK = codec.encode(["block", 1])
 OTHER_BLOCK = codec.encode(["block", 2])
 H = 1  # primary of (height 1, view v) is VALS[(1 + v) % 4]
@@ -174,7 +175,7 @@ def test_vote_signed_for_another_chain_is_refused() -> None:
     r = replica(0)
     accept_and_validate(r)
     vote = Vote(H, 0, digest_of(BLOCK))
-    env = seal(KEYS[2], "other-chain", PREPARE, vote)
+    env = seal(KEYS[2], hashlib.sha256(b"other-chain").digest(), PREPARE, vote)
     actions = r.handle(MessageReceived(wire_message(env)))
     assert any(isinstance(a, Fault) and a.kind == "bad-signature" for a in actions)
 

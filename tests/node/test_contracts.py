@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ledger_helpers import ADMIN, CLIENT, commit, govern, open_ledger
+from ledger_helpers import ADMIN, CLIENT, GENESIS_HASH, commit, govern, open_ledger
 
 from consensus.crypto import PrivateKey
 from node.app import contracts
@@ -57,12 +57,12 @@ def install(ledger, *contracts_: tuple[str, str]) -> list:  # type: ignore[no-un
 
 
 def deploy(name: str, source: str, key: PrivateKey = ADMIN) -> Tx:
-    return Tx.create(key, "vigil-test", DeployPayload(name, code(source, name)), 50)
+    return Tx.create(key, "vigil-test", GENESIS_HASH, DeployPayload(name, code(source, name)), 50)
 
 
 def call(contract: str, method: str, args: list, key: PrivateKey = CLIENT) -> Tx:
     payload = CallPayload(contract, method, encode_value(args, MAX_VALUE_BYTES))
-    return Tx.create(key, "vigil-test", payload, 50)
+    return Tx.create(key, "vigil-test", GENESIS_HASH, payload, 50)
 
 
 def result(receipt) -> object:  # type: ignore[no-untyped-def]
@@ -131,7 +131,8 @@ def test_deploy_needs_governance_approval_of_the_exact_code(tmp_path: Path) -> N
     assert upgrade.status == "ok" and upgrade.events[0].name == "upgraded"
     junk = b"\x00\x01"
     govern(ledger, "deploy:junk", code_hash(junk))
-    [r] = commit(ledger, [Tx.create(ADMIN, "vigil-test", DeployPayload("junk", junk), 50)])
+    junk_tx = Tx.create(ADMIN, "vigil-test", GENESIS_HASH, DeployPayload("junk", junk), 50)
+    [r] = commit(ledger, [junk_tx])
     assert r.status == "reverted" and r.error.startswith("bytecode rejected")
 
 
@@ -151,8 +152,9 @@ def test_call_arguments_must_be_a_vm_list(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
     install(ledger, ("counter", COUNTER))
     payload = CallPayload("counter", "bump", encode_value(5, MAX_VALUE_BYTES))
-    not_list = Tx.create(CLIENT, "vigil-test", payload, 50)
-    garbage = Tx.create(CLIENT, "vigil-test", dataclasses.replace(payload, args=b"\xc1"), 50)
+    not_list = Tx.create(CLIENT, "vigil-test", GENESIS_HASH, payload, 50)
+    bad_args = dataclasses.replace(payload, args=b"\xc1")
+    garbage = Tx.create(CLIENT, "vigil-test", GENESIS_HASH, bad_args, 50)
     missing = call("nothing", "bump", [1])
     receipts = commit(ledger, [not_list, garbage, missing])
     assert [r.status for r in receipts] == ["reverted"] * 3

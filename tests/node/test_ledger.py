@@ -9,11 +9,13 @@ import pytest
 from ledger_helpers import (
     AUDITOR,
     CLIENT,
+    GENESIS_HASH,
     NODES,
     STRANGER,
     anchor_tx,
     certify,
     genesis,
+    govern,
     open_ledger,
     proposer,
 )
@@ -49,7 +51,7 @@ def test_anchor_failures_revert_only_their_transaction(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "a")
     orphan = anchor_tx(b"orphan", (b"\x09" * 32,))
     ok = anchor_tx(b"fine")
-    again = Tx.create(CLIENT, "vigil-test", ok.payload, 40)
+    again = Tx.create(CLIENT, "vigil-test", GENESIS_HASH, ok.payload, 40)
     proposal = ledger.build(1, 0, proposer(ledger, 1), [orphan, ok, again])
     ledger.commit(proposal.block, certify(1, proposal.block))
     receipts = [Receipt.decode(r) for r in ledger.store.receipts(1)]
@@ -155,3 +157,48 @@ def test_the_primary_executes_its_own_block_once(tmp_path: Path, monkeypatch) ->
     a.commit(proposal.block, cert)
     b.commit(proposal.block, cert)
     assert runs == ["b"] and a.store.state_root() == b.store.state_root()
+
+
+def test_weak_sender_key_is_refused_even_when_authorised(tmp_path: Path) -> None:
+    """Regression: under the identity key the signature R = identity, S = 0 verifies for
+    every message, so a weak key authorised in state let anyone transact as it."""
+    weak = bytes.fromhex("01" + "00" * 31)
+    ledger = open_ledger(tmp_path / "a")
+    govern(ledger, "client:" + weak.hex(), {"org": "org0", "roles": ["submit"]})
+    honest = anchor_tx(b"weak")
+    forged = dataclasses.replace(honest, sender=weak, signature=weak + bytes(32))
+    assert forged.verify_signature(GENESIS_HASH)  # the forgery is a valid Ed25519 signature
+    proposal = ledger.build(1, 0, proposer(ledger, 1), [forged])
+    assert [exc.code for _, exc in proposal.rejected] == ["weak_key"]
+    assert Block.decode(proposal.block).txs == ()
+
+
+def test_a_chain_with_the_same_id_but_another_genesis_refuses_txs_and_votes(
+    tmp_path: Path,
+) -> None:
+    """Regression: signatures were bound to the chain id string, so a reset or staging chain
+    with the same id accepted the old chain's transactions and COMMIT votes."""
+    from consensus.certificate import CertificateError
+    from consensus.messages import COMMIT, Vote, seal
+
+    a = open_ledger(tmp_path / "a")
+    params = dict(genesis().params)
+    params["max_block_txs"] = params["max_block_txs"] - 1
+    genesis_b = dataclasses.replace(genesis(), params=tuple(sorted(params.items())))
+    b = Ledger(Store(tmp_path / "b", create=True), genesis_b, clock_ms=lambda: 1_000)
+    assert a.chain_id == b.chain_id and a.genesis_hash != b.genesis_hash
+
+    tx = anchor_tx(b"replayed")  # signed for genesis A
+    assert tx.verify_signature(a.genesis_hash) and not tx.verify_signature(b.genesis_hash)
+    assert a.build(1, 0, proposer(a, 1), [tx]).rejected == []
+    proposal = b.build(1, 0, proposer(b, 1), [tx])
+    assert [exc.code for _, exc in proposal.rejected] == ["bad_signature"]
+
+    block = a.build(1, 0, proposer(a, 1), []).block
+    cert = certify(1, block)  # COMMIT votes signed for genesis A
+    cert.verify(a.genesis_hash, a.validators(1))
+    with pytest.raises(CertificateError, match="bad signature"):
+        cert.verify(b.genesis_hash, b.validators(1))
+    vote = seal(NODES[0], a.genesis_hash, COMMIT, Vote(1, 0, Block.decode(block).hash()))
+    assert vote.verify_signature(a.genesis_hash)
+    assert not vote.verify_signature(b.genesis_hash)

@@ -39,6 +39,7 @@ class Net:
         self.procs: dict[str, subprocess.Popen] = {}
         self.client = PrivateKey.load(net.client_key)
         self.chain_id = net.genesis().chain_id
+        self.genesis_hash = net.genesis().hash()
         self.org_of = {m.node_key.hex(): m.org for m in net.genesis().members}
         self._seq = 0
 
@@ -78,7 +79,8 @@ class Net:
             self._seq += 1
             data = f"dataset {self._seq} {time.time_ns()}".encode()
             payload = AnchorPayload(hashlib.sha256(data).digest(), len(data), "text/plain", (), ())
-            txs.append(Tx.create(self.client, self.chain_id, payload, 10_000 // 20))
+            until = 10_000 // 20
+            txs.append(Tx.create(self.client, self.chain_id, self.genesis_hash, payload, until))
         return txs
 
     def submit(self, org: str, txs: list[Tx]) -> list[str]:
@@ -203,7 +205,7 @@ def test_malformed_and_oversize_requests_get_4xx_and_change_nothing(net: Net) ->
         assert answer[0] == status, (path, answer)
         assert "code" in answer[1]["error"], answer
     stranger = PrivateKey.generate()
-    tx = Tx.create(stranger, net.chain_id, good.payload, 100)
+    tx = Tx.create(stranger, net.chain_id, net.genesis_hash, good.payload, 100)
     answer = localnet.http("POST", url + "/v1/txs", {"tx": tx.encode().hex()})
     assert answer is not None and answer[0] == 400 and answer[1]["error"]["code"] == "unauthorised"
     huge = localnet.http("POST", url + "/v1/txs", {"tx": "00" * (300 * 1024 * 1024 // 2)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from node.p2p import PeerNetwork
 ME = PrivateKey.from_seed(b"m" * 32)
 THEM = PrivateKey.from_seed(b"t" * 32)
 CHAIN = "vigil-p2p"
+GENESIS = hashlib.sha256(b"vigil-p2p/genesis").digest()
 
 
 def free_port() -> int:
@@ -39,7 +41,7 @@ async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch
         codec.encode(["challenge", THEM.public]),
     ]
     attempts = 0
-    real = PeerNetwork(THEM, CHAIN, {}, lambda key: key == ME.public, lambda *a: None)
+    real = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: key == ME.public, lambda *a: None)
 
     async def hostile(request: web.Request) -> web.WebSocketResponse:
         nonlocal attempts
@@ -59,7 +61,7 @@ async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    dialer = PeerNetwork(ME, CHAIN, {THEM.public: f"127.0.0.1:{port}"}, lambda k: True,
+    dialer = PeerNetwork(ME, CHAIN, GENESIS, {THEM.public: f"127.0.0.1:{port}"}, lambda k: True,
                          lambda *a: None)  # fmt: skip
     await dialer.start("127.0.0.1", free_port())
     try:
@@ -76,7 +78,7 @@ async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch
 
 
 async def test_the_listener_refuses_any_hostile_hello_and_stays_up() -> None:
-    net = PeerNetwork(THEM, CHAIN, {}, lambda key: key == ME.public, lambda *a: None)
+    net = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: key == ME.public, lambda *a: None)
     port = free_port()
     await net.start("127.0.0.1", port)
     import aiohttp
@@ -102,7 +104,8 @@ async def test_the_listener_refuses_any_hostile_hello_and_stays_up() -> None:
 
 def test_outbound_queues_are_bounded_in_bytes_not_only_frames() -> None:
     """Fault 3: queues were bounded by frame count: 64 queued 16 MiB frames per peer."""
-    net = PeerNetwork(ME, CHAIN, {THEM.public: "127.0.0.1:1"}, lambda k: True, lambda *a: None)
+    peers = {THEM.public: "127.0.0.1:1"}
+    net = PeerNetwork(ME, CHAIN, GENESIS, peers, lambda k: True, lambda *a: None)
     big = bytes(p2p.MAX_FRAME_BYTES - p2p.FRAME_OVERHEAD_BYTES)
     fits = p2p.MAX_BLOCKS_QUEUE_BYTES // len(p2p.encode_frame(p2p.MODEL, big))
     assert fits >= 2
@@ -136,7 +139,7 @@ async def test_the_listener_refuses_a_small_order_key_even_if_listed() -> None:
     import aiohttp
 
     identity = bytes([1]) + bytes(31)
-    net = PeerNetwork(THEM, CHAIN, {}, lambda key: True, lambda *a: None)
+    net = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: True, lambda *a: None)
     port = free_port()
     await net.start("127.0.0.1", port)
     try:

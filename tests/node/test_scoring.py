@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ledger_helpers import ADMIN, CLIENT, NODES, certify, commit, open_ledger, proposer
+from ledger_helpers import (
+    ADMIN,
+    CLIENT,
+    GENESIS_HASH,
+    NODES,
+    certify,
+    commit,
+    open_ledger,
+    proposer,
+)
 from test_contracts import call, install
 
 from consensus.crypto import PrivateKey
@@ -33,7 +42,8 @@ def model():  # type: ignore[no-untyped-def]
 
 
 def score_tx(features: list[float], reference: str = "payment", key: PrivateKey = ADMIN) -> Tx:
-    return Tx.create(key, "vigil-test", ScorePayload("fraud", tuple(features), reference), 50)
+    payload = ScorePayload("fraud", tuple(features), reference)
+    return Tx.create(key, "vigil-test", GENESIS_HASH, payload, 50)
 
 
 def decide(ledger: Ledger, kind: str, args: dict) -> None:
@@ -103,7 +113,8 @@ def follower(a: Ledger, path: Path) -> Ledger:
 
 def test_wrong_width_unknown_model_and_missing_role(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
     ledger = ready(tmp_path / "a", model)
-    other = Tx.create(ADMIN, "vigil-test", ScorePayload("other", (1.0, 2.0, 3.0), "x"), 50)
+    other_model = ScorePayload("other", (1.0, 2.0, 3.0), "x")
+    other = Tx.create(ADMIN, "vigil-test", GENESIS_HASH, other_model, 50)
     receipts = commit(ledger, [score_tx([1.0, 2.0]), other])
     assert "takes 3 features (amount, hour, country), got 2" in receipts[0].error
     assert "no active model named 'other'" in receipts[1].error

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import ALL_RECORDS, CHAIN, KEYS
+from strategies import ALL_RECORDS, CHAIN, CHAIN_HASH, KEYS
 
 from consensus import codec, merkle
 from consensus.record import FieldError, Record
@@ -67,7 +67,7 @@ def test_mutated_encoding_is_rejected_or_a_different_object(name: str) -> None:
             assert other.hash() != obj.hash()
         else:
             # A tx id covers the body only: a changed signature keeps the id but fails to verify.
-            assert other.id != obj.id or not other.verify_signature()
+            assert other.id != obj.id or not other.verify_signature(CHAIN_HASH)
 
     check()
 
@@ -75,12 +75,12 @@ def test_mutated_encoding_is_rejected_or_a_different_object(name: str) -> None:
 @settings(max_examples=40, deadline=None)
 @given(ALL_RECORDS["tx"])
 def test_tx_signature_verifies_and_id_ignores_signature(tx: Tx) -> None:
-    assert tx.verify_signature()
+    assert tx.verify_signature(CHAIN_HASH)
     forged = dataclasses.replace(tx, signature=bytes(64))
     assert forged.id == tx.id
-    assert not forged.verify_signature()
+    assert not forged.verify_signature(CHAIN_HASH)
     moved = dataclasses.replace(tx, valid_until_height=tx.valid_until_height + 1)
-    assert moved.id != tx.id and not moved.verify_signature()
+    assert moved.id != tx.id and not moved.verify_signature(CHAIN_HASH)
 
 
 def anchor(**overrides: object) -> AnchorPayload:
@@ -90,7 +90,7 @@ def anchor(**overrides: object) -> AnchorPayload:
 
 
 def test_field_errors_name_the_failing_field() -> None:
-    tx = Tx.create(KEYS[0], CHAIN, anchor(), 10)
+    tx = Tx.create(KEYS[0], CHAIN, CHAIN_HASH, anchor(), 10)
     wire = tx.to_wire()
     cases = {
         "tx.payload.digest": lambda w: w[5].__setitem__(0, b"\x01" * 31),
@@ -113,7 +113,7 @@ def test_field_errors_name_the_failing_field() -> None:
 
 
 def test_payload_must_match_kind() -> None:
-    tx = Tx.create(KEYS[0], CHAIN, anchor(), 10)
+    tx = Tx.create(KEYS[0], CHAIN, CHAIN_HASH, anchor(), 10)
     w = tx.to_wire()
     w[4] = "score"
     with pytest.raises(FieldError, match=r"tx.payload"):
@@ -150,9 +150,8 @@ def test_anchor_limits_at_their_edges() -> None:
 
 
 def test_tx_size_limit_at_its_edge() -> None:
-    biggest = Tx.create(
-        KEYS[0], CHAIN, types.DeployPayload("c", b"\x00" * types.MAX_CONTRACT_CODE_BYTES), 10
-    )
+    code = b"\x00" * types.MAX_CONTRACT_CODE_BYTES
+    biggest = Tx.create(KEYS[0], CHAIN, CHAIN_HASH, types.DeployPayload("c", code), 10)
     assert len(biggest.encode()) <= types.MAX_TX_BYTES
     assert Tx.decode(biggest.encode()) == biggest
     # Input of exactly MAX_TX_BYTES passes the size gate (and fails on its fields);
@@ -170,8 +169,8 @@ def test_tx_size_limit_at_its_edge() -> None:
 
 
 def test_block_checks_tx_root_chain_and_duplicates() -> None:
-    t1 = Tx.create(KEYS[0], CHAIN, anchor(), 10)
-    t2 = Tx.create(KEYS[1], CHAIN, anchor(digest=b"\x02" * 32), 10)
+    t1 = Tx.create(KEYS[0], CHAIN, CHAIN_HASH, anchor(), 10)
+    t2 = Tx.create(KEYS[1], CHAIN, CHAIN_HASH, anchor(digest=b"\x02" * 32), 10)
     good = Header(
         CHAIN,
         1,
@@ -191,7 +190,7 @@ def test_block_checks_tx_root_chain_and_duplicates() -> None:
     dup = dataclasses.replace(good, tx_root=tx_root([t1, t1]))
     with pytest.raises(FieldError, match=r"block.txs\[1\]: transaction appears twice"):
         Block(dup, (t1, t1))
-    other_chain = Tx.create(KEYS[0], "other-chain", anchor(), 10)
+    other_chain = Tx.create(KEYS[0], "other-chain", CHAIN_HASH, anchor(), 10)
     bad = dataclasses.replace(good, tx_root=tx_root([other_chain]))
     with pytest.raises(FieldError, match=r"block.txs\[0\].chain_id"):
         Block(bad, (other_chain,))
@@ -200,7 +199,10 @@ def test_block_checks_tx_root_chain_and_duplicates() -> None:
 
 
 def test_tx_proof_against_header_root() -> None:
-    items = [Tx.create(KEYS[0], CHAIN, anchor(digest=bytes([i]) * 32), 10) for i in range(1, 8)]
+    items = [
+        Tx.create(KEYS[0], CHAIN, CHAIN_HASH, anchor(digest=bytes([i]) * 32), 10)
+        for i in range(1, 8)
+    ]
     root = tx_root(items)
     tree = merkle.Tree([t.encode() for t in items])
     for i, tx in enumerate(items):
