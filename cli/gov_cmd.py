@@ -24,9 +24,9 @@ from vm.jsonvalues import to_json
 from vm.values import encode_value
 
 
-def _pubkey(text: str, what: str) -> bytes:
+def _pubkey(text: str, what: str, *, allow_weak: bool = False) -> bytes:
     try:
-        return parse_key_hex(text)
+        return parse_key_hex(text, allow_weak=allow_weak)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=what) from None
 
@@ -92,7 +92,9 @@ def authorize_client(client_key: str, org: str, roles: tuple[str, ...], key_file
 @click.argument("client_key")
 def revoke_client(client_key: str, key_file: Path, node: str, wait: bool) -> None:
     """Revoke CLIENT_KEY (hex)."""
-    _propose(node, key_file, "revoke_client", {"key": _pubkey(client_key, "CLIENT_KEY")}, wait)
+    # A weak key may be revoked (the contract allows it); it can never be authorised.
+    key = _pubkey(client_key, "CLIENT_KEY", allow_weak=True)
+    _propose(node, key_file, "revoke_client", {"key": key}, wait)
 
 
 @_proposal_command

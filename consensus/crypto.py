@@ -77,8 +77,12 @@ def key_hex(public_key: bytes) -> str:
     return public_key.hex()
 
 
-def parse_key_hex(text: str) -> bytes:
-    """Parse a public key written as 64 hex digits (either case); raise ValueError otherwise."""
+def parse_key_hex(text: str, *, allow_weak: bool = False) -> bytes:
+    """Parse a public key written as 64 hex digits (either case); raise ValueError otherwise.
+
+    Weak keys (see :func:`check_public_key`) are refused with WeakKeyError unless
+    ``allow_weak`` (for naming a key to remove, never to admit one).
+    """
     text = text.strip()
     if len(text) != 2 * PUBLIC_KEY_BYTES:
         raise ValueError(f"public key must be {2 * PUBLIC_KEY_BYTES} hex digits, got {len(text)}")
@@ -86,8 +90,8 @@ def parse_key_hex(text: str) -> bytes:
         raw = bytes.fromhex(text)
     except ValueError:
         raise ValueError(f"public key {text!r} is not hexadecimal") from None
-    check_public_key(raw)
-    _public_key_object(raw)
+    if not allow_weak:
+        check_public_key(raw)
     return raw
 
 

@@ -111,3 +111,16 @@ def test_help_reads_well() -> None:
         assert word in text
     code, text = run("genesis", "--help")
     assert "ORG=PUBKEY@PEERHOST:PORT,APIHOST:PORT" in text
+
+
+def test_gov_commands_refuse_weak_keys(tmp_path: Path) -> None:
+    """Regression: parse_key_hex accepted small-order keys such as the identity point."""
+    weak = "01" + "00" * 31
+    good = key_hex(PrivateKey.generate().public)
+    key = str(tmp_path / "none.key")
+    code, out = run("gov", "propose", "authorize-client", weak, "--org", "a", "--role", "submit",
+                    "--key", key)  # fmt: skip
+    assert code == 2 and "small-order" in out
+    code, out = run("gov", "propose", "add-member", "org-x", "--node-key", good, "--peer", "h:1",
+                    "--api", "h:2", "--admin", weak, "--key", key)  # fmt: skip
+    assert code == 2 and "small-order" in out
