@@ -414,6 +414,10 @@ class Api:
             f"vigil_mempool_txs {len(node.mempool)}",
             "# TYPE vigil_peers gauge",
             f"vigil_peers {len(node.network.connected())}",
+            "# TYPE vigil_max_loop_stall_ms gauge",
+            f"vigil_max_loop_stall_ms {node.loop_lag.max_stall_ms:.1f}",
+            "# TYPE vigil_recent_max_loop_stall_ms gauge",
+            f"vigil_recent_max_loop_stall_ms {node.loop_lag.recent_max_ms:.1f}",
             "# TYPE vigil_faults_total counter",
         ]
         lines += [f'vigil_faults_total{{kind="{k}"}} {v}' for k, v in sorted(node.faults.items())]

@@ -64,6 +64,7 @@ from node.budget import (
     PeerBudgets,
 )
 from node.config import Home, NodeConfig, split_address
+from node.looplag import LoopLagMonitor
 from node.mempool import Mempool, MempoolFull
 from node.p2p import (
     BLOCKS,
@@ -154,6 +155,7 @@ class Node:
         self._artifact_timers: dict[bytes, asyncio.TimerHandle] = {}
         self._resume_fetch_from: bytes | None = None
         self._stopping = asyncio.Event()
+        self.loop_lag = LoopLagMonitor()
 
     def _is_member(self, key: bytes) -> bool:
         return self.replica.is_member(key)
@@ -167,6 +169,7 @@ class Node:
     async def start(self) -> None:
         host, port = split_address(self.config.peer_listen)
         await self.network.start(host, port)
+        self.loop_lag.start()
         self.feed(Start())
         log.info(
             "node %s up: height %d, peer %s, api %s",
@@ -179,6 +182,7 @@ class Node:
     async def stop(self) -> None:
         for handle in self._timers.values():
             handle.cancel()
+        await self.loop_lag.stop()
         await self.network.stop()
         self.store.close()
 
@@ -515,4 +519,5 @@ class Node:
             "peers": [key_hex(p) for p in self.network.connected()],
             "mempool": {"txs": len(self.mempool), "bytes": self.mempool.bytes},
             "uptime_s": round(time.time() - self.started_at, 1),
+            **self.loop_lag.status(),
         }

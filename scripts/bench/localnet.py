@@ -117,6 +117,13 @@ async def measure(net: localnet.LocalNet, seconds: float, clients: int, batch: i
     }
 
 
+def max_loop_stall_ms(net: localnet.LocalNet) -> float | None:
+    """The longest event-loop stall any node of the network saw (from its status)."""
+    statuses = [localnet.get_json(n.url + "/v1/status", 5) for n in net.nodes]
+    stalls = [s["max_loop_stall_ms"] for s in statuses if s and "max_loop_stall_ms" in s]
+    return max(stalls, default=None)
+
+
 def run_network(count: int, seconds: float, clients: int, batch: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         net = localnet.create(Path(tmp), count)
@@ -131,7 +138,9 @@ def run_network(count: int, seconds: float, clients: int, batch: int) -> dict:
             else:
                 raise SystemExit(f"{count}-node network did not link up")
             print(f"{count}-node network up", file=sys.stderr)
-            return asyncio.run(measure(net, seconds, clients, batch))
+            result = asyncio.run(measure(net, seconds, clients, batch))
+            result["max_loop_stall_ms"] = max_loop_stall_ms(net)
+            return result
         finally:
             for p in procs:
                 localnet.stop(p)

@@ -1,0 +1,36 @@
+"""The loop-lag monitor sees a callback that holds the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from node.looplag import RECENT_STALLS, LoopLagMonitor
+
+
+def test_a_blocking_callback_shows_as_a_stall() -> None:
+    async def scenario() -> LoopLagMonitor:
+        monitor = LoopLagMonitor(tick_ms=10)
+        monitor.start()
+        await asyncio.sleep(0.05)
+        time.sleep(0.2)  # hold the loop, as heavy work on it would
+        await asyncio.sleep(0.05)
+        await monitor.stop()
+        return monitor
+
+    monitor = asyncio.run(scenario())
+    assert monitor.max_stall_ms >= 150
+    status = monitor.status()
+    assert status["max_loop_stall_ms"] >= 150
+    assert len(status["recent_loop_stalls_ms"]) <= RECENT_STALLS
+
+
+def test_recent_keeps_only_the_latest_values() -> None:
+    monitor = LoopLagMonitor(recent=RECENT_STALLS)
+    monitor.record(500.0)
+    for _ in range(RECENT_STALLS):
+        monitor.record(1.0)
+    assert monitor.max_stall_ms == 500.0
+    assert monitor.recent_max_ms == 1.0
+    monitor.record(-3.0)  # a clock that woke early is no stall
+    assert min(monitor.recent) == 0.0
