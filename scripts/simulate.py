@@ -2,6 +2,7 @@
 
     scripts/simulate --seeds 10000 [--start S] [--nodes N] [--byzantine K] [--jobs J]
     scripts/simulate --replay SEED --nodes N --byzantine K
+    scripts/simulate --app ledger ...     (the real application: node/sim/ledger_kit.py)
 
 Without --nodes, each seed picks its own size from 1, 4 and 7 replicas and,
 without --byzantine, its own number of Byzantine replicas from 0 to f. The
@@ -30,20 +31,32 @@ def shape(seed: int, nodes: int | None, byzantine: int | None) -> tuple[int, int
     return n, k
 
 
-def run_one(args: tuple[int, int | None, int | None]) -> tuple[int, int, int, bool, str]:
-    seed, nodes, byzantine = args
+def config(seed: int, n: int, k: int, app: str, *, trace: bool = False) -> SimConfig:
+    """The simulator's configuration for one seed of the toy or the real application."""
+    if app == "ledger":
+        from node.sim.ledger_kit import LEDGER_MODES, LedgerKit
+
+        return SimConfig(
+            seed=seed, nodes=n, byzantine=k, trace=trace, kit=LedgerKit(), modes=LEDGER_MODES
+        )
+    return SimConfig(seed=seed, nodes=n, byzantine=k, trace=trace)
+
+
+def run_one(args: tuple[int, int | None, int | None, str]) -> tuple[int, int, int, bool, str]:
+    seed, nodes, byzantine, app = args
     n, k = shape(seed, nodes, byzantine)
-    result = Simulation(SimConfig(seed=seed, nodes=n, byzantine=k)).run()
+    result = Simulation(config(seed, n, k, app)).run()
     return seed, n, k, result.ok, result.summary()
 
 
-def replay_command(seed: int, n: int, k: int) -> str:
-    return f"scripts/simulate --replay {seed} --nodes {n} --byzantine {k}"
+def replay_command(seed: int, n: int, k: int, app: str = "toy") -> str:
+    flag = " --app ledger" if app == "ledger" else ""
+    return f"scripts/simulate{flag} --replay {seed} --nodes {n} --byzantine {k}"
 
 
-def replay(seed: int, nodes: int | None, byzantine: int | None) -> int:
+def replay(seed: int, nodes: int | None, byzantine: int | None, app: str = "toy") -> int:
     n, k = shape(seed, nodes, byzantine)
-    result: SimResult = Simulation(SimConfig(seed=seed, nodes=n, byzantine=k, trace=True)).run()
+    result: SimResult = Simulation(config(seed, n, k, app, trace=True)).run()
     print(f"seed {seed}: n={n}, byzantine={k}, schedule={result.schedule}")
     for line in result.trace:
         print(line)
@@ -67,6 +80,12 @@ def main() -> int:
         default=None,
         help="Byzantine replicas (default: per seed, up to f)",
     )
+    parser.add_argument(
+        "--app",
+        choices=("toy", "ledger"),
+        default="toy",
+        help="the application: the toy ledger (fast) or the real one on in-memory storage",
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument(
         "--replay", type=int, default=None, metavar="SEED", help="run one seed with a full trace"
@@ -82,11 +101,14 @@ def main() -> int:
             f"for {args.nodes} nodes"
         )
     if args.replay is not None:
-        return replay(args.replay, args.nodes, args.byzantine)
+        return replay(args.replay, args.nodes, args.byzantine, args.app)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
 
-    work = [(s, args.nodes, args.byzantine) for s in range(args.start, args.start + args.seeds)]
+    work = [
+        (s, args.nodes, args.byzantine, args.app)
+        for s in range(args.start, args.start + args.seeds)
+    ]
     passed = failed = 0
     started = time.monotonic()
     tty = sys.stderr.isatty()
@@ -98,7 +120,10 @@ def main() -> int:
                 passed += 1
             else:
                 failed += 1
-                print(f"\nFAILED {summary}\n  replay: {replay_command(seed, n, k)}", flush=True)
+                print(
+                    f"\nFAILED {summary}\n  replay: {replay_command(seed, n, k, args.app)}",
+                    flush=True,
+                )
             if tty or done % max(1, args.seeds // 20) == 0 or done == args.seeds:
                 rate = done / max(time.monotonic() - started, 1e-9)
                 end = "\r" if tty and done < args.seeds else "\n"

@@ -20,6 +20,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from consensus.certificate import Certificate, CertificateError, max_faulty
 from consensus.crypto import PrivateKey, sha256
@@ -69,6 +70,40 @@ MAX_REPLAY_MEMORY = 200
 LIVENESS_BLOCKS = 2
 
 
+class AppKit:
+    """How the simulator makes and talks to one replica's application.
+
+    The default is the toy ledger of ``consensus/sim/app.py``; ``node/sim``
+    plugs in the real ledger (the consensus package imports nothing from node).
+    An application offers ``height``, ``chain`` (committed (block, certificate)
+    pairs), ``validator_sets``, ``validators_at(h)``, ``pending``,
+    ``add_request(raw)``, ``build(h, proposer, valid=, salt=)``,
+    ``validate(h, block)`` and ``commit(block, cert)``.
+    """
+
+    def new_app(self, sim: Simulation, validators: tuple[bytes, ...], index: int) -> Any:
+        return SimApp(validators)
+
+    def digest_of(self, block: bytes) -> bytes:
+        return digest_of(block)
+
+    def request_id(self, request: bytes) -> bytes:
+        return digest_of(request)
+
+    def next_request(self, sim: Simulation) -> bytes:
+        return f"req:{sim.cfg.seed}:{len(sim._submitted)}".encode()
+
+    def valset_changes(self) -> bool:
+        """Whether join/leave requests apply (the toy app's validator-set operations)."""
+        return True
+
+    def check_commit(self, sim: Simulation, node: Node, height: int) -> None:
+        """Extra checks after an honest node commits ``height``."""
+
+    def finish(self, sim: Simulation) -> None:
+        """Extra checks at the end of a run."""
+
+
 @dataclass
 class SimConfig:
     seed: int
@@ -81,6 +116,8 @@ class SimConfig:
     """None: decided by the seed (about one schedule in four)."""
     modes: tuple[str, ...] = BYZANTINE_MODES
     trace: bool = False
+    kit: AppKit | None = None
+    """The application under test (None: the toy ledger)."""
 
 
 @dataclass
@@ -109,7 +146,7 @@ class SimResult:
 class Node:
     name: str
     key: PrivateKey
-    app: SimApp
+    app: Any
     replica: Replica | None = None
     mode: str | None = None
     honest: bool = True
@@ -125,6 +162,7 @@ class Simulation:
 
     def __init__(self, config: SimConfig) -> None:
         self.cfg = config
+        self.kit = config.kit or AppKit()
         self.rng = random.Random(config.seed)
         self.now = 0
         self._seq = 0
@@ -156,7 +194,7 @@ class Simulation:
             rng.random() < 0.25 and cfg.nodes > 1
             if cfg.valset_changes is None
             else cfg.valset_changes
-        )
+        ) and (cfg.kit is None or cfg.kit.valset_changes())
         self.modes = [rng.choice(cfg.modes) for _ in range(cfg.byzantine)]
         self.schedule = {
             "drop_p": self.drop_p,
@@ -199,22 +237,22 @@ class Simulation:
         byz = self.rng.sample(range(cfg.nodes), cfg.byzantine) if cfg.byzantine else []
         for i, key in enumerate(keys):
             mode = self.modes[byz.index(i)] if i in byz else None
-            self.nodes.append(
-                Node(f"n{i}", key, SimApp(self.genesis), mode=mode, honest=mode is None)
-            )
+            app = self.kit.new_app(self, self.genesis, len(self.nodes))
+            self.nodes.append(Node(f"n{i}", key, app, mode=mode, honest=mode is None))
             if mode == "twins":
-                twin = Node(f"n{i}'", key, SimApp(self.genesis), mode="twin", honest=False)
+                twin_app = self.kit.new_app(self, self.genesis, len(self.nodes))
+                twin = Node(f"n{i}'", key, twin_app, mode="twin", honest=False)
                 self.nodes.append(twin)
         self.spares = []
         for j, key in enumerate(spares):
-            self.nodes.append(Node(f"s{j}", key, SimApp(self.genesis)))
+            self.nodes.append(Node(f"s{j}", key, self.kit.new_app(self, self.genesis, -1)))
             self.spares.append(key.public)
         self.by_key: dict[bytes, list[int]] = {}
         for idx, node in enumerate(self.nodes):
             self.by_key.setdefault(node.key.public, []).append(idx)
         self.replica_config = ReplicaConfig(
             chain=CHAIN,
-            digest_of=digest_of,
+            digest_of=self.kit.digest_of,
             progress_timeout_ms=800,
             request_timeout_ms=1_600,
             view_change_timeout_ms=800,
@@ -395,6 +433,8 @@ class Simulation:
             self._crash(idx)
             return None
         next_vals, included = node.app.commit(action.block, cert)
+        if node.honest:
+            self.kit.check_commit(self, node, action.height)
         self.stats["commits"] += 1
         self._log(
             f"{node.name} COMMIT h={action.height} v={cert.view} {cert.block_hash.hex()[:12]}"
@@ -410,7 +450,7 @@ class Simulation:
                 f"{node.name} committed {cert.block_hash.hex()[:12]} at height {action.height}, "
                 f"another honest replica committed {known.hex()[:12]}",
             )
-        if digest_of(action.block) != cert.block_hash:
+        if self.kit.digest_of(action.block) != cert.block_hash:
             self._violation("certificate", f"{node.name}: block does not match its certificate")
         key = cert.hash()
         if key not in self._checked_certs:
@@ -472,7 +512,7 @@ class Simulation:
         )
         if block is None:
             return None
-        alt = PrePrepare(pp.height, pp.view, digest_of(block))
+        alt = PrePrepare(pp.height, pp.view, self.kit.digest_of(block))
         return wire_message(seal(node.key, CHAIN, PRE_PREPARE, alt), block)
 
     def _conflicting_votes(self, idx: int, data: bytes, targets: list[int]) -> None:
@@ -494,11 +534,10 @@ class Simulation:
     def _offer_request(self, idx: int, request: bytes) -> None:
         node = self.nodes[idx]
         if node.alive and node.app.add_request(request):
-            self._feed(idx, RequestSeen(digest_of(request)))
+            self._feed(idx, RequestSeen(self.kit.request_id(request)))
 
     def _client_tick(self) -> None:
-        n = len(self._submitted)
-        self._submit(f"req:{self.cfg.seed}:{n}".encode())
+        self._submit(self.kit.next_request(self))
         if self.valset and self.spares:
             self._maybe_change_validators()
         self._push(self.now + self.cfg.request_interval_ms, "client", -1)
@@ -558,6 +597,8 @@ class Simulation:
                         f"within {self.cfg.liveness_ms} ms after healing, {', '.join(slow)} "
                         f"did not reach height {target}",
                     )
+        if not self.violations:
+            self.kit.finish(self)
         self.stats["steps"] = steps
         longest = max((n.app for n in self.nodes if n.honest), key=lambda app: app.height)
         sets = longest.validator_sets
