@@ -43,6 +43,9 @@ HANDLERS: dict[str, Handler] = {
 }
 """Transaction kind -> handler."""
 
+GAS_FREE_KINDS = frozenset({"anchor"})
+"""Kinds whose execution uses no gas: a build still takes them once the block's gas is spent."""
+
 ROLE_FOR_KIND = {"anchor": "submit", "call": "submit", "deploy": "submit", "score": "score"}
 """The client role each kind needs (a deployment also needs governance's approval of its code)."""
 
@@ -246,11 +249,12 @@ class Executor:
     ) -> Selection:
         """Build a block body: admissible candidates in order, within the limits.
 
-        The build stops at the block's count budget, at the first candidate whose
-        gas does not fit what is left of ``max_block_gas`` (so it executes at most
-        ``max_block_gas + max_tx_gas`` gas in all), and after MAX_BUILD_SKIPS
-        candidates passed over for bytes or a missing artifact. Candidates it did
-        not reach stay in the mempool for later blocks.
+        The build stops at the block's count budget and after MAX_BUILD_SKIPS
+        candidates passed over for bytes or a missing artifact. After the first
+        candidate whose gas does not fit what is left of ``max_block_gas`` it
+        executes no other gas user, only GAS_FREE_KINDS (so it executes at most
+        ``max_block_gas + max_tx_gas`` gas in all). Candidates it left out stay in
+        the mempool for later blocks.
         """
         state = self.overlay()
         verdicts = self.signatures.verify(candidates)
@@ -268,9 +272,12 @@ class Executor:
         gas = 0
         skipped = 0
         max_gas = param(state, "max_block_gas")
+        gas_closed = False  # once a candidate's gas did not fit, only gas-free kinds may follow
         for tx, ok in zip(candidates, verdicts, strict=True):
-            if len(chosen) >= max_txs or skipped >= MAX_BUILD_SKIPS or gas >= max_gas:
+            if len(chosen) >= max_txs or skipped >= MAX_BUILD_SKIPS:
                 break
+            if (gas_closed or gas >= max_gas) and tx.kind not in GAS_FREE_KINDS:
+                continue  # not executed: it waits for a later block
             encoded = len(tx.encode())
             if size + encoded > max_bytes:
                 skipped += 1
@@ -292,8 +299,9 @@ class Executor:
                     skipped += 1
                 continue
             if gas + receipt.gas_used > max_gas:
-                state.revert(snapshot)  # leave it, and the rest, for a later block
-                break
+                state.revert(snapshot)  # leave it, and every later gas user, for a later block
+                gas_closed = True
+                continue
             gas += receipt.gas_used
             seen.add(tx.id)
             size += encoded

@@ -213,3 +213,17 @@ def test_a_build_stops_after_passing_over_max_build_skips(tmp_path: Path) -> Non
     assert body.txs == []  # every big one passed over, then the build stopped
     body = ledger.executor.select([*big[1:], small], height, 2_000, 100, 1_000)
     assert [tx.id for tx in body.txs] == [small.id]
+
+
+def test_gas_free_anchors_still_fill_a_block_whose_gas_is_spent(tmp_path: Path) -> None:
+    """Once a call's gas does not fit, later calls wait, but anchors (no gas) still go in."""
+    from ledger_helpers import anchor_tx
+
+    ledger = open_ledger(tmp_path / "a")
+    install(ledger, ("counter", COUNTER))
+    max_tx, max_block = ledger.param("max_tx_gas"), ledger.param("max_block_gas")
+    spins = [call("counter", "spin", []) for _ in range(max_block // max_tx + 2)]
+    late = anchor_tx(b"after the bombs")
+    receipts = commit(ledger, [*spins, late])
+    assert [r.tx_hash for r in receipts][-1] == late.id
+    assert len(receipts) == max_block // max_tx + 1
