@@ -80,7 +80,7 @@ def run(
     home: Path, peer_listen: str | None, api_listen: str | None, log_level: str | None, resync: bool
 ) -> None:
     """Run the node until SIGINT or SIGTERM."""
-    from node.run import run_node
+    from node.run import NodeHalted, run_node
 
     h = Home(home)
     try:
@@ -99,5 +99,9 @@ def run(
         asyncio.run(run_node(h, config, genesis, key, resync=resync))
     except (StoreError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    except NodeHalted as exc:
+        raise click.ClickException(
+            f"node halted: {exc} (run again with --resync to rebuild it from its peers)"
+        ) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen: {exc}") from None

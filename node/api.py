@@ -24,6 +24,7 @@ from node.app.execution import tx_proof
 from node.app.state import Overlay
 from node.app.types import Block, Certificate, Event, Header, Receipt, Tx
 from node.service import Node
+from node.worker import WorkerBusy
 from vm.errors import VMError
 from vm.gas import MAX_VALUE_BYTES
 from vm.jsonvalues import JSONValueError, from_json, to_json
@@ -190,7 +191,7 @@ class Api:
                 results.append(None)
             except (ValueError, TypeError):
                 results.append({"error": {"code": "bad_hex", "message": "not a hex string"}})
-        outcomes = iter(self.node.submit_many(raws))
+        outcomes = iter(await self.node.submit_many(raws))
         for i, slot in enumerate(results):
             if slot is not None:
                 continue
@@ -216,11 +217,18 @@ class Api:
             except ValueError:
                 return error(400, "bad_wait", "wait must be a number of seconds")
             await self.node.wait_for_commit(tx_id, max(0.0, seconds))
+        response = await self.node.worker.client(lambda: self._tx_response(tx_id))
+        if response is not None:
+            return response
+        if tx_id in self.node.mempool:
+            return web.json_response({"hash": tx_id.hex(), "status": "pending"})
+        return error(404, "not_found", "no such transaction (not committed, not pending here)")
+
+    def _tx_response(self, tx_id: bytes) -> web.Response | None:
+        """On the application worker: a committed transaction with receipt and proof."""
         where = self.node.store.tx_location(tx_id)
         if where is None:
-            if tx_id in self.node.mempool:
-                return web.json_response({"hash": tx_id.hex(), "status": "pending"})
-            return error(404, "not_found", "no such transaction (not committed, not pending here)")
+            return None
         height, index = where
         block = Block.decode(self.node.store.block(height))  # type: ignore[arg-type]
         receipts = self.node.store.receipts(height) or []
@@ -269,19 +277,23 @@ class Api:
         height = self.node.ledger.height
         if height == 0:
             return error(404, "not_found", "no block committed yet")
-        return self._block_response(height)
+        return await self.node.worker.client(lambda: self._block_response(height))
 
     async def get_block(self, request: web.Request) -> web.Response:
         text = request.match_info["height"]
         if not text.isdigit() or len(text) > 19:
             return error(400, "bad_height", "height must be a positive integer")
-        return self._block_response(int(text))
+        return await self.node.worker.client(lambda: self._block_response(int(text)))
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.status())
 
     async def get_anchor(self, request: web.Request) -> web.Response:
         digest = _hex_arg(request, "digest")
+        return await self.node.worker.client(lambda: self._anchor(digest))
+
+    def _anchor(self, digest: bytes) -> web.Response:
+        """On the application worker: an anchor with its bounded lineage."""
         read = self.node.store.get
         record = anchors.lookup(read, digest)
         if record is None:
@@ -301,7 +313,10 @@ class Api:
         text = request.query.get("since", "1")
         if not text.isdigit() or len(text) > 19:
             return error(400, "bad_height", "since must be a positive integer")
-        start = max(1, int(text))
+        return await self.node.worker.client(lambda: self._anomalies(max(1, int(text))))
+
+    def _anomalies(self, start: int) -> web.Response:
+        """On the application worker: the bounded scan (it reads the model cache)."""
         end = min(self.node.ledger.height, start + MAX_ANOMALY_SCAN_BLOCKS - 1)
         found = []
         for height in range(start, end + 1):
@@ -332,7 +347,7 @@ class Api:
         if len(data) > MAX_ARTIFACT_BYTES:
             return error(413, "too_large", f"artifact exceeds {MAX_ARTIFACT_BYTES} bytes")
         try:
-            model = self.node.add_artifact(data)
+            model = await self.node.add_artifact(data)
         except ModelError as exc:
             return error(400, "bad_artifact", str(exc))
         return web.json_response(
@@ -355,6 +370,10 @@ class Api:
 
     async def get_contract(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        return await self.node.worker.client(lambda: self._contract(name))
+
+    def _contract(self, name: str) -> web.Response:
+        """On the application worker: decoding a program shares the VM's program cache."""
         code = self.node.store.get(contracts.CODE + name.encode())
         if code is None:
             return error(404, "not_found", f"no contract named {name!r}")
@@ -382,12 +401,18 @@ class Api:
             return error(400, "bad_args", str(exc))
         if type(args) is not list:
             return error(400, "bad_args", "args must be a JSON list")
+        return await self.node.worker.client(
+            lambda: self._query(request.match_info["name"], body["method"], args)
+        )
+
+    def _query(self, name: str, method: str, args: list) -> web.Response:
+        """On the application worker: a VM run against committed state (gas-bounded)."""
         header = self.node.ledger.header(self.node.ledger.height)
         try:
             value, events, gas = contracts.query(
                 Overlay(self.node.store.get),
-                request.match_info["name"],
-                body["method"],
+                name,
+                method,
                 args,
                 self.node.ledger.height,
                 header.timestamp_ms if header else 0,
@@ -432,6 +457,8 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:  # t
     """Every error leaves as JSON with a stable code, including aiohttp's own."""
     try:
         return await handler(request)
+    except WorkerBusy as exc:
+        return error(503, "busy", str(exc))
     except web.HTTPRequestEntityTooLarge:
         return error(413, "too_large", f"request body exceeds {MAX_API_BODY_BYTES} bytes")
     except web.HTTPException as exc:

@@ -344,9 +344,7 @@ class PeerNetwork:
             raise HandshakeError(
                 f"expected {key_hex(peer)[:12]}, found {key_hex(listener_key)[:12]}"
             )
-        if not _check_part(
-            self.chain, "listener", nonce, listener_key, self.key.public, signature
-        ):
+        if not _check_part(self.chain, "listener", nonce, listener_key, self.key.public, signature):
             raise HandshakeError("listener's signature does not verify")
         mine = _sign_part(self.key, self.chain, "dialer", listener_nonce, self.key.public, peer)
         await ws.send_bytes(codec.encode(["auth", mine]))

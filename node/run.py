@@ -23,6 +23,10 @@ from node.store import StoreError
 log = logging.getLogger("vigil.node")
 
 
+class NodeHalted(Exception):
+    """The node stopped itself: its state cannot follow the certified chain (see the log)."""
+
+
 def set_aside_damaged_store(home: Home) -> Path:
     """Move a damaged data directory out of the way so the node can re-sync from peers."""
     target = home.path / f"{home.data_path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -61,3 +65,5 @@ async def run_node(
         log.info("shutting down")
         await api.cleanup()
         await node.stop()
+    if node.halted is not None:
+        raise NodeHalted(node.halted)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,12 +46,12 @@ from consensus.messages import CERTIFICATE_BYTES
 from consensus.record import FieldError
 from consensus.replica import Replica, ReplicaConfig
 from ml.artifact import load as load_artifact
+from ml.artifact import model_id as artifact_id
 from ml.errors import ModelError
 from ml.forest import Model
 from node.app import governance
-from node.app.execution import TxRejected
 from node.app.genesis import Genesis
-from node.app.ledger import Ledger
+from node.app.ledger import Ledger, Proposal
 from node.app.scoring import ArtifactMissing
 from node.app.state import Overlay
 from node.app.types import MAX_BLOCK_BYTES, MAX_TX_BYTES, Tx
@@ -78,6 +78,7 @@ from node.p2p import (
     PeerNetwork,
 )
 from node.store import Store
+from node.worker import AppWorker, Outcome, WorkerBusy
 
 log = logging.getLogger("vigil.node")
 
@@ -104,6 +105,21 @@ MAX_ARTIFACT_WAITERS = 1_000
 """Validations that may wait for one artifact at once; past it a validation is refused (the
 replica then moves to another view). Builds only start a fetch, and the one certified block
 being committed always waits."""
+
+
+MAX_GOSSIP_QUEUE_BYTES = 16 * 1024 * 1024
+"""Bytes of peers' gossiped transactions waiting to be checked; past it they are dropped (the
+sender's own node still proposes them)."""
+MAX_GOSSIP_BATCH = 1_000
+"""Gossiped transactions checked in one worker task."""
+assert MAX_GOSSIP_QUEUE_BYTES >= MAX_TX_BYTES
+
+
+class _Stale:
+    """A worker answer for a height that committed meanwhile: the replica has moved on."""
+
+
+STALE = _Stale()
 
 
 @dataclass
@@ -153,7 +169,16 @@ class Node:
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
         self._artifact_waits: dict[bytes, list[Callable[[bool], None]]] = {}
         self._artifact_timers: dict[bytes, asyncio.TimerHandle] = {}
-        self._resume_fetch_from: bytes | None = None
+        self._catch_up: deque[tuple[bytes, Certificate]] = deque()
+        self._catch_up_peer: bytes | None = None
+        self._catch_up_from = 0
+        self._gossip: deque[bytes] = deque()
+        self._gossip_bytes = 0
+        self._gossip_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.halted: str | None = None
+        """Why the node stopped itself, if it did (run_node then exits with an error)."""
+        self.worker = AppWorker(asyncio.get_running_loop())
         self._stopping = asyncio.Event()
         self.loop_lag = LoopLagMonitor()
 
@@ -180,8 +205,14 @@ class Node:
         )
 
     async def stop(self) -> None:
+        self._closed = True
         for handle in self._timers.values():
             handle.cancel()
+        for handle in self._artifact_timers.values():
+            handle.cancel()
+        if self._gossip_task is not None:
+            self._gossip_task.cancel()
+        await self.worker.close()  # the task under way finishes before the store closes
         await self.loop_lag.stop()
         await self.network.stop()
         self.store.close()
@@ -223,14 +254,14 @@ class Node:
             if old is not None:
                 old.cancel()
         elif isinstance(action, Persist):
-            self.store.put_safety(action.state)
+            self.store.put_safety(action.state)  # synced before any later action is carried out
         elif isinstance(action, BuildProposal):
             # Build on the next loop turn, so requests arriving together share a block.
-            asyncio.get_running_loop().call_soon(self._build_soon, action)
+            asyncio.get_running_loop().call_soon(self._build, action)
         elif isinstance(action, ValidateProposal):
-            return self._validate(action)
+            self._validate(action)
         elif isinstance(action, CommitBlock):
-            return self._commit(action.block, action.certificate)
+            self._commit(action.block, action.certificate)
         elif isinstance(action, FetchBlocks):
             self.network.send(action.peer, FETCH, action.from_height)
         elif isinstance(action, ServeBlocks):
@@ -240,18 +271,43 @@ class Node:
             log.info("fault %s: %s", action.kind, action.detail)
         return None
 
-    def _validate(self, action: ValidateProposal) -> Event | None:
-        try:
-            problem = self.ledger.validate(action.height, action.block)
-        except ArtifactMissing as exc:
+    def _feed_answer(self, event: Event | None) -> None:
+        if event is not None and not self._closed:
+            self.feed(event)
+
+    # ------------------------------------------------------------ application work (worker)
+
+    def _validate(self, action: ValidateProposal) -> None:
+        """Execute a proposal on the worker; the replica hears ProposalValidated later."""
+        height, block = action.height, action.block
+
+        def work() -> str | _Stale | None:
+            if self.ledger.height + 1 != height:
+                return STALE  # committed meanwhile: the replica has moved on
+            return self.ledger.validate(height, block)
+
+        self.worker.consensus(
+            work, lambda outcome: self._feed_answer(self._validated(action, outcome))
+        )
+
+    def _validated(self, action: ValidateProposal, outcome: Outcome) -> Event | None:
+        """The replica's answer for a validation that ran (None: it waits, or is stale)."""
+        if isinstance(outcome.error, ArtifactMissing):
+            model_id = outcome.error.model_id
             log.info("proposal %d/%d needs model %s; fetching it", action.height, action.view,
-                     exc.model_id.hex()[:12])  # fmt: skip
-            if not self._await_artifact(
-                exc.model_id, lambda ok: self._validate_later(action, ok)
-            ):
+                     model_id.hex()[:12])  # fmt: skip
+            if not self._await_artifact(model_id, lambda ok: self._validate_later(action, ok)):
                 reason = "this node already waits for that model artifact on too many tasks"
                 return ProposalValidated(action.height, action.view, action.digest, False, reason)
             return None
+        if outcome.error is not None:
+            log.error("validating proposal %d/%d failed", action.height, action.view,
+                      exc_info=outcome.error)  # fmt: skip
+            reason = f"the application failed on it ({type(outcome.error).__name__})"
+            return ProposalValidated(action.height, action.view, action.digest, False, reason)
+        if outcome.value is STALE:
+            return None
+        problem = outcome.value
         if problem is not None:
             log.warning("rejecting proposal %d/%d: %s", action.height, action.view, problem)
         return ProposalValidated(
@@ -261,20 +317,34 @@ class Node:
     def _validate_later(self, action: ValidateProposal, available: bool) -> None:
         if not available:
             reason = "a model artifact the block needs could not be fetched"
-            self.feed(ProposalValidated(action.height, action.view, action.digest, False, reason))
+            self._feed_answer(
+                ProposalValidated(action.height, action.view, action.digest, False, reason)
+            )
             return
-        event = self._validate(action)
-        if event is not None:
-            self.feed(event)
+        self._validate(action)
 
-    def _build_soon(self, action: BuildProposal) -> None:
-        self.feed(self._build(action))
-
-    def _build(self, action: BuildProposal) -> Event:
+    def _build(self, action: BuildProposal) -> None:
+        """Build a proposal from the oldest mempool transactions on the worker."""
         candidates = self.mempool.oldest(MAX_PROPOSAL_CANDIDATES)
         if not candidates and not action.required:
+            self._feed_answer(ProposalBuilt(action.height, action.view, None))
+            return
+        height, view, me = action.height, action.view, self.key.public
+
+        def work() -> Proposal | _Stale:
+            if self.ledger.height + 1 != height:
+                return STALE
+            return self.ledger.build(height, view, me, candidates)
+
+        self.worker.consensus(work, lambda outcome: self._feed_answer(self._built(action, outcome)))
+
+    def _built(self, action: BuildProposal, outcome: Outcome) -> Event:
+        if outcome.error is not None or outcome.value is STALE:
+            if outcome.error is not None:
+                log.error("building proposal %d/%d failed", action.height, action.view,
+                          exc_info=outcome.error)  # fmt: skip
             return ProposalBuilt(action.height, action.view, None)
-        proposal = self.ledger.build(action.height, action.view, self.key.public, candidates)
+        proposal: Proposal = outcome.value
         for tx, exc in proposal.rejected:
             log.info("dropping %s from the mempool: %s", tx.id.hex()[:12], exc.message)
         for model_id in proposal.missing_models:
@@ -284,17 +354,28 @@ class Node:
             asyncio.get_running_loop().call_soon(self._drop_requests, dropped)
         return ProposalBuilt(action.height, action.view, proposal.block)
 
-    def _commit(self, block: bytes, certificate: Certificate) -> Event | None:
-        try:
-            next_validators, tx_ids = self.ledger.commit(block, certificate)
-        except ArtifactMissing as exc:
-            log.warning("certified block %d needs model %s; waiting for it", certificate.height,
-                        exc.model_id.hex()[:12])  # fmt: skip
-            self._await_artifact(
-                exc.model_id, lambda ok: self._commit_later(block, certificate), bounded=False
-            )
-            return None
+    def _commit(self, block: bytes, certificate: Certificate) -> None:
+        """Apply a certified block on the worker (one synced batch); then BlockPersisted."""
+        self.worker.consensus(
+            lambda: self.ledger.commit(block, certificate),
+            lambda outcome: self._committed(block, certificate, outcome),
+        )
+
+    def _committed(self, block: bytes, certificate: Certificate, outcome: Outcome) -> None:
+        if self._closed:
+            return
         height = certificate.height
+        if isinstance(outcome.error, ArtifactMissing):
+            log.warning("certified block %d needs model %s; waiting for it", height,
+                        outcome.error.model_id.hex()[:12])  # fmt: skip
+            self._await_artifact(
+                outcome.error.model_id, lambda ok: self._commit(block, certificate), bounded=False
+            )
+            return
+        if outcome.error is not None:
+            self.halt(f"cannot commit certified block {height}: {outcome.error}", outcome.error)
+            return
+        next_validators, tx_ids = outcome.value
         if tuple(next_validators) != self.replica.validators:
             log.info("validator set changes at height %d: %d validators", height + 1,
                      len(next_validators))  # fmt: skip
@@ -307,19 +388,16 @@ class Node:
                     fut.set_result(height)
         expired = self.mempool.remove(self.mempool.expired(height + 1))
         log.info("committed height %d (%d txs, view %d)", height, len(tx_ids), certificate.view)
-        event = BlockPersisted(height, tuple(next_validators), tuple(tx_ids))
+        self.feed(BlockPersisted(height, tuple(next_validators), tuple(tx_ids)))
         if expired:
             asyncio.get_running_loop().call_soon(self._drop_requests, expired)
-        return event
+        self._continue_catch_up()
 
-    def _commit_later(self, block: bytes, certificate: Certificate) -> None:
-        event = self._commit(block, certificate)
-        if event is None:
-            return
-        self.feed(event)
-        peer, self._resume_fetch_from = self._resume_fetch_from, None
-        if peer is not None:
-            self.network.send(peer, FETCH, self.ledger.height + 1)
+    def halt(self, reason: str, error: BaseException | None = None) -> None:
+        """Stop the node: its state can no longer follow the certified chain."""
+        log.critical("halting: %s", reason, exc_info=error)
+        self.halted = reason
+        self.request_stop()
 
     # ------------------------------------------------------------ model artifacts
 
@@ -359,22 +437,40 @@ class Node:
         for callback in self._artifact_waits.pop(model_id, []):
             callback(available)
 
-    def add_artifact(self, data: bytes, *, gossip: bool = True) -> Model:
-        """Check and keep a model artifact (raises ml.errors.ArtifactError); tell the peers."""
-        model = load_artifact(data)
+    async def add_artifact(self, data: bytes, *, gossip: bool = True) -> Model:
+        """Check a model artifact on the worker (raises ml.errors.ArtifactError, WorkerBusy),
+        keep it and tell the peers."""
+        model = await self.worker.client(lambda: load_artifact(data))
+        self._keep_artifact(model, data, gossip)
+        return model
+
+    def _keep_artifact(self, model: Model, data: bytes, gossip: bool) -> None:
+        if self._closed:
+            return
         if self.store.artifact(model.model_id) is None:
             self.store.put_artifact(model.model_id, data)
             if gossip:
                 self.network.broadcast(MODEL, data)
         if model.model_id in self._artifact_waits:
             asyncio.get_running_loop().call_soon(self._artifact_arrived, model.model_id, True)
-        return model
 
     def _on_model(self, data: bytes) -> None:
+        """A peer's artifact: skip one this node holds, check the rest on the worker."""
+        if self.store.artifact(artifact_id(data)) is not None:
+            return
+
+        def done(outcome: Outcome) -> None:
+            if isinstance(outcome.error, ModelError):
+                log.warning("refused a model artifact from a peer: %s", outcome.error)
+            elif outcome.error is not None:
+                log.error("checking a peer's model artifact failed", exc_info=outcome.error)
+            else:
+                self._keep_artifact(outcome.value, data, False)
+
         try:
-            self.add_artifact(data, gossip=False)
-        except ModelError as exc:
-            log.warning("refused a model artifact from a peer: %s", exc)
+            self.worker.client_call(lambda: load_artifact(data), done)
+        except WorkerBusy:
+            self.faults["model-dropped-busy"] += 1
 
     def _drop_requests(self, tx_ids: list[bytes]) -> None:
         for tx_id in tx_ids:
@@ -405,7 +501,7 @@ class Node:
         if kind == CONSENSUS and type(payload) is bytes:
             self.feed(MessageReceived(payload))
         elif kind == TX and type(payload) is bytes:
-            self.submit(payload, gossip=False)
+            self._on_peer_tx(payload)
         elif kind == FETCH:
             if self.budgets.allow(peer, FETCH, FETCH_PER_S, FETCH_BURST):
                 self._serve(peer, payload)  # type: ignore[arg-type]
@@ -421,23 +517,31 @@ class Node:
             self._on_model(payload)
 
     def _on_blocks(self, peer: bytes, items: list) -> None:
-        start = self.ledger.height
+        """Queue a catch-up answer's certified blocks; they commit one at a time."""
+        if self._catch_up:
+            return  # still applying an earlier answer; its end asks again
         for item in items[:MAX_SERVE_BLOCKS]:
-            if type(item) is not list or len(item) != 2:
+            if type(item) is not list or len(item) != 2 or type(item[0]) is not bytes:
                 return
-            block, raw_cert = item
             try:
-                cert = Certificate.decode(raw_cert)
+                cert = Certificate.decode(item[1])
             except (codec.CodecError, FieldError):
                 return
-            if type(block) is not bytes or cert.height != self.ledger.height + 1:
-                continue
-            self.feed(CertifiedBlockReceived(block, cert))
-            if self.replica.committing:
-                # The commit waits (for a model artifact): ask again once it is done.
-                self._resume_fetch_from = peer
-                return
-        if self.ledger.height > start:
+            self._catch_up.append((item[0], cert))
+        self._catch_up_peer = peer
+        self._catch_up_from = self.ledger.height
+        self._continue_catch_up()
+
+    def _continue_catch_up(self) -> None:
+        """Feed queued certified blocks until one starts a commit; at the end ask for more."""
+        while self._catch_up and not self.replica.committing:
+            block, cert = self._catch_up.popleft()
+            if cert.height == self.replica.height:
+                self.feed(CertifiedBlockReceived(block, cert))
+        if self._catch_up or self.replica.committing or self._catch_up_peer is None:
+            return
+        peer, self._catch_up_peer = self._catch_up_peer, None
+        if self.ledger.height > self._catch_up_from:
             # The answer moved us on (an answer is bounded by count and bytes, so the peer
             # may well have more): keep going without waiting for traffic. A peer with
             # nothing newer sends no answer, which ends the loop.
@@ -445,37 +549,68 @@ class Node:
 
     # ------------------------------------------------------------ clients
 
-    def submit_many(self, raws: list[bytes]) -> list[SubmitResult]:
-        """Admit a batch; the replica hears of them together, so they can share a block."""
-        results = [self._admit(raw, gossip=True) for raw in raws]
+    async def submit_many(self, raws: list[bytes], *, gossip: bool = True) -> list[SubmitResult]:
+        """Admit a batch (checked on the worker); the replica hears of the new ones together,
+        so they can share a block. Raises WorkerBusy when the worker is full."""
+        checked = await self.worker.client(lambda: self._check(raws))
+        results = [
+            self._accept(raw, tx, rejected, gossip)
+            for raw, (tx, rejected) in zip(raws, checked, strict=True)
+        ]
         for result in results:
             if result.tx_id is not None and result.new:
                 self.feed(RequestSeen(result.tx_id))
         return results
 
-    def submit(self, raw: bytes, *, gossip: bool = True) -> SubmitResult:
+    async def submit(self, raw: bytes, *, gossip: bool = True) -> SubmitResult:
         """Admit one encoded transaction to the mempool (and tell the other validators)."""
-        result = self._admit(raw, gossip=gossip)
-        if result.tx_id is not None and result.new:
-            self.feed(RequestSeen(result.tx_id))
-        return result
+        return (await self.submit_many([raw], gossip=gossip))[0]
 
-    def _admit(self, raw: bytes, *, gossip: bool) -> SubmitResult:
-        if len(raw) > MAX_TX_BYTES:
-            return SubmitResult(None, "too_large", f"{len(raw)} bytes exceeds {MAX_TX_BYTES}")
-        try:
-            tx = Tx.decode(raw)
-        except (codec.CodecError, FieldError) as exc:
-            return SubmitResult(None, "malformed", str(exc))
-        pending = self.mempool.get(tx.id)
-        if pending is not None and pending.signature == tx.signature:
-            return SubmitResult(tx.id)  # this very copy was checked when it was admitted
-        try:
-            self.ledger.admit(tx)
-        except TxRejected as exc:
-            return SubmitResult(None, exc.code, exc.message)
-        if pending is not None:
+    def _check(self, raws: list[bytes]) -> list[tuple[Tx | None, SubmitResult | None]]:
+        """On the worker: decode and admission-check a batch (signatures verified together).
+
+        Every copy is checked, also a copy of a pending transaction: a forged
+        signature on a known id is refused, never waved through.
+        """
+        decoded: list[tuple[Tx | None, SubmitResult | None]] = []
+        for raw in raws:
+            if len(raw) > MAX_TX_BYTES:
+                decoded.append(
+                    (
+                        None,
+                        SubmitResult(None, "too_large", f"{len(raw)} bytes exceeds {MAX_TX_BYTES}"),
+                    )
+                )
+                continue
+            try:
+                decoded.append((Tx.decode(raw), None))
+            except (codec.CodecError, FieldError) as exc:
+                decoded.append((None, SubmitResult(None, "malformed", str(exc))))
+        txs = [tx for tx, _ in decoded if tx is not None]
+        verdicts = iter(self.ledger.admit_many(txs))
+        checked: list[tuple[Tx | None, SubmitResult | None]] = []
+        for tx, refusal in decoded:
+            if tx is None:
+                checked.append((None, refusal))
+                continue
+            rejected = next(verdicts)
+            if rejected is not None:
+                checked.append((None, SubmitResult(None, rejected.code, rejected.message)))
+            else:
+                checked.append((tx, None))
+        return checked
+
+    def _accept(
+        self, raw: bytes, tx: Tx | None, refusal: SubmitResult | None, gossip: bool
+    ) -> SubmitResult:
+        """On the loop: put a checked transaction in the mempool and pass it on."""
+        if tx is None:
+            assert refusal is not None
+            return refusal
+        if tx.id in self.mempool:
             return SubmitResult(tx.id)  # another valid copy of a pending tx: nothing to add
+        if self.store.tx_location(tx.id) is not None:
+            return SubmitResult(tx.id)  # committed while it was being checked
         try:
             self.mempool.add(tx, len(raw))
         except MempoolFull as exc:
@@ -483,6 +618,30 @@ class Node:
         if gossip:
             self.network.broadcast(TX, raw)
         return SubmitResult(tx.id, new=True)
+
+    def _on_peer_tx(self, raw: bytes) -> None:
+        """Queue a gossiped transaction; one batch at a time is checked on the worker."""
+        if self._gossip_bytes + len(raw) > MAX_GOSSIP_QUEUE_BYTES:
+            self.faults["gossip-queue-full"] += 1
+            return
+        self._gossip.append(raw)
+        self._gossip_bytes += len(raw)
+        if self._gossip_task is None:
+            self._gossip_task = asyncio.get_running_loop().create_task(self._drain_gossip())
+
+    async def _drain_gossip(self) -> None:
+        try:
+            while self._gossip and not self._closed:
+                batch = [
+                    self._gossip.popleft() for _ in range(min(len(self._gossip), MAX_GOSSIP_BATCH))
+                ]
+                self._gossip_bytes -= sum(len(raw) for raw in batch)
+                try:
+                    await self.submit_many(batch, gossip=False)
+                except WorkerBusy:
+                    self.faults["gossip-dropped-busy"] += len(batch)
+        finally:
+            self._gossip_task = None
 
     async def wait_for_commit(self, tx_id: bytes, timeout_s: float) -> int | None:
         """Height at which ``tx_id`` committed, waiting up to ``timeout_s``; None on timeout."""

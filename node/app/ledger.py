@@ -119,8 +119,22 @@ class Ledger:
         Its signature verdict is cached per signed copy, so building and
         validating a block that carries it later does not verify it again.
         """
-        ok = self.signatures.verify([tx])[0]
-        self.executor.check(Overlay(self.store.get), tx, self.height + 1, ok)
+        rejected = self.admit_many([tx])[0]
+        if rejected is not None:
+            raise rejected
+
+    def admit_many(self, txs: Sequence[Tx]) -> list[TxRejected | None]:
+        """``admit`` for a batch, its signatures verified together: None where admitted."""
+        verdicts = self.signatures.verify(txs)
+        height = self.height + 1
+        out: list[TxRejected | None] = []
+        for tx, ok in zip(txs, verdicts, strict=True):
+            try:
+                self.executor.check(Overlay(self.store.get), tx, height, ok)
+                out.append(None)
+            except TxRejected as exc:
+                out.append(exc)
+        return out
 
     def model_trees(self, model_id: bytes) -> int | None:
         """Trees of a model whose artifact this node holds and can load, else None."""

@@ -165,4 +165,3 @@ class MemoryStorage:
                 self._state[key] = value
         self._root = state_root
         self._height = height
-

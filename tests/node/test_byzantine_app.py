@@ -67,11 +67,11 @@ async def test_a_forged_copy_of_a_pending_transaction_is_refused_at_admission(
     node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", "127.0.0.1:2"), genesis(), NODES[0])
     try:
         genuine = anchor_tx(b"payment")
-        first = node.submit(genuine.encode(), gossip=False)
+        first = await node.submit(genuine.encode(), gossip=False)
         assert first.tx_id == genuine.id and first.new
-        again = node.submit(genuine.encode(), gossip=False)
+        again = await node.submit(genuine.encode(), gossip=False)
         assert again.tx_id == genuine.id and not again.new
-        forged = node.submit(_forged(genuine).encode(), gossip=False)
+        forged = await node.submit(_forged(genuine).encode(), gossip=False)
         assert forged.tx_id is None and forged.code == "bad_signature"
         assert node.mempool.get(genuine.id) == genuine
     finally:
@@ -94,20 +94,19 @@ async def test_waiting_for_an_artifact_is_bounded_by_refusal_not_assert(
     from node.app.scoring import ArtifactMissing
     from node.config import Home, NodeConfig
     from node.service import Node
+    from node.worker import Outcome
 
     monkeypatch.setattr(service, "MAX_ARTIFACT_WAITERS", 2)
     node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", "127.0.0.1:2"), genesis(), NODES[0])
     missing = b"\x07" * 32
 
-    def lacks_model(height: int, raw: bytes, **_: object) -> str | None:
-        raise ArtifactMissing(missing)
-
     try:
         for _ in range(5):  # builds while the model is missing register no waiter
             assert node._await_artifact(missing, None)
-        monkeypatch.setattr(node.ledger, "validate", lacks_model)
+        lacks_model = Outcome(error=ArtifactMissing(missing))
         answers = [
-            node._validate(ValidateProposal(1, view, bytes(32), b"block")) for view in range(3)
+            node._validated(ValidateProposal(1, view, bytes(32), b"block"), lacks_model)
+            for view in range(3)
         ]
         assert answers[:2] == [None, None]  # two validations wait for the artifact
         refused = answers[2]

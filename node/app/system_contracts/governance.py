@@ -117,8 +117,11 @@ def _check_key(x, what):
 
 def _check_public_key(x, what):
     _check_key(x, what)
-    require(ledger.key_ok(x), f"{what} {_short(x)} is not a usable Ed25519 key (malformed, "
-            "non-canonical or of small order)")
+    require(
+        ledger.key_ok(x),
+        f"{what} {_short(x)} is not a usable Ed25519 key (malformed, "
+        "non-canonical or of small order)",
+    )
 
 
 def _check_list(x, what, max_items):

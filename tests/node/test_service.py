@@ -1,0 +1,90 @@
+"""The node driver with its application worker: answers, stale work, halts and the API's bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from ledger_helpers import NODES, anchor_tx, certify, genesis, proposer
+
+from consensus.events import BuildProposal, ProposalBuilt, ProposalValidated, ValidateProposal
+from node import worker as worker_module
+from node.api import make_app
+from node.config import Home, NodeConfig
+from node.service import STALE, Node
+from node.worker import Outcome
+
+
+def _node(path: Path) -> Node:
+    return Node(Home(path), NodeConfig("127.0.0.1:1", "127.0.0.1:2"), genesis(), NODES[0])
+
+
+async def test_a_validation_for_a_height_committed_meanwhile_is_dropped(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    try:
+        action = ValidateProposal(1, 0, bytes(32), b"block")
+        assert node._validated(action, Outcome(value=STALE)) is None
+        answer = node._validated(action, Outcome(value="bad block"))
+        assert answer == ProposalValidated(1, 0, bytes(32), False, "bad block")
+        broken = node._validated(action, Outcome(error=KeyError("x")))
+        assert isinstance(broken, ProposalValidated) and not broken.ok
+        assert "KeyError" in broken.reason
+        assert node._built(BuildProposal(1, 0), Outcome(value=STALE)) == ProposalBuilt(1, 0, None)
+    finally:
+        await node.stop()
+
+
+async def test_a_certified_block_this_node_cannot_apply_halts_it(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    try:
+        block = node.ledger.build(1, 0, proposer(node.ledger, 1), []).block
+        node._committed(block, certify(1, block), Outcome(error=AssertionError("diverged")))
+        assert node.halted is not None and "diverged" in node.halted
+        await node.wait_stopped()  # request_stop was called
+        assert node.ledger.height == 0
+    finally:
+        await node.stop()
+
+
+async def test_a_block_commits_through_the_worker(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    try:
+        tx = anchor_tx(b"through the worker")
+        admitted = await node.submit(tx.encode(), gossip=False)
+        assert admitted.new and tx in node.mempool.oldest(10)
+        proposal = await node.worker.client(
+            lambda: node.ledger.build(1, 0, proposer(node.ledger, 1), [tx])
+        )
+        node.replica.committing = True  # what the replica does before CommitBlock
+        node.replica._pending_certificate = certify(1, proposal.block)
+        node._commit(proposal.block, certify(1, proposal.block))
+        assert await node.wait_for_commit(tx.id, 10) == 1
+        assert node.ledger.height == 1 and tx.id not in node.mempool
+        again = await node.submit(tx.encode(), gossip=False)
+        assert again.tx_id is None and again.code == "duplicate"
+    finally:
+        await node.stop()
+
+
+async def test_the_api_answers_busy_when_the_worker_queue_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = _node(tmp_path)
+    client = TestClient(TestServer(make_app(node)))
+    await client.start_server()
+    try:
+        tx = anchor_tx(b"api")
+        response = await client.post("/v1/txs", json={"tx": tx.encode().hex()})
+        assert response.status == 202, await response.text()
+        pending = await client.get(f"/v1/txs/{tx.id.hex()}")
+        assert (await pending.json())["status"] == "pending"
+        monkeypatch.setattr(worker_module, "MAX_CLIENT_TASKS", 0)
+        for method, path in (("GET", f"/v1/txs/{tx.id.hex()}"), ("POST", "/v1/txs")):
+            body = {"tx": tx.encode().hex()} if method == "POST" else None
+            busy = await client.request(method, path, json=body)
+            assert busy.status == 503
+            assert (await busy.json())["error"]["code"] == "busy"
+    finally:
+        await client.close()
+        await node.stop()
