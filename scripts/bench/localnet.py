@@ -117,11 +117,15 @@ async def measure(net: localnet.LocalNet, seconds: float, clients: int, batch: i
     }
 
 
-def max_loop_stall_ms(net: localnet.LocalNet) -> float | None:
-    """The longest event-loop stall any node of the network saw (from its status)."""
+def loop_figures(net: localnet.LocalNet) -> dict:
+    """The longest event-loop stall any node saw, and the most CPU its loop thread spent in
+    one monitor tick (work holding the loop, against waiting for a core or the GIL)."""
     statuses = [localnet.get_json(n.url + "/v1/status", 5) for n in net.nodes]
-    stalls = [s["max_loop_stall_ms"] for s in statuses if s and "max_loop_stall_ms" in s]
-    return max(stalls, default=None)
+    out = {}
+    for name in ("max_loop_stall_ms", "max_loop_busy_ms"):
+        values = [s[name] for s in statuses if s and name in s]
+        out[name] = max(values, default=None)
+    return out
 
 
 def run_network(count: int, seconds: float, clients: int, batch: int) -> dict:
@@ -139,7 +143,7 @@ def run_network(count: int, seconds: float, clients: int, batch: int) -> dict:
                 raise SystemExit(f"{count}-node network did not link up")
             print(f"{count}-node network up", file=sys.stderr)
             result = asyncio.run(measure(net, seconds, clients, batch))
-            result["max_loop_stall_ms"] = max_loop_stall_ms(net)
+            result.update(loop_figures(net))
             return result
         finally:
             for p in procs:
