@@ -34,11 +34,9 @@ def shape(seed: int, nodes: int | None, byzantine: int | None) -> tuple[int, int
 def config(seed: int, n: int, k: int, app: str, *, trace: bool = False) -> SimConfig:
     """The simulator's configuration for one seed of the toy or the real application."""
     if app == "ledger":
-        from node.sim.ledger_kit import LEDGER_MODES, LedgerKit
+        from node.sim.ledger_kit import ledger_config
 
-        return SimConfig(
-            seed=seed, nodes=n, byzantine=k, trace=trace, kit=LedgerKit(), modes=LEDGER_MODES
-        )
+        return ledger_config(seed, n, k, trace=trace)
     return SimConfig(seed=seed, nodes=n, byzantine=k, trace=trace)
 
 

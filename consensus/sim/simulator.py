@@ -63,6 +63,11 @@ from consensus.sim.app import SimApp, digest_of
 CHAIN = sha256(b"vigil-sim/genesis")
 """The simulated chain's genesis hash: the signing context of every message."""
 BYZANTINE_MODES = ("silent", "equivocate", "invalid", "conflict", "replay", "garbage", "twins")
+EXTRA_MODES = ("withhold", "flood", "outsider")
+"""Behaviours the simulator supports but the default schedule does not pick (so the toy
+application's seeds keep their meaning): a primary that sends its PRE-PREPARE to only q-1
+replicas and never sends a COMMIT; a member that floods every peer with catch-up requests;
+a member whose traffic comes with signed votes for future heights from made-up keys."""
 MAX_CATCHUP_BLOCKS = 32
 MAX_EVENTS = 400_000
 """Hard bound on scheduler steps for one seed; hitting it is reported as a failure."""
@@ -93,12 +98,36 @@ class AppKit:
     def next_request(self, sim: Simulation) -> bytes:
         return f"req:{sim.cfg.seed}:{len(sim._submitted)}".encode()
 
+    def next_requests(self, sim: Simulation) -> list[bytes]:
+        """What the clients submit on one tick (a real workload may send several at once)."""
+        return [self.next_request(sim)]
+
+    build_delay_ms = 0
+    """Virtual ms between BuildProposal and building (0: at once). A real node builds on the
+    next turn of its loop, so a lone replica does not commit block after block in one
+    synchronous chain."""
+
     def valset_changes(self) -> bool:
-        """Whether join/leave requests apply (the toy app's validator-set operations)."""
+        """Whether a schedule may change the validator set (then one spare replica runs)."""
         return True
+
+    def change_validators(self, sim: Simulation) -> None:
+        """Called on every client tick of a schedule with validator-set changes: the toy
+        application's join/leave requests (a real application's workload brings its own)."""
+        sim._maybe_change_validators()
 
     def check_commit(self, sim: Simulation, node: Node, height: int) -> None:
         """Extra checks after an honest node commits ``height``."""
+
+    def retry_after(self, sim: Simulation, index: int, error: Exception) -> int | None:
+        """Virtual ms after which a validation or commit that raised ``error`` can go on
+        (the application first has to fetch something, as a node fetches a model artifact),
+        or None when ``error`` is a real failure."""
+        return None
+
+    def serve_allowed(self, sim: Simulation, index: int, requester: bytes) -> bool:
+        """Whether replica ``index`` answers a catch-up request now (per-peer budgets)."""
+        return True
 
     def finish(self, sim: Simulation) -> None:
         """Extra checks at the end of a run."""
@@ -388,12 +417,14 @@ class Simulation:
         elif isinstance(action, Persist):
             node.safety = action.state
         elif isinstance(action, BuildProposal):
+            if self.kit.build_delay_ms:
+                self._push(
+                    self.now + self.kit.build_delay_ms, "build", idx, (node.incarnation, action)
+                )
+                return None
             return self._build(idx, action)
         elif isinstance(action, ValidateProposal):
-            problem = node.app.validate(action.height, action.block)
-            return ProposalValidated(
-                action.height, action.view, action.digest, problem is None, problem or ""
-            )
+            return self._validate(idx, action)
         elif isinstance(action, CommitBlock):
             return self._commit(idx, action)
         elif isinstance(action, FetchBlocks):
@@ -405,6 +436,26 @@ class Simulation:
             self.stats["faults"] += 1
             self._log(f"{node.name} fault {action.kind}: {action.detail}")
         return None
+
+    def _later(self, idx: int, action: Action, error: Exception) -> None:
+        """Run ``action`` again once the application has what it lacked (or re-raise)."""
+        delay = self.kit.retry_after(self, idx, error)
+        if delay is None:
+            raise error
+        node = self.nodes[idx]
+        self._log(f"{node.name} waits {delay} ms: {type(error).__name__}")
+        self.stats["app_waits"] = self.stats.get("app_waits", 0) + 1
+        self._push(self.now + max(1, delay), "retry", idx, (node.incarnation, action))
+
+    def _validate(self, idx: int, action: ValidateProposal) -> Event | None:
+        try:
+            problem = self.nodes[idx].app.validate(action.height, action.block)
+        except Exception as exc:
+            self._later(idx, action, exc)
+            return None
+        return ProposalValidated(
+            action.height, action.view, action.digest, problem is None, problem or ""
+        )
 
     def _build(self, idx: int, action: BuildProposal) -> Event:
         node = self.nodes[idx]
@@ -422,7 +473,11 @@ class Simulation:
         cert = action.certificate
         if node.honest:
             self._check_commit(node, action)
-        problem = node.app.validate(action.height, action.block)
+        try:
+            problem = node.app.validate(action.height, action.block)
+        except Exception as exc:
+            self._later(idx, action, exc)
+            return None
         if problem is not None:
             if node.honest:
                 self._violation(
@@ -480,6 +535,13 @@ class Simulation:
         mode = node.mode
         if mode == "silent":
             return
+        if mode == "withhold" and self._withheld(idx, data, targets):
+            return
+        if mode == "flood":
+            for j in targets:
+                self._transmit(idx, j, "fetch", (node.key.public, 1))
+        elif mode == "outsider" and targets:
+            self._outsider_votes(idx, data, targets)
         if mode == "equivocate" and to is None:
             alt = self._equivocation(node, data)
             if alt is not None:
@@ -515,6 +577,33 @@ class Simulation:
         alt = PrePrepare(pp.height, pp.view, self.kit.digest_of(block))
         return wire_message(seal(node.key, CHAIN, PRE_PREPARE, alt), block)
 
+    def _withheld(self, idx: int, data: bytes, targets: list[int]) -> bool:
+        """A primary that lets a block prepare and then withholds its vote: its PRE-PREPARE
+        reaches only q-1 replicas and its COMMITs reach nobody. True: handled here."""
+        env = open_envelope(data)
+        if env.kind == COMMIT:
+            return True
+        if env.kind != PRE_PREPARE:
+            return False
+        replica = self.nodes[idx].replica
+        quorum = replica.q if replica is not None else len(targets)
+        for j in targets[: max(0, quorum - 1)]:
+            self._transmit(idx, j, "msg", data)
+        return True
+
+    def _outsider_votes(self, idx: int, data: bytes, targets: list[int]) -> None:
+        """Signed votes for the next heights from keys that are no member's: a replica must
+        check membership before it keeps a future-height message."""
+        env = open_envelope(data)
+        if env.kind not in (PREPARE, COMMIT):
+            return
+        vote = Vote.decode(env.body)
+        for ahead in range(1, 4):
+            stranger = PrivateKey.from_seed(self.rng.randbytes(32))
+            fake = Vote(vote.height + ahead, vote.view, self.rng.randbytes(32))
+            forged = wire_message(seal(stranger, CHAIN, env.kind, fake))
+            self._transmit(idx, self.rng.choice(targets), "msg", forged)
+
     def _conflicting_votes(self, idx: int, data: bytes, targets: list[int]) -> None:
         env = open_envelope(data)
         if env.kind not in (PREPARE, COMMIT) or not targets:
@@ -537,9 +626,10 @@ class Simulation:
             self._feed(idx, RequestSeen(self.kit.request_id(request)))
 
     def _client_tick(self) -> None:
-        self._submit(self.kit.next_request(self))
+        for request in self.kit.next_requests(self):
+            self._submit(request)
         if self.valset and self.spares:
-            self._maybe_change_validators()
+            self.kit.change_validators(self)
         self._push(self.now + self.cfg.request_interval_ms, "client", -1)
 
     def _maybe_change_validators(self) -> None:
@@ -654,8 +744,24 @@ class Simulation:
             self._feed(idx, MessageReceived(data))
         elif kind == "fetch":
             requester, from_height = payload  # type: ignore[misc]
-            if node.mode != "silent":
+            if node.mode != "silent" and self.kit.serve_allowed(self, idx, requester):
+                self.stats["served"] = self.stats.get("served", 0) + 1
                 self._serve(idx, requester, from_height)
+        elif kind == "build":
+            incarnation, action = payload  # type: ignore[misc]
+            if incarnation == node.incarnation and node.replica is not None:
+                self._feed(idx, self._build(idx, action))
+        elif kind == "retry":
+            incarnation, action = payload  # type: ignore[misc]
+            if incarnation != node.incarnation or node.replica is None:
+                return
+            event = (
+                self._validate(idx, action)
+                if isinstance(action, ValidateProposal)
+                else self._commit(idx, action)
+            )
+            if event is not None:
+                self._feed(idx, event)
         elif kind == "certified":
             for block, cert in payload:  # type: ignore[union-attr]
                 if node.alive and cert.height == node.app.height + 1:
@@ -692,4 +798,12 @@ def run_seed(
     return sim.run()
 
 
-__all__ = ["BYZANTINE_MODES", "Certificate", "SimConfig", "SimResult", "Simulation", "run_seed"]
+__all__ = [
+    "BYZANTINE_MODES",
+    "EXTRA_MODES",
+    "Certificate",
+    "SimConfig",
+    "SimResult",
+    "Simulation",
+    "run_seed",
+]

@@ -5,22 +5,25 @@ Every failure message names the seed and the command that replays it.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from consensus.certificate import max_faulty
-from consensus.sim.simulator import SimConfig, SimResult, Simulation
-from node.sim.ledger_kit import LEDGER_MODES, LedgerKit
+from consensus.sim.simulator import SimResult, Simulation
+from node.sim.ledger_kit import LEDGER_MODES, SIM_PARAMS, ledger_config
 
 SIZES = (4, 4, 4, 7, 1)
 
 
 def run(seed: int, n: int, k: int, modes: tuple[str, ...] = LEDGER_MODES) -> SimResult:
-    config = SimConfig(seed=seed, nodes=n, byzantine=k, kit=LedgerKit(), modes=modes)
-    return Simulation(config).run()
+    return Simulation(ledger_config(seed, n, k, modes=modes)).run()
 
 
-def check(seeds: range) -> None:
+def check(seeds: range) -> Counter[str]:
+    """Run the seeds; fail with every failing seed's replay command. Returns what they did."""
     failures = []
+    seen: Counter[str] = Counter()
     for seed in seeds:
         n = SIZES[seed % len(SIZES)]
         k = (seed // len(SIZES)) % (max_faulty(n) + 1)
@@ -30,16 +33,33 @@ def check(seeds: range) -> None:
                 f"{result.summary()}\n  replay: scripts/simulate --app ledger --replay {seed} "
                 f"--nodes {n} --byzantine {k}"
             )
+        seen.update(result.stats.get("ledger_kinds") or {})
+        seen.update(f"story:{kind}" for kind in result.stats.get("stories_done") or [])
+        for name in ("app_waits", "fetch_refused", "validator_set_changes"):
+            seen[name] += result.stats.get(name, 0)
+        seen["fullest_block"] = max(
+            seen["fullest_block"], result.stats.get("max_block_bytes_used", 0)
+        )
     assert not failures, "\n".join(failures)
+    return seen
 
 
 def test_ledger_seeds_keep_agreement_identical_state_and_a_replayable_chain() -> None:
-    check(range(0, 60))
+    seen = check(range(0, 60))
+    # The workload reaches every part of the application, or these seeds prove little.
+    for done in ("allow_deploy", "approve_model", "activate_model", "add_member", "remove_member"):
+        assert seen[f"story:{done}"] > 0, f"no seed carried {done} through governance"
+    for kind in ("anchor:ok", "deploy:ok", "score:ok", "call:ok", "call:reverted", "out_of_gas"):
+        assert seen[kind] > 0, f"no seed committed {kind}"
+    assert seen["validator_set_changes"] > 0, "no seed changed the validator set by vote"
+    assert seen["app_waits"] > 0, "no node ever waited for the late model artifact"
+    assert seen["fetch_refused"] > 0, "no FETCH flood met the per-peer budget"
+    assert seen["fullest_block"] > 0.9 * SIM_PARAMS["max_block_bytes"], "no block near the limit"
 
 
 @pytest.mark.slow
 def test_more_ledger_seeds() -> None:
-    check(range(60, 300))
+    check(range(60, 200))
 
 
 @pytest.mark.parametrize("mode", LEDGER_MODES)
