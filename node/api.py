@@ -665,3 +665,19 @@ OPENAPI: dict = {
         }
     },
 }
+
+WORKER_ROUTES = (
+    "/v1/txs",
+    "/v1/txs/{hash}",
+    "/v1/blocks/latest",
+    "/v1/blocks/{height}",
+    "/v1/anchors/{digest}",
+    "/v1/contracts/{name}",
+    "/v1/anomalies",
+    "/v1/models",
+    "/v1/contracts/{name}/query",
+)
+"""Routes answered on the application worker: each may say 503 ``busy``."""
+for _path in WORKER_ROUTES:
+    for _operation in OPENAPI["paths"][_path].values():
+        _operation["responses"]["503"] = _error_schema()

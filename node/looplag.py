@@ -1,9 +1,9 @@
 """Event-loop lag: how long the node's asyncio loop was kept from running its callbacks.
 
 A task sleeps LAG_TICK_MS at a time and records how much later than asked it woke up.
-Anything that holds the loop (block execution, a synced LevelDB batch, a batch of
-signature checks) shows up here as a stall, so the longest one is a direct measure of
-how long consensus timers, peer frames and API requests may be kept waiting.
+Anything that holds the loop shows up here as a stall, so the longest one is a direct
+measure of how long consensus timers, peer frames and API requests may be kept waiting.
+The loop thread's own CPU time per tick tells work on the loop from waiting for the GIL.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ RECENT_STALLS = 16
 
 TARGET_LOOP_STALL_MS = 100
 """The longest the loop should be held by one piece of work: well under the replica's
-request and progress timeouts, so a heavy block cannot cost a view. Not met yet: block
-execution, commits and batch signature checks still run on the loop (see docs/node.md)."""
+request and progress timeouts, so a heavy block cannot cost a view. Application work runs
+on the application worker (node/worker.py), so the loop's own work stays under it; its
+wake-ups can still be later when it waits for the GIL or a core (figures in docs/node.md)."""
 
 assert LAG_TICK_MS >= 1
 assert LAG_TICK_MS < TARGET_LOOP_STALL_MS, "the monitor must wake more often than the target"

@@ -1,9 +1,13 @@
 """One organisation's node: drives the PBFT replica with real sockets, LevelDB and a clock.
 
 Every event reaches the replica on the asyncio loop thread, and its actions
-are carried out in order on that thread: a Persist is synced to LevelDB
-before the messages after it are queued, and a CommitBlock is one synced
-write batch before the replica hears BlockPersisted.
+are carried out in order: a Persist is synced to LevelDB before the messages
+after it are queued. Application work (build, validate, commit, admission,
+queries) goes to the application worker (``node.worker``) so it cannot freeze
+the loop; its answers come back to the loop in the order the calls ran, a
+CommitBlock is one synced write batch before the replica hears
+BlockPersisted, and an answer for a height that committed meanwhile is
+dropped.
 """
 
 from __future__ import annotations
@@ -287,7 +291,10 @@ class Node:
             return self.ledger.validate(height, block)
 
         self.worker.consensus(
-            work, lambda outcome: self._feed_answer(self._validated(action, outcome))
+            work,
+            lambda outcome: (
+                None if self._closed else self._feed_answer(self._validated(action, outcome))
+            ),
         )
 
     def _validated(self, action: ValidateProposal, outcome: Outcome) -> Event | None:
@@ -336,7 +343,12 @@ class Node:
                 return STALE
             return self.ledger.build(height, view, me, candidates)
 
-        self.worker.consensus(work, lambda outcome: self._feed_answer(self._built(action, outcome)))
+        self.worker.consensus(
+            work,
+            lambda outcome: (
+                None if self._closed else self._feed_answer(self._built(action, outcome))
+            ),
+        )
 
     def _built(self, action: BuildProposal, outcome: Outcome) -> Event:
         if outcome.error is not None or outcome.value is STALE:

@@ -89,3 +89,32 @@ def test_the_old_id_keyed_signature_cache_is_caught(monkeypatch: pytest.MonkeyPa
             assert kinds & {"validity", "replay", "state", "receipts"}, result.summary()
             return
     pytest.fail("500 seeds with the id-keyed signature cache found no violation")
+
+
+@pytest.mark.slow
+def test_the_old_host_error_for_a_missing_artifact_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fault 2 patched back in: a host failure (the model artifact not yet on this node)
+    became a reverted receipt carrying the exception's text. A contract scoring through
+    ``ledger.score`` while the artifact is late then gives receipts that differ between
+    nodes; the ledger simulator must find that within 200 seeds."""
+    from vm import interpreter
+    from vm.errors import ExecutionFailure, HostError
+
+    def old_ask_host(self, name: str, *args: object) -> object:  # type: ignore[no-untyped-def]
+        try:
+            return getattr(self.host, name)(*args)
+        except ExecutionFailure:
+            raise
+        except Exception as exc:
+            raise HostError(f"host {name} failed: {exc}") from None
+
+    monkeypatch.setattr(interpreter._Machine, "ask_host", old_ask_host)
+    for seed in range(200):
+        result = run(seed, 4, 0)
+        if not result.ok:
+            kinds = {v.kind for v in result.violations}
+            assert kinds & {"validity", "replay", "state", "receipts"}, result.summary()
+            return
+    pytest.fail("200 seeds with host failures turned into receipts found no violation")
