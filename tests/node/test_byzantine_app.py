@@ -150,6 +150,43 @@ async def test_catch_up_answers_fit_a_frame_and_floods_are_throttled(
         await node.stop()
 
 
+async def test_model_fetch_floods_are_throttled_per_peer_and_per_artifact(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Fault 3, MODEL_FETCH: each answer can be a 16 MiB artifact, so a flood of requests was
+    a flood of artifacts. A peer gets one copy of an artifact per MODEL_FETCH_REPEAT_S and at
+    most MODEL_FETCH_BURST answers at once; another peer keeps its own budget."""
+    from ledger_helpers import NODES, genesis
+
+    from node.budget import MODEL_FETCH_BURST, MODEL_FETCH_REPEAT_S, PeerBudgets
+    from node.config import Home, NodeConfig
+    from node.p2p import MODEL, MODEL_FETCH
+    from node.service import Node
+
+    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", "127.0.0.1:2"), genesis(), NODES[0])
+    now = [1_000.0]
+    node.budgets = PeerBudgets(clock=lambda: now[0])
+    artifacts = {bytes([i]) * 32: bytes([i]) * 1_000 for i in range(10)}
+    monkeypatch.setattr(node.store, "artifact", artifacts.get)
+    sent: list[tuple[bytes, str]] = []
+    monkeypatch.setattr(node.network, "send", lambda peer, kind, data: sent.append((peer, kind)))
+    flooder, honest = NODES[1].public, NODES[2].public
+    try:
+        for _ in range(50):  # the same artifact over and over: one copy
+            node._on_frame(flooder, MODEL_FETCH, bytes([0]) * 32)
+        assert sent == [(flooder, MODEL)]
+        for model_id in list(artifacts)[1:]:  # many artifacts at once: the bucket's burst
+            node._on_frame(flooder, MODEL_FETCH, model_id)
+        assert len(sent) <= MODEL_FETCH_BURST
+        node._on_frame(honest, MODEL_FETCH, bytes([0]) * 32)  # another peer is not starved
+        assert sent[-1] == (honest, MODEL)
+        now[0] += MODEL_FETCH_REPEAT_S + 60  # later, the flooder may ask again
+        node._on_frame(flooder, MODEL_FETCH, bytes([0]) * 32)
+        assert sent[-1] == (flooder, MODEL)
+    finally:
+        await node.stop()
+
+
 def test_a_small_order_sender_key_is_refused_at_admission(tmp_path: Path) -> None:
     """Fault 6, client keys: with the identity point as sender, one fixed signature
     verifies for every message. Such a sender is refused before its signature counts."""
