@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from consensus import merkle
+from consensus import codec, merkle
 from consensus.crypto import key_hex
 from ml.errors import ModelError
 from ml.limits import MAX_ARTIFACT_BYTES
@@ -36,6 +36,10 @@ MAX_API_BODY_BYTES = 64 * 1024 * 1024
 """Largest request body: a batch's transactions together (hex doubles their size) must fit."""
 MAX_WAIT_S = 60.0
 """Longest a client may wait for a commit in one request."""
+MAX_STATE_KEY_BYTES = 1_024
+"""Longest state key GET /v1/state/{key} looks up (contract keys are far shorter)."""
+MAX_LIGHT_CHANGES = 64
+"""Validator-set changes in one GET /v1/light/changes answer; ``complete`` says if more follow."""
 MAX_ANOMALY_SCAN_BLOCKS = 1_000
 """Blocks one GET /v1/anomalies looks through; the answer says where to continue."""
 
@@ -163,6 +167,8 @@ class Api:
             web.get("/v1/anomalies", self.anomalies),
             web.post("/v1/models", self.upload_model),
             web.get("/v1/models/{id}", self.get_model),
+            web.get("/v1/state/{key}", self.get_state),
+            web.get("/v1/light/changes", self.light_changes),
             web.post("/v1/contracts/{name}/query", self.query_contract),
             web.get("/openapi.json", self.openapi),
             web.get("/metrics", self.metrics),
@@ -359,6 +365,61 @@ class Api:
                 "size": len(data),
             },
             status=201,
+        )
+
+    async def get_state(self, request: web.Request) -> web.Response:
+        """A state key's value or absence at the latest height, with its proof and the
+        certified header to check it against (docs/state.md)."""
+        text = request.match_info["key"]
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            return error(400, "bad_hex", "key must be hex")
+        if not key or len(key) > MAX_STATE_KEY_BYTES:
+            return error(400, "bad_key", f"key must be 1 to {MAX_STATE_KEY_BYTES} bytes")
+        return await self.node.worker.client(lambda: self._state(key))
+
+    def _state(self, key: bytes) -> web.Response:
+        """On the application worker, so height, root and proof belong to one commit."""
+        height = self.node.ledger.height
+        if height == 0:
+            return error(404, "not_found", "no block committed yet: nothing certifies the state")
+        value = self.node.store.get(key)
+        proof = self.node.ledger.state_proof(key)
+        return web.json_response(
+            {
+                "height": height,
+                "key": key.hex(),
+                "value": None if value is None else value.hex(),
+                "proof": codec.encode(proof.to_wire()).hex(),
+                "header": Block.decode(self.node.store.block(height)).header.encode().hex(),  # type: ignore[arg-type]
+                "certificate": self.node.store.certificate(height).hex(),  # type: ignore[union-attr]
+            }
+        )
+
+    async def light_changes(self, request: web.Request) -> web.Response:
+        """Validator-set changes above ``after`` (a light client follows them from genesis)."""
+        text = request.query.get("after", "0")
+        if not text.isdigit() or len(text) > 19:
+            return error(400, "bad_height", "after must be a height")
+        after = int(text)
+        changes = await self.node.worker.client(
+            lambda: self.node.ledger.validator_changes(after, MAX_LIGHT_CHANGES)
+        )
+        return web.json_response(
+            {
+                "changes": [
+                    {
+                        "height": c.height,
+                        "header": c.header.hex(),
+                        "certificate": c.certificate.hex(),
+                        "validators": [v.hex() for v in c.validators],
+                        "proof": c.proof.hex(),
+                    }
+                    for c in changes
+                ],
+                "complete": len(changes) < MAX_LIGHT_CHANGES,
+            }
         )
 
     async def get_model(self, request: web.Request) -> web.Response:
@@ -619,6 +680,35 @@ OPENAPI: dict = {
                 },
             }
         },
+        "/v1/state/{key}": {
+            "get": {
+                "summary": "A state key's value or absence at the latest height, with its "
+                "sparse Merkle proof, header and certificate",
+                "parameters": [
+                    {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "value (hex or null), proof, header, certificate"},
+                    "400": _error_schema(),
+                    "404": _error_schema(),
+                },
+            }
+        },
+        "/v1/light/changes": {
+            "get": {
+                "summary": "Validator-set changes above a height, each with header, "
+                "certificate, the new set and its state proof",
+                "parameters": [
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {"200": {"description": "changes"}, "400": _error_schema()},
+            }
+        },
         "/v1/models/{id}": {
             "get": {
                 "summary": "A model artifact's bytes, by id",
@@ -676,6 +766,8 @@ WORKER_ROUTES = (
     "/v1/anomalies",
     "/v1/models",
     "/v1/contracts/{name}/query",
+    "/v1/state/{key}",
+    "/v1/light/changes",
 )
 """Routes answered on the application worker: each may say 503 ``busy``."""
 for _path in WORKER_ROUTES:

@@ -6,7 +6,10 @@ their state. Key layout (all heights are 8-byte big-endian):
 
     meta/genesis        genesis hash this store belongs to
     meta/height         last committed height
-    meta/state_root     state root after that height (at 0: over the genesis writes)
+    meta/state_root     state root after that height: the root of the state tree
+    tree/<hash>         a node of the state tree (consensus/smt.py), by its hash
+    valproof/<h>        at a block that changed the validator set: the state proof of the
+                        new set against that block's state root (for light clients)
     block/<h>           block bytes          cert/<h>      certificate bytes
     receipts/<h>        [receipt bytes...]   valset/<h>    validator keys of height h
     tx/<id>             [height, index]      state/<key>   state value
@@ -20,10 +23,12 @@ import os
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import plyvel
 
 from consensus import codec
+from consensus.smt import EMPTY, TreeUpdate
 
 META_GENESIS = b"meta/genesis"
 META_HEIGHT = b"meta/height"
@@ -36,6 +41,8 @@ VALSET = b"valset/"
 TX = b"tx/"
 STATE = b"state/"
 ARTIFACT = b"artifact/"
+TREE = b"tree/"
+VALPROOF = b"valproof/"
 
 MAX_STATE_SCAN = 10_000
 """Most state entries one prefix scan returns."""
@@ -77,7 +84,7 @@ class Store:
         genesis_hash: bytes,
         writes: Mapping[bytes, bytes],
         validators: list[bytes],
-        state_root: bytes,
+        tree: TreeUpdate,
     ) -> None:
         """Write the genesis state (height 0) once; refuse a store of another chain."""
         known = self.db.get(META_GENESIS)
@@ -91,8 +98,8 @@ class Store:
             for key, value in writes.items():
                 batch.put(STATE + key, value)
             batch.put(VALSET + _h(1), codec.encode(list(validators)))
+            _put_tree(batch, tree)
             batch.put(META_HEIGHT, _h(0))
-            batch.put(META_STATE_ROOT, state_root)
             batch.put(META_GENESIS, genesis_hash)
 
     def genesis_hash(self) -> bytes | None:
@@ -113,6 +120,12 @@ class Store:
     def check(self) -> None:
         """Verify at start-up that the last committed block and its parts are all present."""
         height = self.height()
+        root = self.state_root()
+        if root != EMPTY and self.db.get(TREE + root) is None:
+            raise StoreError(
+                f"{self.path}: the state tree's root node is missing (a store from an older "
+                "version or damaged)"
+            )
         if height == 0:
             return
         for prefix, what in ((BLOCK, "block"), (CERT, "certificate"), (RECEIPTS, "receipts")):
@@ -144,6 +157,9 @@ class Store:
         height, index = codec.decode(raw)
         return height, index
 
+    def tree_node(self, digest: bytes) -> bytes | None:
+        return self.db.get(TREE + digest)
+
     def get(self, key: bytes) -> bytes | None:
         return self.db.get(STATE + key)
 
@@ -155,6 +171,16 @@ class Store:
                 if n >= limit:
                     return
                 yield key[len(STATE) :], value
+
+    def validator_changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        found: list[tuple[int, bytes]] = []
+        end = VALPROOF + b"\xff" * 8
+        with self.db.iterator(start=VALPROOF + _h(after + 1), stop=end) as it:
+            for key, value in it:
+                if len(found) >= limit:
+                    break
+                found.append((struct.unpack(">Q", key[len(VALPROOF) :])[0], value))
+        return found
 
     def safety(self) -> bytes | None:
         return self.db.get(SAFETY)
@@ -180,8 +206,10 @@ class Store:
         receipts: list[bytes],
         tx_ids: list[bytes],
         writes: Mapping[bytes, bytes | None],
-        state_root: bytes,
+        tree: TreeUpdate,
         next_validators: list[bytes],
+        *,
+        validators_proof: bytes | None = None,
     ) -> None:
         """Write a committed block and everything it changes in one synced batch."""
         current = self.height()
@@ -200,8 +228,19 @@ class Store:
                     batch.delete(STATE + k)
                 else:
                     batch.put(STATE + k, v)
-            batch.put(META_STATE_ROOT, state_root)
+            _put_tree(batch, tree)
+            if validators_proof is not None:
+                batch.put(VALPROOF + key, validators_proof)
             batch.put(META_HEIGHT, key)
+
+
+def _put_tree(batch: Any, tree: TreeUpdate) -> None:
+    """The state tree's new nodes, its unreachable ones gone, and its root."""
+    for digest in tree.removed:
+        batch.delete(TREE + digest)
+    for digest, raw in tree.added.items():
+        batch.put(TREE + digest, raw)
+    batch.put(META_STATE_ROOT, tree.root)
 
 
 def _message(exc: Exception) -> str:

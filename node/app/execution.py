@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from consensus import codec, merkle
+from consensus import codec, merkle, smt
 from consensus.certificate import MAX_VALIDATORS
 from consensus.crypto import DOMAIN_TX, SignedItem, is_acceptable_public_key, verify_batch
 from node.app import governance
@@ -28,7 +28,7 @@ from node.app.contracts import CallContext, ContractRevert, execute_call, execut
 from node.app.genesis import Genesis
 from node.app.governance import param
 from node.app.scoring import ArtifactMissing, ModelCache, Scoring, execute_score
-from node.app.state import VALIDATORS, Overlay, Revert, state_root
+from node.app.state import VALIDATORS, Overlay, Revert
 from node.app.system import genesis_code
 from node.app.types import MAX_ERROR_BYTES, Event, Receipt, Tx, receipts_root
 
@@ -113,8 +113,13 @@ class SignatureCache:
 class Executed:
     receipts: tuple[Receipt, ...]
     writes: dict[bytes, bytes | None]
-    state_root: bytes
+    tree: smt.TreeUpdate
+    """The state tree after the block: its root is the header's state_root."""
     receipts_root: bytes
+
+    @property
+    def state_root(self) -> bytes:
+        return self.tree.root
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class Executor:
         read: Callable[[bytes], bytes | None],
         committed: Callable[[bytes], bool],
         previous_root: Callable[[], bytes],
+        read_node: smt.ReadNode,
         signatures: SignatureCache,
         models: ModelCache | None = None,
     ) -> None:
@@ -144,6 +150,7 @@ class Executor:
         self.read = read
         self.committed = committed
         self.previous_root = previous_root
+        self.read_node = read_node
         self.signatures = signatures
         self.models = models
 
@@ -208,7 +215,7 @@ class Executor:
         return Executed(
             tuple(receipts),
             writes,
-            state_root(self.previous_root(), writes),
+            smt.update(self.read_node, self.previous_root(), writes),
             receipts_root(receipts),
         )
 

@@ -16,14 +16,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consensus import codec
+from consensus import codec, smt
 from consensus.certificate import Certificate
 from ml.errors import ModelError
 from node.app import governance
 from node.app.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
 from node.app.genesis import Genesis
 from node.app.scoring import ArtifactMissing, ModelCache
-from node.app.state import VALIDATORS, Overlay, state_root
+from node.app.state import VALIDATORS, Overlay
 from node.app.storage import Storage
 from node.app.types import Block, Header, Tx, tx_root
 
@@ -35,10 +35,25 @@ MAX_DECODED_CACHE = 8
 """Decoded blocks kept by the hash of their bytes."""
 MAX_EXECUTION_CACHE = 16
 """Executed proposals kept by block hash, so a committed block is not executed twice."""
+MAX_TREE_NODE_CACHE = 200_000
+"""State tree nodes kept in memory (65 bytes each, about 30 MB with Python's overhead): the
+upper levels every update and proof walks stay here instead of in LevelDB reads."""
 
 
 def validators_hash(validators: Sequence[bytes]) -> bytes:
     return hashlib.sha256(codec.encode(list(validators))).digest()
+
+
+@dataclass(frozen=True)
+class ValidatorChangeRecord:
+    """A validator-set change as stored: header and certificate bytes, the new set, and the
+    encoded state proof of that set under the header's state root."""
+
+    height: int
+    header: bytes
+    certificate: bytes
+    validators: list[bytes]
+    proof: bytes
 
 
 @dataclass(frozen=True)
@@ -56,11 +71,12 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self.genesis_hash = genesis.hash()
         initial = genesis_writes(genesis)
+        self.tree_nodes = smt.NodeCache(store.tree_node, MAX_TREE_NODE_CACHE)
         store.initialise(
             self.genesis_hash,
             initial,
             genesis.validators(),
-            state_root(self.genesis_hash, initial),
+            smt.update(store.tree_node, smt.EMPTY, initial),
         )
         store.check()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
@@ -70,6 +86,7 @@ class Ledger:
             store.get,
             lambda tx_id: store.tx_location(tx_id) is not None,
             store.state_root,
+            self.tree_nodes.get,
             self.signatures,
             ModelCache(store.artifact),
         )
@@ -257,6 +274,9 @@ class Ledger:
         if VALIDATORS in writes and writes[VALIDATORS] is not None:
             next_validators = codec.decode(writes[VALIDATORS])
         tx_ids = [tx.id for tx in block.txs]
+        proof = None
+        if list(next_validators) != self.validators(height):  # type: ignore[arg-type]
+            proof = self._validators_proof(executed.tree)
         self.store.commit(
             height,
             raw,
@@ -264,11 +284,34 @@ class Ledger:
             [r.encode() for r in executed.receipts],
             tx_ids,
             writes,
-            executed.state_root,
+            executed.tree,
             list(next_validators),  # type: ignore[arg-type]
+            validators_proof=proof,
         )
         self._executed.clear()
+        self.tree_nodes.add(executed.tree.added)
         return list(next_validators), tx_ids  # type: ignore[arg-type]
+
+    def state_proof(self, key: bytes) -> smt.Proof:
+        """The proof of ``key``'s value or absence under the latest committed state root."""
+        return smt.prove(self.tree_nodes.get, self.store.state_root(), key)
+
+    def _validators_proof(self, tree: smt.TreeUpdate) -> bytes:
+        """The encoded proof of the next validator set under the block's new state root."""
+        read = lambda digest: tree.added.get(digest) or self.tree_nodes.get(digest)  # noqa: E731
+        return codec.encode(smt.prove(read, tree.root, VALIDATORS).to_wire())
+
+    def validator_changes(self, after: int, limit: int) -> list[ValidatorChangeRecord]:
+        """Blocks above ``after`` that changed the validator set, with what a light client
+        needs to follow each (at most ``limit``)."""
+        out = []
+        for height, proof in self.store.validator_changes(after, limit):
+            block, cert = self.store.block(height), self.store.certificate(height)
+            new_set = self.store.validators(height + 1)
+            assert block is not None and cert is not None and new_set is not None
+            out.append(ValidatorChangeRecord(height, Block.decode(block).header.encode(), cert,
+                                             new_set, proof))  # fmt: skip
+        return out
 
     def _remember(self, block_hash: bytes, executed: Executed) -> None:
         self._executed[block_hash] = executed

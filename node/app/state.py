@@ -3,13 +3,10 @@
 Execution never writes to the store directly: it writes into an
 :class:`Overlay` that reads through to the committed state. A transaction
 that fails is rolled back to a snapshot of the overlay; the block's overlay
-becomes one write batch at commit. The state root chains a digest of each
-block's sorted write set onto the previous root (DESIGN.md):
-
-    state_root(h) = sha256(state_root(h-1) || sha256(encode(sorted [[key, value or nil]])))
-
-with state_root(0) = state_root over the genesis writes, chained onto the genesis hash
-(so the initial state, system contract code included, is committed to).
+becomes one write batch at commit. The state root is the root of a sparse
+Merkle tree over every key and value (``consensus/smt.py``), so a certified
+header's ``state_root`` proves any key's current value, or its absence; at
+height 0 it is the tree of the genesis writes (system contract code included).
 
 State key namespaces (bytes):
 
@@ -24,8 +21,7 @@ State key namespaces (bytes):
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from consensus import codec
 
@@ -54,12 +50,6 @@ class StateLimitExceeded(Revert):
     Raised by the write that would cross the bound, so the transaction making
     it reverts (on every node alike) and the block keeps what came before.
     """
-
-
-def state_root(previous: bytes, writes: Mapping[bytes, bytes | None]) -> bytes:
-    ordered = [[k, writes[k]] for k in sorted(writes)]
-    digest = hashlib.sha256(codec.encode(ordered)).digest()
-    return hashlib.sha256(previous + digest).digest()
 
 
 class Overlay:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
+from consensus.smt import TreeUpdate
+
 MAX_MEMORY_SCAN = 10_000
 """Entries one scan of a MemoryStorage yields at most (as the LevelDB store's MAX_STATE_SCAN)."""
 
@@ -28,7 +30,7 @@ class Storage(Protocol):
         genesis_hash: bytes,
         writes: Mapping[bytes, bytes],
         validators: list[bytes],
-        state_root: bytes,
+        tree: TreeUpdate,
     ) -> None: ...
 
     def check(self) -> None: ...
@@ -49,6 +51,10 @@ class Storage(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
+    def tree_node(self, digest: bytes) -> bytes | None:
+        """A stored node of the state tree (consensus/smt.py) by its hash."""
+        ...
+
     def scan(self, prefix: bytes, limit: int = ...) -> Iterator[tuple[bytes, bytes]]: ...
 
     def artifact(self, model_id: bytes) -> bytes | None: ...
@@ -63,9 +69,18 @@ class Storage(Protocol):
         receipts: list[bytes],
         tx_ids: list[bytes],
         writes: Mapping[bytes, bytes | None],
-        state_root: bytes,
+        tree: TreeUpdate,
         next_validators: list[bytes],
-    ) -> None: ...
+        *,
+        validators_proof: bytes | None = None,
+    ) -> None:
+        """``validators_proof``: at a block that changes the validator set, the encoded state
+        proof of the new set (the light client follows changes with it)."""
+        ...
+
+    def validator_changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(height, encoded proof) of validator-set changes at heights above ``after``."""
+        ...
 
 
 class MemoryStorage:
@@ -82,13 +97,15 @@ class MemoryStorage:
         self._valsets: dict[int, list[bytes]] = {}
         self._txs: dict[bytes, tuple[int, int]] = {}
         self._artifacts: dict[bytes, bytes] = {}
+        self._nodes: dict[bytes, bytes] = {}
+        self._changes: dict[int, bytes] = {}
 
     def initialise(
         self,
         genesis_hash: bytes,
         writes: Mapping[bytes, bytes],
         validators: list[bytes],
-        state_root: bytes,
+        tree: TreeUpdate,
     ) -> None:
         if self.genesis is not None:
             if self.genesis != genesis_hash:
@@ -96,7 +113,7 @@ class MemoryStorage:
             return
         self._state = dict(writes)
         self._valsets[1] = list(validators)
-        self._root = state_root
+        self._apply_tree(tree)
         self.genesis = genesis_hash
 
     def check(self) -> None:
@@ -128,6 +145,15 @@ class MemoryStorage:
     def get(self, key: bytes) -> bytes | None:
         return self._state.get(key)
 
+    def tree_node(self, digest: bytes) -> bytes | None:
+        return self._nodes.get(digest)
+
+    def _apply_tree(self, tree: TreeUpdate) -> None:
+        for digest in tree.removed:
+            self._nodes.pop(digest, None)
+        self._nodes.update(tree.added)
+        self._root = tree.root
+
     def scan(self, prefix: bytes, limit: int = MAX_MEMORY_SCAN) -> Iterator[tuple[bytes, bytes]]:
         keys = sorted(k for k in self._state if k.startswith(prefix))
         for key in keys[: min(limit, MAX_MEMORY_SCAN)]:
@@ -147,8 +173,10 @@ class MemoryStorage:
         receipts: list[bytes],
         tx_ids: list[bytes],
         writes: Mapping[bytes, bytes | None],
-        state_root: bytes,
+        tree: TreeUpdate,
         next_validators: list[bytes],
+        *,
+        validators_proof: bytes | None = None,
     ) -> None:
         if height != self._height + 1:
             raise StorageError(f"commit of height {height} on top of height {self._height}")
@@ -163,5 +191,11 @@ class MemoryStorage:
                 self._state.pop(key, None)
             else:
                 self._state[key] = value
-        self._root = state_root
+        self._apply_tree(tree)
+        if validators_proof is not None:
+            self._changes[height] = validators_proof
         self._height = height
+
+    def validator_changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        heights = sorted(h for h in self._changes if h > after)[:limit]
+        return [(h, self._changes[h]) for h in heights]

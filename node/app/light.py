@@ -1,0 +1,189 @@
+"""The light client: check what a node says from the genesis file alone. No I/O of its own.
+
+Trust starts at the genesis file: its members' node keys are the validators of
+height 1. From there every fact is checked, never believed:
+
+1. **Validator-set changes** are followed through the blocks that make them. A
+   block at height c whose execution changed the membership is checked like
+   any header (below, with the set of height c), and then the new set, the
+   value of the state key ``validators`` after block c, is checked with a
+   state proof against block c's ``state_root``. That set signs from height
+   c + 1 on. There is no trusting period: membership changes are themselves
+   certified by the members of their time.
+2. **A header** is accepted when its chain is the genesis file's, its
+   ``validators_hash`` is the hash of the set this client followed to its
+   height (a mismatch means the node left a change out), and its certificate
+   holds a quorum of distinct members of that set, each signature valid under
+   the commit domain and this chain's genesis hash.
+3. **Facts under a header**: a transaction (Merkle proof to ``tx_root``), its
+   receipt (to ``receipts_root``), and any state key's value or absence (a
+   sparse Merkle proof to ``state_root``).
+
+Every failure raises :class:`VerificationError` naming the step that failed
+and why, so a person can tell a lying node from a broken one.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from consensus import codec, merkle, smt
+from consensus.certificate import Certificate, CertificateError
+from consensus.record import FieldError
+from node.app.genesis import Genesis
+from node.app.ledger import validators_hash
+from node.app.state import VALIDATORS
+from node.app.types import Header, Receipt, Tx
+
+MAX_FOLLOWED_CHANGES = 100_000
+"""Validator-set changes one client keeps (a consortium changes membership rarely)."""
+
+
+class VerificationError(Exception):
+    """What a node said does not check out. ``step`` names the check; the message says why."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ValidatorChange:
+    """A block that changed the validator set, with the proof of the set it made."""
+
+    header: Header
+    certificate: Certificate
+    validators: tuple[bytes, ...]
+    proof: smt.Proof
+
+    @classmethod
+    def parse(
+        cls, header: bytes, certificate: bytes, validators: Sequence[bytes], proof: bytes
+    ) -> ValidatorChange:
+        """From a node's bytes (untrusted: anything malformed is a VerificationError)."""
+        try:
+            return cls(
+                Header.decode(header),
+                Certificate.decode(certificate),
+                tuple(validators),
+                smt.Proof.from_wire(codec.decode(proof)),
+            )
+        except (codec.CodecError, FieldError, ValueError) as exc:
+            raise VerificationError("validator-set change", f"malformed record: {exc}") from None
+
+
+class LightClient:
+    def __init__(self, genesis: Genesis) -> None:
+        self.chain_id = genesis.chain_id
+        self.genesis_hash = genesis.hash()
+        self._starts: list[int] = [1]
+        """Heights from which each followed validator set signs (ascending)."""
+        self._sets: list[tuple[bytes, ...]] = [tuple(genesis.validators())]
+        self.followed_to = 0
+        """Changes have been followed through blocks up to this height."""
+
+    # ------------------------------------------------------------ validator sets
+
+    def validators_at(self, height: int) -> tuple[bytes, ...]:
+        """The validator set of ``height`` as far as changes have been followed."""
+        if height < 1:
+            raise VerificationError("height", f"height {height} is before the first block")
+        return self._sets[bisect.bisect_right(self._starts, height) - 1]
+
+    def follow(self, change: ValidatorChange) -> None:
+        """Check one validator-set change and sign it in for the heights after it."""
+        height = change.header.height
+        if height < self.followed_to:
+            raise VerificationError(
+                "validator-set change",
+                f"change at height {height} comes after one at {self.followed_to} already followed",
+            )
+        if len(self._sets) >= MAX_FOLLOWED_CHANGES:
+            raise VerificationError(
+                "validator-set change", f"more than {MAX_FOLLOWED_CHANGES} changes to follow"
+            )
+        self.verify_header(change.header, change.certificate)
+        value = codec.encode(list(change.validators))
+        try:
+            smt.verify(change.header.state_root, VALIDATORS, value, change.proof)
+        except smt.ProofError as exc:
+            raise VerificationError(
+                "validator-set change",
+                f"the set said to follow block {height} is not proven: {exc}",
+            ) from None
+        if not change.validators:
+            raise VerificationError("validator-set change", f"block {height} leaves no validators")
+        self._starts.append(height + 1)
+        self._sets.append(change.validators)
+        self.followed_to = height
+
+    def follow_all(self, changes: Sequence[ValidatorChange]) -> None:
+        for change in sorted(changes, key=lambda c: c.header.height):
+            self.follow(change)
+
+    # ------------------------------------------------------------ headers
+
+    def verify_header(self, header: Header, certificate: Certificate) -> None:
+        """Raise unless ``certificate`` proves ``header`` committed on this chain."""
+        if header.chain_id != self.chain_id:
+            raise VerificationError("header", f"header is for chain {header.chain_id!r}")
+        if certificate.height != header.height:
+            raise VerificationError(
+                "certificate",
+                f"certificate is for height {certificate.height}, header for {header.height}",
+            )
+        if certificate.block_hash != header.hash():
+            raise VerificationError(
+                "certificate", "certificate signs another block than this header"
+            )
+        validators = self.validators_at(header.height)
+        if header.validators_hash != validators_hash(validators):
+            raise VerificationError(
+                "validator set",
+                f"header {header.height} names another validator set than the one followed from "
+                "genesis: a validator-set change is missing or forged",
+            )
+        try:
+            certificate.verify(self.genesis_hash, validators)
+        except CertificateError as exc:
+            raise VerificationError("certificate", str(exc)) from None
+
+    # ------------------------------------------------------------ facts under a header
+
+    def verify_tx(
+        self, header: Header, certificate: Certificate, tx: Tx, proof: merkle.Proof
+    ) -> None:
+        """Raise unless ``tx`` is in the certified block ``header`` at ``proof.index``."""
+        self.verify_header(header, certificate)
+        if not merkle.verify(header.tx_root, tx.encode(), proof):
+            raise VerificationError(
+                "transaction proof", f"the transaction is not in block {header.height}'s tx_root"
+            )
+
+    def verify_receipt(
+        self, header: Header, certificate: Certificate, receipt: Receipt, proof: merkle.Proof
+    ) -> None:
+        """Raise unless ``receipt`` is in block ``header``'s receipts at ``proof.index``."""
+        self.verify_header(header, certificate)
+        if not merkle.verify(header.receipts_root, receipt.encode(), proof):
+            raise VerificationError(
+                "receipt proof", f"the receipt is not in block {header.height}'s receipts_root"
+            )
+
+    def verify_state(
+        self,
+        header: Header,
+        certificate: Certificate,
+        key: bytes,
+        value: bytes | None,
+        proof: smt.Proof,
+    ) -> None:
+        """Raise unless ``key`` has ``value`` (None: is absent) after block ``header``."""
+        self.verify_header(header, certificate)
+        try:
+            smt.verify(header.state_root, key, value, proof)
+        except smt.ProofError as exc:
+            raise VerificationError("state proof", str(exc)) from None
