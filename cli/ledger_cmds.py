@@ -10,8 +10,12 @@ from pathlib import Path
 import click
 
 from cli.client import call, node_option
+from cli.verify import VerificationFailed, Verifier, load_genesis, verify_options
+from consensus import codec
 from consensus.crypto import KeyFileError, PrivateKey
 from consensus.record import FieldError
+from node.app.anchors import AnchorRecord
+from node.app.state import ANCHOR, VALIDATORS
 from node.app.types import AnchorPayload, Tx
 
 DEFAULT_VALIDITY = 100
@@ -21,11 +25,32 @@ READ_CHUNK = 1024 * 1024
 
 @click.command()
 @node_option
+@verify_options
 @click.option("--json", "as_json", is_flag=True, help="Print the node's status as JSON.")
-def status(node: str, as_json: bool) -> None:
-    """Show a node's height, view, primary, peers and mempool."""
+def status(node: str, genesis_file: Path | None, no_verify: bool, as_json: bool) -> None:
+    """Show a node's height, view, primary, peers and mempool.
+
+    The latest height is checked: its block's certificate against the
+    validator set followed from the genesis file (skip with --no-verify).
+    """
+    genesis = None if no_verify else load_genesis(genesis_file)
     s = call("GET", node, "/v1/status")
+    verified = None
+    if genesis is not None:
+        if s.get("genesis_hash") != genesis.hash().hex():
+            raise VerificationFailed(
+                f"verification failed: the node at {node} runs genesis "
+                f"{str(s.get('genesis_hash'))[:16]}..., not this genesis file's "
+                f"{genesis.hash().hex()[:16]}..."
+            )
+        if s["height"] > 0:
+            verifier = Verifier(node, genesis)
+            _, header, cert = verifier.state(VALIDATORS)
+            verified = (header.height, verifier.signers(cert))
     if as_json:
+        s["verified"] = (
+            None if verified is None else {"height": verified[0], "certified_by": verified[1]}
+        )
         click.echo(json.dumps(s, indent=2))
         return
     click.echo(f"chain      {s['chain_id']}  (genesis {s['genesis_hash'][:16]}...)")
@@ -34,6 +59,12 @@ def status(node: str, as_json: bool) -> None:
     click.echo(f"view       {s['view']}{change}   primary {s['primary'][:16]}...")
     click.echo(f"peers      {len(s['peers'])} of {len(s['validators']) - 1} connected")
     click.echo(f"mempool    {s['mempool']['txs']} txs, {s['mempool']['bytes']} bytes")
+    if verified is not None:
+        click.echo(f"verified   height {verified[0]} certified by {verified[1]}")
+    elif no_verify:
+        click.echo("verified   nothing (--no-verify: this is the node's word)")
+    else:
+        click.echo("verified   nothing to check yet (no block committed)")
 
 
 def file_digest(path: Path) -> tuple[bytes, int]:
@@ -128,16 +159,48 @@ def _wait_and_report(node: str, tx_hash: str) -> None:
 @click.command("verify-file")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @node_option
-def verify_file(file: Path, node: str) -> None:
-    """Tell whether FILE's digest is anchored, where, and its lineage. Exit 1 if not."""
+@verify_options
+def verify_file(file: Path, node: str, genesis_file: Path | None, no_verify: bool) -> None:
+    """Tell whether FILE's digest is anchored, where, and its lineage. Exit 1 if not.
+
+    The anchor record, or its absence, is proven against the latest certified
+    block, checked from the genesis file (skip with --no-verify). The lineage
+    listed below it is the node's word.
+    """
     digest, size = file_digest(file)
+    if no_verify:
+        _verify_file_unchecked(file, digest, size, node)
+        return
+    verifier = Verifier(node, load_genesis(genesis_file))
+    value, header, cert = verifier.state(ANCHOR + digest)
+    if value is None:
+        click.echo(f"{file}: digest {digest.hex()} is NOT anchored")
+        click.echo(f"  verified: absence proven at height {header.height}, certified by "
+                   f"{verifier.signers(cert)}")  # fmt: skip
+        raise SystemExit(1)
+    record = AnchorRecord.from_wire(digest, codec.decode(value))
+    click.echo(f"{file}: anchored at height {record.height} in tx {record.tx_id.hex()}")
+    click.echo(f"  digest {digest.hex()}  size {record.size}  type {record.media_type}")
+    click.echo(f"  by {record.sender.hex()}")
+    if record.size != size:
+        click.echo(f"  warning: anchored size {record.size} differs from this file's {size}")
+    for k, v in record.metadata:
+        click.echo(f"  {k} = {v}")
+    for parent in record.parents:
+        click.echo(f"  derives from {parent.hex()}")
+    click.echo(f"  verified: anchor record proven at height {header.height}, certified by "
+               f"{verifier.signers(cert)}")  # fmt: skip
+
+
+def _verify_file_unchecked(file: Path, digest: bytes, size: int, node: str) -> None:
+    """The node's word: its anchor record and lineage, not checked."""
     from cli.client import NodeError
 
     try:
         info = call("GET", node, f"/v1/anchors/{digest.hex()}")
     except NodeError as exc:
         if "not_found" in str(exc):
-            click.echo(f"{file}: digest {digest.hex()} is NOT anchored")
+            click.echo(f"{file}: digest {digest.hex()} is NOT anchored (node's word, not verified)")
             raise SystemExit(1) from None
         raise
     a = info["anchor"]
@@ -152,3 +215,4 @@ def verify_file(file: Path, node: str) -> None:
         click.echo(f"  derives from {r['digest']} (height {r['height']})")
     for r in info["descendants"]:
         click.echo(f"  used by      {r['digest']} (height {r['height']})")
+    click.echo("  verified: nothing (--no-verify: this is the node's word)")

@@ -24,10 +24,12 @@ batch; proofs are checked with nothing but the root.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 HASH_BYTES = 32
 KEY_BITS = 256
@@ -73,8 +75,7 @@ def bit(khash: bytes, depth: int) -> int:
 # ---------------------------------------------------------------- stored nodes
 
 
-@dataclass(frozen=True)
-class Leaf:
+class Leaf(NamedTuple):
     khash: bytes
     vhash: bytes
 
@@ -85,8 +86,7 @@ class Leaf:
         return LEAF_TAG + self.khash + self.vhash
 
 
-@dataclass(frozen=True)
-class Interior:
+class Interior(NamedTuple):
     left: bytes
     right: bytes
 
@@ -228,11 +228,14 @@ class _Builder:
 
 
 def _split(items: list[tuple[bytes, bytes | None]], depth: int) -> int:
-    """Index of the first item whose path goes right at ``depth`` (items sorted)."""
-    for i, (khash, _) in enumerate(items):
-        if bit(khash, depth):
-            return i
-    return len(items)
+    """Index of the first item whose path goes right at ``depth``.
+
+    The items are sorted and share their first ``depth`` bits (they lie in one subtree), so
+    the first one going right is the first at or above that prefix followed by a 1 bit."""
+    first = int.from_bytes(items[0][0], "big")
+    shift = KEY_BITS - 1 - depth
+    boundary = (((first >> shift) | 1) << shift).to_bytes(HASH_BYTES, "big")
+    return bisect.bisect_left(items, (boundary,))
 
 
 def update(read: ReadNode, root: bytes, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:

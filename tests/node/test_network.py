@@ -319,6 +319,40 @@ def total():
 """
 
 
+def test_cli_reads_are_checked_against_the_genesis_file(net: Net, tmp_path: Path) -> None:
+    """`vigil status` and `vigil verify-file` verify by default (issue 12, first reads)."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    genesis = str(net.net.genesis_path)
+    url = net.node("org2").url
+    data = tmp_path / "ledger.csv"
+    data.write_text("amount\n1\n2\n")
+    vigil("anchor", str(data), "--key", str(net.net.client_key), "--node", url, "--wait")
+    out = vigil("verify-file", str(data), "--node", net.node("org3").url, "--genesis", genesis)
+    assert "anchored at height" in out
+    assert "verified: anchor record proven at height" in out and "of 4 validators" in out
+    stranger = tmp_path / "never.csv"
+    stranger.write_text("never anchored\n")
+    absent = CliRunner().invoke(
+        main, ["verify-file", str(stranger), "--node", url, "--genesis", genesis]
+    )
+    assert absent.exit_code == 1 and "absence proven at height" in absent.output
+    out = vigil("status", "--node", url, "--genesis", genesis)
+    assert "verified   height" in out and "certified by org" in out
+    missing = CliRunner().invoke(main, ["status", "--node", url], env={"VIGIL_GENESIS": ""})
+    assert missing.exit_code == 2 and "VIGIL_GENESIS" in missing.output
+    trusted = vigil("status", "--node", url, "--no-verify")
+    assert "node's word" in trusted
+    other_dir = tmp_path / "other"
+    other = localnet.create(other_dir, 1)  # another chain: its genesis verifies nothing here
+    wrong = CliRunner().invoke(
+        main, ["status", "--node", url, "--genesis", str(other.genesis_path)]
+    )
+    assert wrong.exit_code == 3 and "verification failed" in wrong.output
+
+
 def test_contracts_deploy_call_and_query_through_the_cli(net: Net, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
