@@ -8,7 +8,9 @@ from typing import Any
 import aiohttp
 import click
 
-DEFAULT_NODE = "http://127.0.0.1:26701"
+DEFAULT_NODE = "http://127.0.0.1:26700"
+"""The first node `./scripts/localnet` starts on a free machine (node/localnet.py: the API
+ports are DEFAULT_BASE_PORT + 100 + i; tests/cli asserts the two agree)."""
 TIMEOUT_S = 30.0
 
 

@@ -124,3 +124,10 @@ def test_gov_commands_refuse_weak_keys(tmp_path: Path) -> None:
     code, out = run("gov", "propose", "add-member", "org-x", "--node-key", good, "--peer", "h:1",
                     "--api", "h:2", "--admin", weak, "--key", key)  # fmt: skip
     assert code == 2 and "small order" in out
+
+
+def test_the_default_node_is_the_first_one_localnet_starts() -> None:
+    from cli.client import DEFAULT_NODE
+    from node.localnet import DEFAULT_BASE_PORT
+
+    assert DEFAULT_NODE == f"http://127.0.0.1:{DEFAULT_BASE_PORT + 100}"

@@ -1,0 +1,191 @@
+"""A real 4-node network with a lying proxy in front of one node: the CLI refuses every
+altered answer that matters (exit 3, naming the failed step) while honest nodes verify."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import re
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+from test_network import Net, running_network, vigil
+
+from cli.main import main
+from consensus.certificate import Certificate
+from consensus.crypto import PrivateKey
+from node.app.state import ANCHOR
+from node.app.types import Header
+from node.localnet import free_base_port
+
+pytestmark = pytest.mark.slow
+
+Tamper = Callable[[str, dict], dict]
+
+
+class LyingProxy:
+    """Forwards every request to one node and lets a test rewrite its JSON answers."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.tamper: Tamper | None = None
+        self.port = free_base_port(1, 40_000)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method, self.upstream + request.path_qs, data=await request.read()
+            ) as resp,
+        ):
+            body = await resp.read()
+            status = resp.status
+        tamper = self.tamper
+        if tamper is not None and status == 200:
+            answer = tamper(request.path, json.loads(body))
+            return web.json_response(answer, status=status)
+        return web.Response(body=body, status=status, content_type="application/json")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self) -> LyingProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    with running_network(tmp_path_factory.mktemp("lying")) as n:
+        yield n
+
+
+def _flip(hex_text: str) -> str:
+    raw = bytearray(bytes.fromhex(hex_text))
+    raw[len(raw) // 2] ^= 0x01
+    return raw.hex()
+
+
+def _on_state(change: Callable[[dict], None]) -> Tamper:
+    def tamper(path: str, answer: dict) -> dict:
+        if path.startswith("/v1/state/"):
+            change(answer)
+        return answer
+
+    return tamper
+
+
+def _short_certificate(answer: dict) -> None:
+    cert = Certificate.decode(bytes.fromhex(answer["certificate"]))
+    answer["certificate"] = dataclasses.replace(cert, votes=cert.votes[:-1]).encode().hex()
+
+
+def _other_header(answer: dict) -> None:
+    header = Header.decode(bytes.fromhex(answer["header"]))
+    answer["header"] = (
+        dataclasses.replace(header, timestamp_ms=header.timestamp_ms + 1).encode().hex()
+    )
+
+
+def _forged_change(path: str, answer: dict) -> dict:
+    """Claim a validator-set change to a made-up validator at the latest block."""
+    if path.startswith("/v1/light/changes"):
+        state = _latest_state
+        answer["changes"] = [
+            {
+                "height": state["height"],
+                "header": state["header"],
+                "certificate": state["certificate"],
+                "validators": [PrivateKey.from_seed(b"m" * 32).public.hex()],
+                "proof": state["proof"],
+            }
+        ]
+    return answer
+
+
+_latest_state: dict[str, Any] = {}
+
+LIES: list[tuple[str, Tamper, str]] = [
+    ("a changed anchor record", _on_state(lambda a: a.update(value=_flip(a["value"]))),
+     "state proof: the proven value differs"),
+    ("the anchor claimed absent", _on_state(lambda a: a.update(value=None)),
+     "state proof: the proof shows the key present"),
+    ("a proof with a changed byte", _on_state(lambda a: a.update(proof=_flip(a["proof"]))),
+     "state proof"),
+    ("a certificate one signature short", _on_state(_short_certificate),
+     "certificate: certificate for height .* votes, quorum is 3 of 4"),
+    ("a header the certificate does not sign", _on_state(_other_header),
+     "certificate signs another block than this header"),
+    ("an answer for another key", _on_state(lambda a: a.update(key="00" * 33)),
+     "the node answered for another key"),
+    ("a forged validator-set change", _forged_change,
+     "validator-set change: the set said to follow block"),
+]  # fmt: skip
+
+
+def test_every_altered_answer_is_refused_and_honest_nodes_verify(net: Net, tmp_path: Path) -> None:
+    genesis = str(net.net.genesis_path)
+    data = tmp_path / "payments.csv"
+    data.write_text("amount\n10\n20\n")
+    vigil(
+        "anchor",
+        str(data),
+        "--key",
+        str(net.net.client_key),
+        "--node",
+        net.node("org1").url,
+        "--wait",
+    )
+    honest = vigil("verify-file", str(data), "--node", net.node("org2").url, "--genesis", genesis)
+    assert "verified: anchor record proven" in honest
+    with LyingProxy(net.node("org1").url) as proxy:
+        proxied = vigil("verify-file", str(data), "--node", proxy.url, "--genesis", genesis)
+        assert "verified: anchor record proven" in proxied  # forwarding alone changes nothing
+        key = (ANCHOR + hashlib.sha256(data.read_bytes()).digest()).hex()
+        with urllib.request.urlopen(f"{net.node('org1').url}/v1/state/{key}") as resp:
+            _latest_state.update(json.loads(resp.read()))
+        for name, tamper, message in LIES:
+            proxy.tamper = tamper
+            result = CliRunner().invoke(
+                main, ["verify-file", str(data), "--node", proxy.url, "--genesis", genesis]
+            )
+            assert result.exit_code == 3, f"{name}: exit {result.exit_code}\n{result.output}"
+            assert "verification failed" in result.output, name
+            assert re.search(message, result.output), f"{name}: {result.output}"
+        proxy.tamper = lambda path, a: (
+            a | {"genesis_hash": "00" * 32} if path == "/v1/status" else a
+        )
+        lied = CliRunner().invoke(main, ["status", "--node", proxy.url, "--genesis", genesis])
+        assert lied.exit_code == 3 and "not this genesis file's" in lied.output
+        proxy.tamper = _on_state(_short_certificate)
+        lied = CliRunner().invoke(main, ["status", "--node", proxy.url, "--genesis", genesis])
+        assert lied.exit_code == 3 and "quorum is 3 of 4" in lied.output
+    for org in ("org2", "org3", "org4"):  # and every honest node still verifies
+        assert "verified   height" in vigil(
+            "status", "--node", net.node(org).url, "--genesis", genesis
+        )
