@@ -13,6 +13,7 @@ from cli.ledger_cmds import anchor, status, verify_file
 from cli.model import model
 from cli.node_cmd import node
 from cli.score_cmd import anomalies, score, upload
+from cli.tx_cmd import tx
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -36,6 +37,7 @@ def main() -> None:
       vigil status --node URL              height, view, peers of a node
       vigil anchor FILE --key K --wait     record a file's digest and lineage
       vigil verify-file FILE               is this file anchored, and where?
+      vigil tx show HASH                   a transaction and its receipt, verified
     """
 
 
@@ -45,6 +47,7 @@ main.add_command(node)
 main.add_command(status)
 main.add_command(anchor)
 main.add_command(verify_file)
+main.add_command(tx)
 main.add_command(model)
 main.add_command(contract)
 for _command in (deploy, call_cmd, query):

@@ -128,5 +128,3 @@ class Verifier:
         names = sorted(self.orgs.get(v.validator, key_hex(v.validator)[:12]) for v in cert.votes)
         total = len(self.light.validators_at(cert.height))
         return f"{', '.join(names)} ({len(names)} of {total} validators)"
-
-

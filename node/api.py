@@ -259,6 +259,15 @@ class Api:
                     "path": [p.hex() for p in proof.path],
                     "root": merkle.root([t.encode() for t in block.txs]).hex(),
                 },
+                "verify": {
+                    "header": block.header.encode().hex(),
+                    "certificate": self.node.store.certificate(height).hex(),  # type: ignore[union-attr]
+                    "receipt": receipts[index].hex(),
+                    "receipt_proof": codec.encode(
+                        merkle.Tree(list(receipts)).proof(index).to_wire()
+                    ).hex(),
+                    "tx_proof": codec.encode(proof.to_wire()).hex(),
+                },
             }
         )
 

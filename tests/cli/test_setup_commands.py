@@ -130,4 +130,4 @@ def test_the_default_node_is_the_first_one_localnet_starts() -> None:
     from cli.client import DEFAULT_NODE
     from node.localnet import DEFAULT_BASE_PORT
 
-    assert DEFAULT_NODE == f"http://127.0.0.1:{DEFAULT_BASE_PORT + 100}"
+    assert f"http://127.0.0.1:{DEFAULT_BASE_PORT + 100}" == DEFAULT_NODE

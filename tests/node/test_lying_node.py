@@ -189,3 +189,65 @@ def test_every_altered_answer_is_refused_and_honest_nodes_verify(net: Net, tmp_p
         assert "verified   height" in vigil(
             "status", "--node", net.node(org).url, "--genesis", genesis
         )
+
+
+def _on_tx(change: Callable[[dict], None]) -> Tamper:
+    def tamper(path: str, answer: dict) -> dict:
+        if path.startswith("/v1/txs/") and "verify" in answer:
+            change(answer)
+        return answer
+
+    return tamper
+
+
+def _reverted_receipt(answer: dict) -> None:
+    from node.app.types import Receipt
+
+    receipt = Receipt.decode(bytes.fromhex(answer["verify"]["receipt"]))
+    forged = dataclasses.replace(receipt, status="reverted", error="Revert: made up")
+    answer["verify"]["receipt"] = forged.encode().hex()
+
+
+TX_LIES: list[tuple[str, Tamper, str]] = [
+    ("a receipt turned into a revert", _on_tx(_reverted_receipt),
+     "receipt proof: the receipt is not in block"),
+    ("a changed transaction", _on_tx(lambda a: a.update(raw=_flip(a["raw"]))),
+     "transaction answer"),
+    ("a short certificate", _on_tx(lambda a: _short_certificate(a["verify"])),
+     "quorum is 3 of 4"),
+    ("a header the certificate does not sign", _on_tx(lambda a: _other_header(a["verify"])),
+     "certificate signs another block"),
+]  # fmt: skip
+
+
+def test_tx_show_verifies_and_refuses_altered_transactions_and_receipts(
+    net: Net, tmp_path: Path
+) -> None:
+    genesis = str(net.net.genesis_path)
+    data = tmp_path / "shown.csv"
+    data.write_text("amount\n30\n")
+    out = vigil(
+        "anchor",
+        str(data),
+        "--key",
+        str(net.net.client_key),
+        "--node",
+        net.node("org1").url,
+        "--wait",
+    )
+    tx_hash = next(line.split()[1] for line in out.splitlines() if line.startswith("tx "))
+    shown = vigil("tx", "show", tx_hash, "--node", net.node("org3").url, "--genesis", genesis)
+    assert "kind      anchor" in shown and "status    ok" in shown
+    assert "verified  transaction and receipt proven in block" in shown
+    missing = CliRunner().invoke(
+        main, ["tx", "show", "00" * 32, "--node", net.node("org3").url, "--genesis", genesis]
+    )
+    assert missing.exit_code == 1 and "not committed" in missing.output
+    with LyingProxy(net.node("org1").url) as proxy:
+        for name, tamper, message in TX_LIES:
+            proxy.tamper = tamper
+            result = CliRunner().invoke(
+                main, ["tx", "show", tx_hash, "--node", proxy.url, "--genesis", genesis]
+            )
+            assert result.exit_code == 3, f"{name}: exit {result.exit_code}\n{result.output}"
+            assert re.search(message, result.output), f"{name}: {result.output}"
