@@ -17,11 +17,13 @@ import click
 from cli.client import call as http
 from cli.client import node_option
 from cli.contract_node import KeyOption, WaitOption, _key, _submit
+from cli.verify import Verifier, load_genesis, verify_options
 from consensus.crypto import parse_key_hex
+from node.app.state import storage_key
 from node.app.types import CallPayload
-from vm.gas import MAX_VALUE_BYTES
+from vm.gas import MAX_STORAGE_VALUE_BYTES, MAX_VALUE_BYTES
 from vm.jsonvalues import to_json
-from vm.values import encode_value
+from vm.values import decode_value, encode_value
 
 
 def _pubkey(text: str, what: str, *, allow_weak: bool = False) -> bytes:
@@ -168,9 +170,35 @@ def list_cmd(node: str, first: int, count: int) -> None:
 @gov.command()
 @click.argument("proposal", type=int)
 @node_option
-def show(proposal: int, node: str) -> None:
-    """Show one proposal: its action, dry run, votes and outcome."""
-    click.echo(json.dumps(_query(node, "governance", "get", [proposal]), indent=2))
+@verify_options
+def show(proposal: int, node: str, genesis_file: Path | None, no_verify: bool) -> None:
+    """Show one proposal: its action, dry run, votes and outcome (JSON on stdout).
+
+    The proposal record is proven against the latest certified state root,
+    checked from the genesis file (skip with --no-verify); the line saying so
+    goes to stderr.
+    """
+    if no_verify:
+        click.echo(json.dumps(_query(node, "governance", "get", [proposal]), indent=2))
+        click.echo("verified: nothing (--no-verify: this is the node's word)", err=True)
+        return
+    verifier = Verifier(node, load_genesis(genesis_file))
+    value, header, cert = verifier.state(storage_key("governance", f"proposal:{proposal}"))
+    signers = verifier.signers(cert)
+    if value is None:
+        click.echo(f"no proposal {proposal}")
+        click.echo(
+            f"verified: absence proven at height {header.height}, certified by {signers}", err=True
+        )
+        raise SystemExit(1)
+    record = decode_value(value, MAX_STORAGE_VALUE_BYTES)
+    if record.get("status") == "open" and header.height >= record.get("expires", 0):
+        record["status"] = "expired"  # as the contract's own reads show it
+    click.echo(json.dumps(to_json(record), indent=2))
+    click.echo(
+        f"verified: proposal record proven at height {header.height}, certified by {signers}",
+        err=True,
+    )
 
 
 @click.command("propose")

@@ -364,6 +364,16 @@ def test_contracts_deploy_call_and_query_through_the_cli(net: Net, tmp_path: Pat
     url = net.node("org1").url
 
     govern(net, "allow-deploy", "counter", str(source))
+    shown = CliRunner().invoke(
+        main, ["gov", "show", "1", "--node", url, "--genesis", str(net.net.genesis_path)]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["status"] == "executed"
+    assert "verified: proposal record proven at height" in shown.stderr
+    none = CliRunner().invoke(
+        main, ["gov", "show", "999", "--node", url, "--genesis", str(net.net.genesis_path)]
+    )
+    assert none.exit_code == 1 and "absence proven" in none.output
     out = vigil("contract", "deploy", str(source), "--name", "counter", "--key", key,
                 "--node", url, "--wait")  # fmt: skip
     assert "committed at height" in out and ": ok" in out
