@@ -14,8 +14,19 @@ ports are DEFAULT_BASE_PORT + 100 + i; tests/cli asserts the two agree)."""
 TIMEOUT_S = 30.0
 
 
+EXIT_UNREACHABLE = 4
+"""Exit codes of every command: 0 ok, 1 refused or failed, 2 usage, 3 verification failed
+(cli/verify.py), 4 the node could not be reached."""
+
+
 class NodeError(click.ClickException):
-    """The node answered with an error, or could not be reached."""
+    """The node answered with an error (exit 1)."""
+
+
+class NodeUnreachable(NodeError):
+    """The node could not be reached or did not answer in time (exit 4)."""
+
+    exit_code = EXIT_UNREACHABLE
 
 
 async def _request(
@@ -38,9 +49,9 @@ async def _request(
                 )
             return data
     except aiohttp.ClientConnectionError as exc:
-        raise NodeError(f"cannot reach the node at {url}: {exc}") from None
+        raise NodeUnreachable(f"cannot reach the node at {url}: {exc}") from None
     except TimeoutError:
-        raise NodeError(f"the node at {url} did not answer within {timeout:.0f} s") from None
+        raise NodeUnreachable(f"the node at {url} did not answer within {timeout:.0f} s") from None
 
 
 def call(

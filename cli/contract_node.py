@@ -62,7 +62,8 @@ def _submit(node: str, key: PrivateKey, payload: CallPayload | DeployPayload, wa
 
 KeyOption = click.option(
     "--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="An authorised client key (deploying needs the admin role).",
+    envvar="VIGIL_KEY",
+    help="An authorised client key, or set VIGIL_KEY (deploying needs the admin role).",
 )  # fmt: skip
 WaitOption = click.option("--wait", is_flag=True, help="Wait for the commit and show the receipt.")
 

@@ -103,7 +103,8 @@ def _digest_arg(text: str) -> bytes:
     "key_file",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="An authorised client key.",
+    envvar="VIGIL_KEY",
+    help="An authorised client key (or set VIGIL_KEY).",
 )
 @node_option
 @click.option("--wait", is_flag=True, help="Wait until the anchor is committed.")

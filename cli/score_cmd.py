@@ -47,7 +47,8 @@ def _rows(features: str | None, csv: Path | None) -> list[tuple[float, ...]]:
               help="A CSV with a header; every row is scored in its own transaction.")  # fmt: skip
 @click.option("--reference", default="", help="Your reference for the row(s) (CSV rows get #n).")
 @click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="A client key with the score role.")  # fmt: skip
+              envvar="VIGIL_KEY",
+              help="A client key with the score role (or set VIGIL_KEY).")  # fmt: skip
 @node_option
 @click.option("--wait", is_flag=True, help="Wait for the scores.")
 def score(

@@ -131,3 +131,20 @@ def test_the_default_node_is_the_first_one_localnet_starts() -> None:
     from node.localnet import DEFAULT_BASE_PORT
 
     assert f"http://127.0.0.1:{DEFAULT_BASE_PORT + 100}" == DEFAULT_NODE
+
+
+def test_an_unreachable_node_exits_4_and_vigil_key_names_the_key(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    result = CliRunner().invoke(main, ["status", "--node", closed, "--no-verify"])
+    assert result.exit_code == 4 and "cannot reach the node" in result.output
+    data = tmp_path / "x.txt"
+    data.write_text("x")
+    missing_key = tmp_path / "nokey"
+    result = CliRunner().invoke(
+        main, ["anchor", str(data), "--node", closed], env={"VIGIL_KEY": str(missing_key)}
+    )
+    assert result.exit_code == 1 and str(missing_key) in result.output  # VIGIL_KEY was used
