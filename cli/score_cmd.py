@@ -68,6 +68,13 @@ def score(
         raise click.ClickException(str(exc)) from None
     status = http("GET", node, "/v1/status")
     chain_id, genesis_hash = status["chain_id"], bytes.fromhex(status["genesis_hash"])
+    active = http("POST", node, "/v1/contracts/models/query",
+                  {"method": "active", "args": [model_name]})["result"]  # fmt: skip
+    if active is None:
+        raise click.ClickException(
+            f"no active model named {model_name!r} on this chain: nothing was submitted "
+            "(a model is approved and activated by governance first)"
+        )
     txs = []
     for i, row in enumerate(rows):
         ref = reference if len(rows) == 1 else f"{reference}#{i + 1}"

@@ -390,7 +390,9 @@ def test_contracts_deploy_call_and_query_through_the_cli(net: Net, tmp_path: Pat
 
 def test_scores_are_agreed_and_a_node_fetches_a_missing_model(net: Net, tmp_path: Path) -> None:
     import numpy as np
+    from click.testing import CliRunner
 
+    from cli.main import main
     from ml.train import TrainParams, train
 
     rng = np.random.default_rng(11)
@@ -410,6 +412,9 @@ def test_scores_are_agreed_and_a_node_fetches_a_missing_model(net: Net, tmp_path
            "org2=1", command=("model", "propose"))  # fmt: skip
     govern(net, "activate-model", "fraud", "1")
     assert '"version": 1' in vigil("model", "list", "fraud", "--node", url)
+    refused = CliRunner().invoke(main, ["score", "--model", "nosuch", "--csv", str(rows),
+                                        "--key", key, "--node", url])  # fmt: skip
+    assert refused.exit_code == 1 and "nothing was submitted" in refused.output
     out = vigil("score", "--model", "fraud", "--csv", str(rows), "--reference", "batch",
                 "--key", key, "--node", net.node("org3").url, "--wait")  # fmt: skip
     assert "3 scored, 1 flagged" in out and "batch#2: score" in out and "OUTLIER" in out
