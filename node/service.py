@@ -281,20 +281,22 @@ class Node:
 
     # ------------------------------------------------------------ application work (worker)
 
+    def _at_height(
+        self, height: int, work: Callable[[], object], answer: Callable[[Outcome], Event | None]
+    ) -> None:
+        """Run ``work`` on the worker for ``height`` and feed the replica ``answer(outcome)``;
+        if ``height`` committed before the worker got to it, the outcome is STALE."""
+        self.worker.consensus(
+            lambda: STALE if self.ledger.height + 1 != height else work(),
+            lambda outcome: None if self._closed else self._feed_answer(answer(outcome)),
+        )
+
     def _validate(self, action: ValidateProposal) -> None:
         """Execute a proposal on the worker; the replica hears ProposalValidated later."""
-        height, block = action.height, action.block
-
-        def work() -> str | _Stale | None:
-            if self.ledger.height + 1 != height:
-                return STALE  # committed meanwhile: the replica has moved on
-            return self.ledger.validate(height, block)
-
-        self.worker.consensus(
-            work,
-            lambda outcome: (
-                None if self._closed else self._feed_answer(self._validated(action, outcome))
-            ),
+        self._at_height(
+            action.height,
+            lambda: self.ledger.validate(action.height, action.block),
+            lambda outcome: self._validated(action, outcome),
         )
 
     def _validated(self, action: ValidateProposal, outcome: Outcome) -> Event | None:
@@ -336,18 +338,11 @@ class Node:
         if not candidates and not action.required:
             self._feed_answer(ProposalBuilt(action.height, action.view, None))
             return
-        height, view, me = action.height, action.view, self.key.public
-
-        def work() -> Proposal | _Stale:
-            if self.ledger.height + 1 != height:
-                return STALE
-            return self.ledger.build(height, view, me, candidates)
-
-        self.worker.consensus(
-            work,
-            lambda outcome: (
-                None if self._closed else self._feed_answer(self._built(action, outcome))
-            ),
+        me = self.key.public
+        self._at_height(
+            action.height,
+            lambda: self.ledger.build(action.height, action.view, me, candidates),
+            lambda outcome: self._built(action, outcome),
         )
 
     def _built(self, action: BuildProposal, outcome: Outcome) -> Event:
@@ -565,10 +560,7 @@ class Node:
         """Admit a batch (checked on the worker); the replica hears of the new ones together,
         so they can share a block. Raises WorkerBusy when the worker is full."""
         checked = await self.worker.client(lambda: self._check(raws))
-        results = [
-            self._accept(raw, tx, rejected, gossip)
-            for raw, (tx, rejected) in zip(raws, checked, strict=True)
-        ]
+        results = [self._accept(raw, c, gossip) for raw, c in zip(raws, checked, strict=True)]
         for result in results:
             if result.tx_id is not None and result.new:
                 self.feed(RequestSeen(result.tx_id))
@@ -578,47 +570,34 @@ class Node:
         """Admit one encoded transaction to the mempool (and tell the other validators)."""
         return (await self.submit_many([raw], gossip=gossip))[0]
 
-    def _check(self, raws: list[bytes]) -> list[tuple[Tx | None, SubmitResult | None]]:
-        """On the worker: decode and admission-check a batch (signatures verified together).
+    def _check(self, raws: list[bytes]) -> list[Tx | SubmitResult]:
+        """On the worker: decode and admission-check a batch (signatures verified together);
+        each item becomes its admissible transaction or the refusal saying why not.
 
         Every copy is checked, also a copy of a pending transaction: a forged
         signature on a known id is refused, never waved through.
         """
-        decoded: list[tuple[Tx | None, SubmitResult | None]] = []
+        checked: list[Tx | SubmitResult] = []
         for raw in raws:
             if len(raw) > MAX_TX_BYTES:
-                decoded.append(
-                    (
-                        None,
-                        SubmitResult(None, "too_large", f"{len(raw)} bytes exceeds {MAX_TX_BYTES}"),
-                    )
-                )
+                too_large = f"{len(raw)} bytes exceeds {MAX_TX_BYTES}"
+                checked.append(SubmitResult(None, "too_large", too_large))
                 continue
             try:
-                decoded.append((Tx.decode(raw), None))
+                checked.append(Tx.decode(raw))
             except (codec.CodecError, FieldError) as exc:
-                decoded.append((None, SubmitResult(None, "malformed", str(exc))))
-        txs = [tx for tx, _ in decoded if tx is not None]
-        verdicts = iter(self.ledger.admit_many(txs))
-        checked: list[tuple[Tx | None, SubmitResult | None]] = []
-        for tx, refusal in decoded:
-            if tx is None:
-                checked.append((None, refusal))
-                continue
-            rejected = next(verdicts)
-            if rejected is not None:
-                checked.append((None, SubmitResult(None, rejected.code, rejected.message)))
-            else:
-                checked.append((tx, None))
+                checked.append(SubmitResult(None, "malformed", str(exc)))
+        verdicts = iter(self.ledger.admit_many([c for c in checked if isinstance(c, Tx)]))
+        for i, item in enumerate(checked):
+            if isinstance(item, Tx) and (rejected := next(verdicts)) is not None:
+                checked[i] = SubmitResult(None, rejected.code, rejected.message)
         return checked
 
-    def _accept(
-        self, raw: bytes, tx: Tx | None, refusal: SubmitResult | None, gossip: bool
-    ) -> SubmitResult:
+    def _accept(self, raw: bytes, checked: Tx | SubmitResult, gossip: bool) -> SubmitResult:
         """On the loop: put a checked transaction in the mempool and pass it on."""
-        if tx is None:
-            assert refusal is not None
-            return refusal
+        if isinstance(checked, SubmitResult):
+            return checked
+        tx = checked
         if tx.id in self.mempool:
             return SubmitResult(tx.id)  # another valid copy of a pending tx: nothing to add
         if self.store.tx_location(tx.id) is not None:

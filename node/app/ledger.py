@@ -271,12 +271,12 @@ class Ledger:
             executed = self._executed.pop(block.hash())
         next_validators = Overlay(self.store.get).get_value(VALIDATORS)
         writes = executed.writes
+        proof = None
         if VALIDATORS in writes and writes[VALIDATORS] is not None:
             next_validators = codec.decode(writes[VALIDATORS])
+            if next_validators != self.validators(height):
+                proof = self._validators_proof(executed.tree)
         tx_ids = [tx.id for tx in block.txs]
-        proof = None
-        if list(next_validators) != self.validators(height):  # type: ignore[arg-type]
-            proof = self._validators_proof(executed.tree)
         self.store.commit(
             height,
             raw,

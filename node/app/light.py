@@ -157,20 +157,30 @@ class LightClient:
         self, header: Header, certificate: Certificate, tx: Tx, proof: merkle.Proof
     ) -> None:
         """Raise unless ``tx`` is in the certified block ``header`` at ``proof.index``."""
-        self.verify_header(header, certificate)
-        if not merkle.verify(header.tx_root, tx.encode(), proof):
-            raise VerificationError(
-                "transaction proof", f"the transaction is not in block {header.height}'s tx_root"
-            )
+        self._verify_in_block(header, certificate, "tx_root", tx.encode(), proof, "transaction")
 
     def verify_receipt(
         self, header: Header, certificate: Certificate, receipt: Receipt, proof: merkle.Proof
     ) -> None:
         """Raise unless ``receipt`` is in block ``header``'s receipts at ``proof.index``."""
+        self._verify_in_block(
+            header, certificate, "receipts_root", receipt.encode(), proof, "receipt"
+        )
+
+    def _verify_in_block(
+        self,
+        header: Header,
+        certificate: Certificate,
+        root: str,
+        leaf: bytes,
+        proof: merkle.Proof,
+        what: str,
+    ) -> None:
+        """Raise unless ``leaf`` is under the certified header's Merkle root named ``root``."""
         self.verify_header(header, certificate)
-        if not merkle.verify(header.receipts_root, receipt.encode(), proof):
+        if not merkle.verify(getattr(header, root), leaf, proof):
             raise VerificationError(
-                "receipt proof", f"the receipt is not in block {header.height}'s receipts_root"
+                f"{what} proof", f"the {what} is not in block {header.height}'s {root}"
             )
 
     def verify_state(
