@@ -20,7 +20,11 @@ EXIT_UNREACHABLE = 4
 
 
 class NodeError(click.ClickException):
-    """The node answered with an error (exit 1)."""
+    """The node answered with an error (exit 1); ``code`` is its stable error code."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NodeUnreachable(NodeError):
@@ -44,9 +48,9 @@ async def _request(
                 raise NodeError(f"{url}: HTTP {resp.status}, not JSON") from None
             if resp.status >= 400:
                 err = data.get("error", {}) if isinstance(data, dict) else {}
-                raise NodeError(
-                    f"{err.get('code', resp.status)}: {err.get('message', 'request failed')}"
-                )
+                code = err.get("code") if isinstance(err, dict) else None
+                message = err.get("message", "request failed") if isinstance(err, dict) else ""
+                raise NodeError(f"{code or resp.status}: {message}", code)
             return data
     except aiohttp.ClientConnectionError as exc:
         raise NodeUnreachable(f"cannot reach the node at {url}: {exc}") from None
@@ -64,6 +68,16 @@ def call(
 ) -> Any:
     """One request to a node's API: ``body`` is sent as JSON, or ``data`` as raw bytes."""
     return asyncio.run(_request(method, node.rstrip("/") + path, body, timeout, data))
+
+
+def find(node: str, path: str) -> Any | None:
+    """A GET that answers None when the node says ``not_found`` (any other error raises)."""
+    try:
+        return call("GET", node, path)
+    except NodeError as exc:
+        if exc.code == "not_found":
+            return None
+        raise
 
 
 def node_option(f):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cli.client import call, node_option
+from cli.client import call, find, node_option
 from cli.verify import VerificationFailed, Verifier, load_genesis, verify_options
 from consensus import codec
 from consensus.crypto import KeyFileError, PrivateKey
@@ -195,15 +195,10 @@ def verify_file(file: Path, node: str, genesis_file: Path | None, no_verify: boo
 
 def _verify_file_unchecked(file: Path, digest: bytes, size: int, node: str) -> None:
     """The node's word: its anchor record and lineage, not checked."""
-    from cli.client import NodeError
-
-    try:
-        info = call("GET", node, f"/v1/anchors/{digest.hex()}")
-    except NodeError as exc:
-        if "not_found" in str(exc):
-            click.echo(f"{file}: digest {digest.hex()} is NOT anchored (node's word, not verified)")
-            raise SystemExit(1) from None
-        raise
+    info = find(node, f"/v1/anchors/{digest.hex()}")
+    if info is None:
+        click.echo(f"{file}: digest {digest.hex()} is NOT anchored (node's word, not verified)")
+        raise SystemExit(1)
     a = info["anchor"]
     click.echo(f"{file}: anchored at height {a['height']} in tx {a['tx']}")
     click.echo(f"  digest {a['digest']}  size {a['size']}  type {a['media_type']}")

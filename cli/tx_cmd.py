@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli.client import NodeError, call, node_option
+from cli.client import find, node_option
 from cli.verify import Verifier, load_genesis, verify_options
 from consensus import codec, merkle
 from consensus.certificate import Certificate
@@ -99,13 +99,10 @@ def show(
     if len(wanted) != 32:
         raise click.BadParameter("a transaction hash is 64 hex digits", param_hint="HASH")
     genesis = None if no_verify else load_genesis(genesis_file)
-    try:
-        info = call("GET", node, f"/v1/txs/{tx_hash}")
-    except NodeError as exc:
-        if "not_found" in str(exc):
-            click.echo(f"{tx_hash}: not committed (and not pending on this node)")
-            raise SystemExit(1) from None
-        raise
+    info = find(node, f"/v1/txs/{tx_hash}")
+    if info is None:
+        click.echo(f"{tx_hash}: not committed (and not pending on this node)")
+        raise SystemExit(1)
     if info.get("status") != "committed":
         click.echo(f"{tx_hash}: pending, not committed yet")
         raise SystemExit(1)

@@ -93,13 +93,14 @@ class Verifier:
                     for c in page["changes"]
                 ]
                 self.light.follow_all(changes)
-            except (KeyError, TypeError, ValueError) as exc:
+                complete = page.get("complete") is True
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise self.fail(
                     VerificationError("validator-set change", f"malformed answer: {exc}")
                 ) from None
             except VerificationError as exc:
                 raise self.fail(exc) from None
-            if page.get("complete") is True or not changes:
+            if complete or not changes:
                 self._followed = True
                 return
             after = changes[-1].header.height
@@ -114,9 +115,10 @@ class Verifier:
             cert = Certificate.decode(bytes.fromhex(answer["certificate"]))
             proof = smt.Proof.from_wire(codec.decode(bytes.fromhex(answer["proof"])))
             value = None if answer["value"] is None else bytes.fromhex(answer["value"])
+            answered_for = bytes.fromhex(answer["key"])
         except (KeyError, TypeError, ValueError, codec.CodecError, FieldError) as exc:
             raise self.fail(VerificationError("state answer", f"malformed: {exc}")) from None
-        if bytes.fromhex(answer.get("key", "")) != key:
+        if answered_for != key:
             raise self.fail(VerificationError("state answer", "the node answered for another key"))
         try:
             self.light.verify_state(header, cert, key, value, proof)

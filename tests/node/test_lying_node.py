@@ -12,7 +12,6 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -112,25 +111,29 @@ def _other_header(answer: dict) -> None:
     )
 
 
-def _forged_change(path: str, answer: dict) -> dict:
-    """Claim a validator-set change to a made-up validator at the latest block."""
-    if path.startswith("/v1/light/changes"):
-        state = _latest_state
-        answer["changes"] = [
-            {
-                "height": state["height"],
-                "header": state["header"],
-                "certificate": state["certificate"],
-                "validators": [PrivateKey.from_seed(b"m" * 32).public.hex()],
-                "proof": state["proof"],
-            }
-        ]
-    return answer
+def _forged_change(state: dict) -> Tamper:
+    """Claim a validator-set change to a made-up validator at ``state``'s block, with the
+    proof of another key."""
+
+    def tamper(path: str, answer: dict) -> dict:
+        if path.startswith("/v1/light/changes"):
+            answer["changes"] = [
+                {
+                    "height": state["height"],
+                    "header": state["header"],
+                    "certificate": state["certificate"],
+                    "validators": [PrivateKey.from_seed(b"m" * 32).public.hex()],
+                    "proof": state["proof"],
+                }
+            ]
+        return answer
+
+    return tamper
 
 
-_latest_state: dict[str, Any] = {}
-
-LIES: list[tuple[str, Tamper, str]] = [
+def lies(state: dict) -> list[tuple[str, Tamper, str]]:
+    """How the proxy lies about a state read (``state``: an honest answer to reuse)."""
+    return [
     ("a changed anchor record", _on_state(lambda a: a.update(value=_flip(a["value"]))),
      "state proof: the proven value differs"),
     ("the anchor claimed absent", _on_state(lambda a: a.update(value=None)),
@@ -143,24 +146,36 @@ LIES: list[tuple[str, Tamper, str]] = [
      "certificate signs another block than this header"),
     ("an answer for another key", _on_state(lambda a: a.update(key="00" * 33)),
      "the node answered for another key"),
-    ("a forged validator-set change", _forged_change,
+    ("a key that is not hex", _on_state(lambda a: a.update(key="zz")),
+     "state answer: malformed"),
+    ("a forged validator-set change", _forged_change(state),
      "validator-set change: the set said to follow block"),
-]  # fmt: skip
+    ]  # fmt: skip
+
+
+def _anchored(net: Net, path: Path, text: str) -> str:
+    """Write ``path`` and anchor it through org1; the CLI's output."""
+    path.write_text(text)
+    key = str(net.net.client_key)
+    return vigil("anchor", str(path), "--key", key, "--node", net.node("org1").url, "--wait")
+
+
+def _every_lie_refused(
+    proxy: LyingProxy, lies: list[tuple[str, Tamper, str]], argv: list[str]
+) -> None:
+    """Each lie makes the command exit 3 with its own message."""
+    for name, tamper, message in lies:
+        proxy.tamper = tamper
+        result = CliRunner().invoke(main, [*argv, "--node", proxy.url])
+        assert result.exit_code == 3, f"{name}: exit {result.exit_code}\n{result.output}"
+        assert "verification failed" in result.output, name
+        assert re.search(message, result.output), f"{name}: {result.output}"
 
 
 def test_every_altered_answer_is_refused_and_honest_nodes_verify(net: Net, tmp_path: Path) -> None:
     genesis = str(net.net.genesis_path)
     data = tmp_path / "payments.csv"
-    data.write_text("amount\n10\n20\n")
-    vigil(
-        "anchor",
-        str(data),
-        "--key",
-        str(net.net.client_key),
-        "--node",
-        net.node("org1").url,
-        "--wait",
-    )
+    _anchored(net, data, "amount\n10\n20\n")
     honest = vigil("verify-file", str(data), "--node", net.node("org2").url, "--genesis", genesis)
     assert "verified: anchor record proven" in honest
     with LyingProxy(net.node("org1").url) as proxy:
@@ -168,15 +183,8 @@ def test_every_altered_answer_is_refused_and_honest_nodes_verify(net: Net, tmp_p
         assert "verified: anchor record proven" in proxied  # forwarding alone changes nothing
         key = (ANCHOR + hashlib.sha256(data.read_bytes()).digest()).hex()
         with urllib.request.urlopen(f"{net.node('org1').url}/v1/state/{key}") as resp:
-            _latest_state.update(json.loads(resp.read()))
-        for name, tamper, message in LIES:
-            proxy.tamper = tamper
-            result = CliRunner().invoke(
-                main, ["verify-file", str(data), "--node", proxy.url, "--genesis", genesis]
-            )
-            assert result.exit_code == 3, f"{name}: exit {result.exit_code}\n{result.output}"
-            assert "verification failed" in result.output, name
-            assert re.search(message, result.output), f"{name}: {result.output}"
+            state = json.loads(resp.read())
+        _every_lie_refused(proxy, lies(state), ["verify-file", str(data), "--genesis", genesis])
         proxy.tamper = lambda path, a: (
             a | {"genesis_hash": "00" * 32} if path == "/v1/status" else a
         )
@@ -224,17 +232,7 @@ def test_tx_show_verifies_and_refuses_altered_transactions_and_receipts(
     net: Net, tmp_path: Path
 ) -> None:
     genesis = str(net.net.genesis_path)
-    data = tmp_path / "shown.csv"
-    data.write_text("amount\n30\n")
-    out = vigil(
-        "anchor",
-        str(data),
-        "--key",
-        str(net.net.client_key),
-        "--node",
-        net.node("org1").url,
-        "--wait",
-    )
+    out = _anchored(net, tmp_path / "shown.csv", "amount\n30\n")
     tx_hash = next(line.split()[1] for line in out.splitlines() if line.startswith("tx "))
     shown = vigil("tx", "show", tx_hash, "--node", net.node("org3").url, "--genesis", genesis)
     assert "kind      anchor" in shown and "status    ok" in shown
@@ -244,10 +242,4 @@ def test_tx_show_verifies_and_refuses_altered_transactions_and_receipts(
     )
     assert missing.exit_code == 1 and "not committed" in missing.output
     with LyingProxy(net.node("org1").url) as proxy:
-        for name, tamper, message in TX_LIES:
-            proxy.tamper = tamper
-            result = CliRunner().invoke(
-                main, ["tx", "show", tx_hash, "--node", proxy.url, "--genesis", genesis]
-            )
-            assert result.exit_code == 3, f"{name}: exit {result.exit_code}\n{result.output}"
-            assert re.search(message, result.output), f"{name}: {result.output}"
+        _every_lie_refused(proxy, TX_LIES, ["tx", "show", tx_hash, "--genesis", genesis])
