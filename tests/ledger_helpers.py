@@ -46,11 +46,14 @@ def open_ledger(path: Path, clock: int = 1_000) -> Ledger:
     return Ledger(Store(path, create=True), genesis(), clock_ms=lambda: clock)
 
 
-def certify(height: int, block: bytes) -> Certificate:
+def certify(
+    height: int, block: bytes, signers: list[PrivateKey] | None = None, chain: bytes = GENESIS_HASH
+) -> Certificate:
+    """A commit certificate for ``block`` (by default a quorum of the genesis members)."""
     digest = Block.decode(block).hash()
     votes = sorted(
-        (Vote(k.public, k.sign(DOMAIN_COMMIT, GENESIS_HASH, commit_message(height, 0, digest)))
-         for k in NODES[:3]),
+        (Vote(k.public, k.sign(DOMAIN_COMMIT, chain, commit_message(height, 0, digest)))
+         for k in (NODES[:3] if signers is None else signers)),
         key=lambda v: v.encode(),
     )  # fmt: skip
     return Certificate(height, 0, digest, tuple(votes))

@@ -115,9 +115,8 @@ def block_digest(raw: bytes) -> bytes:
 class LedgerApp:
     """One simulated replica's application: a real Ledger on MemoryStorage."""
 
-    def __init__(self, sim: Simulation, kit: LedgerKit, genesis: Genesis, index: int) -> None:
+    def __init__(self, sim: Simulation, genesis: Genesis, index: int) -> None:
         self.sim = sim
-        self.kit = kit
         self.index = index
         self.storage = MemoryStorage()
         self.ledger = Ledger(self.storage, genesis, clock_ms=lambda: BASE_TIME_MS + sim.now)
@@ -239,7 +238,7 @@ class LedgerKit(AppKit):
         return self.genesis
 
     def new_app(self, sim: Simulation, validators: tuple[bytes, ...], index: int) -> Any:
-        return LedgerApp(sim, self, self._genesis(validators), index)
+        return LedgerApp(sim, self._genesis(validators), index)
 
     def digest_of(self, block: bytes) -> bytes:
         return block_digest(block)
@@ -266,9 +265,6 @@ class LedgerKit(AppKit):
     def _view(self, sim: Simulation) -> LedgerApp:
         """The most advanced honest node: the one the client reads committed state from."""
         return max((n.app for n in sim.nodes if n.honest), key=lambda app: app.height)
-
-    def next_request(self, sim: Simulation) -> bytes:
-        return self.next_requests(sim)[0]
 
     def next_requests(self, sim: Simulation) -> list[bytes]:
         workload = self.workload

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from ledger_helpers import GENESIS_HASH, NODES, anchor_tx, genesis, open_ledger, proposer
+from ledger_helpers import NODES, anchor_tx, certify, genesis, open_ledger, proposer
 from test_contracts import call
 
 from consensus import merkle, smt
-from consensus.certificate import Certificate, Vote, commit_message
-from consensus.crypto import DOMAIN_COMMIT, PrivateKey
+from consensus.certificate import Certificate
+from consensus.crypto import PrivateKey
 from node.app.execution import tx_proof
 from node.app.ledger import Ledger
 from node.app.light import LightClient, ValidatorChange, VerificationError
@@ -26,16 +26,6 @@ from vm.values import decode_value
 
 NEWCOMER = PrivateKey.from_seed(b"n" * 32)
 KEYS = {k.public: k for k in [*NODES, NEWCOMER]}
-
-
-def sign(height: int, block: bytes, signers: list[PrivateKey]) -> Certificate:
-    digest = Block.decode(block).hash()
-    message = commit_message(height, 0, digest)
-    votes = sorted(
-        (Vote(k.public, k.sign(DOMAIN_COMMIT, GENESIS_HASH, message)) for k in signers),
-        key=lambda v: v.encode(),
-    )
-    return Certificate(height, 0, digest, tuple(votes))
 
 
 @dataclasses.dataclass
@@ -62,7 +52,7 @@ def _commit(chain: Chain, txs: list) -> list[Receipt]:  # type: ignore[type-arg]
     before = ledger.validators(height)
     block = ledger.build(height, 0, proposer(ledger, height), txs).block
     quorum = len(before) - (len(before) - 1) // 3
-    cert = sign(height, block, [KEYS[v] for v in before[:quorum]])
+    cert = certify(height, block, [KEYS[v] for v in before[:quorum]])
     ledger.commit(block, cert)
     chain.certificates[height] = cert
     after = ledger.validators(height + 1)
@@ -173,7 +163,7 @@ def test_certificates_short_duplicated_or_from_a_removed_member_are_caught(chain
     with pytest.raises(Exception, match="(?i)duplicate|twice|sorted|unique"):
         doubled = dataclasses.replace(cert, votes=(cert.votes[0], *cert.votes[:-1]))
         light.verify_header(header, doubled)
-    removed = sign(h, chain.ledger.store.block(h), [NODES[1], NODES[0], NODES[2]])  # type: ignore[arg-type]
+    removed = certify(h, chain.ledger.store.block(h), [NODES[1], NODES[0], NODES[2]])  # type: ignore[arg-type]
     with pytest.raises(VerificationError, match="not a validator of that height"):
         light.verify_header(header, removed)
     wrong_chain = dataclasses.replace(header, chain_id="other")
@@ -212,18 +202,10 @@ def test_votes_signed_for_another_genesis_are_refused(chain: Chain) -> None:
     h = chain.late_height
     block = chain.ledger.store.block(h)
     assert block is not None
-    digest = Block.decode(block).hash()
     signers = [KEYS[v] for v in chain.ledger.validators(h)[:3]]
-    staging = bytes(32)
-    votes = sorted(
-        (
-            Vote(k.public, k.sign(DOMAIN_COMMIT, staging, commit_message(h, 0, digest)))
-            for k in signers
-        ),
-        key=lambda v: v.encode(),
-    )
+    staging = certify(h, block, signers, chain=bytes(32))
     with pytest.raises(VerificationError, match="certificate: .* bad signature"):
-        client(chain).verify_header(chain.header(h), Certificate(h, 0, digest, tuple(votes)))
+        client(chain).verify_header(chain.header(h), staging)
 
 
 def test_the_ledger_keeps_what_a_light_client_needs_to_follow_changes(chain: Chain) -> None:
