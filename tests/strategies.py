@@ -104,6 +104,7 @@ def headers_for(txs_: tuple[Tx, ...]) -> st.SearchStrategy[Header]:
         st.integers(0, 2**45),
         st.integers(0, 1000),
         st.sampled_from([k.public for k in KEYS]),
+        st.just(len(txs_)),
         st.just(tx_root(txs_)),
         hashes,
         hashes,

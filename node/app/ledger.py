@@ -202,6 +202,7 @@ class Ledger:
             timestamp,
             view,
             proposer,
+            len(selection.txs),
             tx_root(selection.txs),
             selection.executed.receipts_root,
             selection.executed.state_root,

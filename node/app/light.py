@@ -178,6 +178,12 @@ class LightClient:
     ) -> None:
         """Raise unless ``leaf`` is under the certified header's Merkle root named ``root``."""
         self.verify_header(header, certificate)
+        if proof.size != header.tx_count:
+            raise VerificationError(
+                f"{what} proof",
+                f"the proof is for a block of {proof.size} transactions; block {header.height} "
+                f"holds {header.tx_count}",
+            )
         if not merkle.verify(getattr(header, root), leaf, proof):
             raise VerificationError(
                 f"{what} proof", f"the {what} is not in block {header.height}'s {root}"

@@ -224,6 +224,9 @@ class Header(Record):
     timestamp_ms: int = wire(Int(0))
     view: int = wire(Int(0))
     proposer: bytes = wire(PublicKey)
+    tx_count: int = wire(Int(0))
+    """How many transactions (and receipts) the block holds: a Merkle proof's tree size is
+    checked against it, since an RFC 9162 audit path alone does not fix the size."""
     tx_root: bytes = wire(Hash32)
     receipts_root: bytes = wire(Hash32)
     state_root: bytes = wire(Hash32)
@@ -252,6 +255,8 @@ class Block(Record):
             if tx.id in ids:
                 raise FieldError(f"{path}.txs[{i}]", "transaction appears twice in the block")
             ids.add(tx.id)
+        if self.header.tx_count != len(self.txs):
+            raise FieldError(f"{path}.header.tx_count", "does not match the block's transactions")
         if tx_root(self.txs) != self.header.tx_root:
             raise FieldError(f"{path}.header.tx_root", "does not match the block's transactions")
 

@@ -209,7 +209,7 @@ class LedgerApp:
 
 
 def _with_txs(block: Block, txs: tuple[Tx, ...]) -> bytes:
-    header = dataclasses.replace(block.header, tx_root=tx_root(txs))
+    header = dataclasses.replace(block.header, tx_count=len(txs), tx_root=tx_root(txs))
     return Block(header, txs).encode()
 
 

@@ -21,7 +21,7 @@ def _forged(tx):  # type: ignore[no-untyped-def]
 def _propose_raw(ledger: Ledger, height: int, txs: list) -> bytes:  # type: ignore[type-arg]
     """What a Byzantine primary sends: the honest build's roots, then its own tx list."""
     honest = Block.decode(ledger.build(height, 0, proposer(ledger, height), txs).block)
-    header = dataclasses.replace(honest.header, tx_root=tx_root(txs))
+    header = dataclasses.replace(honest.header, tx_count=len(txs), tx_root=tx_root(txs))
     assert isinstance(header, Header)
     return Block(header, tuple(txs)).encode()
 

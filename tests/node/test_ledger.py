@@ -83,7 +83,7 @@ def test_inadmissible_transactions_are_left_out_and_make_a_block_invalid(
     honest = Block.decode(proposal.block)
     from node.app.types import tx_root
 
-    forged = Block(dataclasses.replace(honest.header, tx_root=tx_root([bad])), (bad,))
+    forged = Block(dataclasses.replace(honest.header, tx_count=1, tx_root=tx_root([bad])), (bad,))
     assert "inadmissible" in (b.validate(1, forged.encode()) or "")
 
 

@@ -138,6 +138,18 @@ def test_a_tampered_transaction_is_caught(chain: Chain) -> None:
         light.verify_tx(chain.header(h), chain.certificates[h], other, tx_proof(block.txs, 0))
 
 
+def test_a_proof_for_another_block_size_is_caught(chain: Chain) -> None:
+    """An RFC 9162 path for index 0 is the same for several tree sizes: the header's
+    tx_count pins the size, so a node cannot pass a proof off for a bigger block."""
+    light, h = client(chain), chain.late_height
+    block = chain.block(h)
+    proof = tx_proof(block.txs, 0)
+    assert proof.size == 1
+    padded = dataclasses.replace(proof, size=2)
+    with pytest.raises(VerificationError, match="for a block of 2 transactions; block .* holds 1"):
+        light.verify_tx(chain.header(h), chain.certificates[h], block.txs[0], padded)
+
+
 def test_a_changed_or_hidden_state_value_is_caught(chain: Chain) -> None:
     light, h = client(chain), chain.late_height
     key = ANCHOR + chain.anchor

@@ -178,6 +178,7 @@ def test_block_checks_tx_root_chain_and_duplicates() -> None:
         0,
         0,
         KEYS[0].public,
+        2,
         tx_root([t1, t2]),
         bytes(32),
         bytes(32),
@@ -187,14 +188,16 @@ def test_block_checks_tx_root_chain_and_duplicates() -> None:
     assert block.hash() == good.hash()
     with pytest.raises(FieldError, match="block.header.tx_root"):
         Block(good, (t2, t1))
+    with pytest.raises(FieldError, match="block.header.tx_count"):
+        Block(good, (t1,))
     dup = dataclasses.replace(good, tx_root=tx_root([t1, t1]))
     with pytest.raises(FieldError, match=r"block.txs\[1\]: transaction appears twice"):
         Block(dup, (t1, t1))
     other_chain = Tx.create(KEYS[0], "other-chain", CHAIN_HASH, anchor(), 10)
-    bad = dataclasses.replace(good, tx_root=tx_root([other_chain]))
+    bad = dataclasses.replace(good, tx_count=1, tx_root=tx_root([other_chain]))
     with pytest.raises(FieldError, match=r"block.txs\[0\].chain_id"):
         Block(bad, (other_chain,))
-    empty = dataclasses.replace(good, tx_root=merkle.EMPTY_ROOT)
+    empty = dataclasses.replace(good, tx_count=0, tx_root=merkle.EMPTY_ROOT)
     assert Block(empty, ()).txs == ()
 
 
