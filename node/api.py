@@ -21,7 +21,7 @@ from ml.limits import MAX_ARTIFACT_BYTES
 from ml.score import score_from_path_sum
 from node.app import anchors, contracts
 from node.app.execution import tx_proof
-from node.app.state import Overlay
+from node.app.light import ReadRecorder, TooManyReads, run_query
 from node.app.types import Block, Certificate, Event, Header, Receipt, Tx
 from node.service import Node
 from node.worker import WorkerBusy
@@ -471,32 +471,51 @@ class Api:
             return error(400, "bad_args", str(exc))
         if type(args) is not list:
             return error(400, "bad_args", "args must be a JSON list")
+        prove = body.get("prove", False)
+        if type(prove) is not bool:
+            return error(400, "bad_request", "prove must be true or false")
         return await self.node.worker.client(
-            lambda: self._query(request.match_info["name"], body["method"], args)
+            lambda: self._query(request.match_info["name"], body["method"], args, prove)
         )
 
-    def _query(self, name: str, method: str, args: list) -> web.Response:
-        """On the application worker: a VM run against committed state (gas-bounded)."""
-        header = self.node.ledger.header(self.node.ledger.height)
+    def _query(self, name: str, method: str, args: list, prove: bool) -> web.Response:
+        """On the application worker: a VM run against committed state (gas-bounded).
+
+        With ``prove``, every state key the run read comes back with its proof under the
+        latest certified header, so a client can re-run the query itself (node/app/light.py).
+        """
+        height = self.node.ledger.height
+        header = self.node.ledger.header(height)
+        if prove and header is None:
+            return error(404, "not_found", "no block committed yet: nothing certifies the state")
+        recorder = ReadRecorder(self.node.store.get)
+        time_ms = header.timestamp_ms if header else 0
         try:
-            value, events, gas = contracts.query(
-                Overlay(self.node.store.get),
-                name,
-                method,
-                args,
-                self.node.ledger.height,
-                header.timestamp_ms if header else 0,
-                self.node.ledger.param("max_tx_gas"),
-            )
+            run = run_query(recorder, name, method, args, height, time_ms)
+        except TooManyReads as exc:
+            return error(413, "too_many_reads", f"{exc}: too many to prove in one answer")
         except VMError as exc:
             return error(400, "contract_error", contracts.describe(exc))
-        return web.json_response(
-            {
-                "result": to_json(value),
-                "events": [{"name": n, "data": vm_json(d)} for n, d in events],
-                "gas_used": gas,
+        answer: dict[str, Any] = {
+            "result": to_json(run.value),
+            "events": [{"name": n, "data": vm_json(d)} for n, d in run.events],
+            "gas_used": run.gas_used,
+        }
+        if prove:
+            answer["proof"] = {
+                "height": height,
+                "header": header.encode().hex(),  # type: ignore[union-attr]
+                "certificate": self.node.store.certificate(height).hex(),  # type: ignore[union-attr]
+                "reads": [
+                    {
+                        "key": key.hex(),
+                        "value": None if value is None else value.hex(),
+                        "proof": codec.encode(self.node.ledger.state_proof(key).to_wire()).hex(),
+                    }
+                    for key, value in sorted(recorder.reads.items())
+                ],
             }
-        )
+        return web.json_response(answer)
 
     async def metrics(self, request: web.Request) -> web.Response:
         node = self.node
@@ -664,8 +683,10 @@ OPENAPI: dict = {
                     }
                 },
                 "responses": {
-                    "200": {"description": "result, events, gas_used"},
+                    "200": {"description": "result, events, gas_used (and proof)"},
                     "400": _error_schema(),
+                    "404": _error_schema(),
+                    "413": _error_schema(),
                 },
             }
         },
@@ -748,6 +769,11 @@ OPENAPI: dict = {
                 "properties": {
                     "method": {"type": "string"},
                     "args": {"type": "array", "description": "VM values in the JSON convention"},
+                    "prove": {
+                        "type": "boolean",
+                        "description": "also return every state key read, with its proof, "
+                        "header and certificate (a client re-runs the query itself)",
+                    },
                 },
             },
             "Submit": {

@@ -18,6 +18,11 @@ height 1. From there every fact is checked, never believed:
 3. **Facts under a header**: a transaction (Merkle proof to ``tx_root``), its
    receipt (to ``receipts_root``), and any state key's value or absence (a
    sparse Merkle proof to ``state_root``).
+4. **A contract query** (a read-only method run): the node sends every state
+   key the run read, each with its proof; the client checks them, then runs
+   the same method itself in the VM over those values only, at the header's
+   height and time. A read the node gave no proof for, or a proof for a key the
+   run never read, fails; the answer is the client's own run, never the node's.
 
 Every failure raises :class:`VerificationError` naming the step that failed
 and why, so a person can tell a lying node from a broken one.
@@ -26,19 +31,27 @@ and why, so a person can tell a lying node from a broken one.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from consensus import codec, merkle, smt
 from consensus.certificate import Certificate, CertificateError
 from consensus.record import FieldError
+from node.app import contracts, governance
 from node.app.genesis import Genesis
 from node.app.ledger import validators_hash
-from node.app.state import VALIDATORS
+from node.app.state import VALIDATORS, Overlay
 from node.app.types import Header, Receipt, Tx
+from vm.errors import HostUnavailable, VMError
 
 MAX_FOLLOWED_CHANGES = 100_000
 """Validator-set changes one client keeps (a consortium changes membership rarely)."""
+
+
+MAX_PROVEN_READS = 256
+"""State keys one proven query may read: every read travels with a proof (about 0.8 KB), so
+this bounds a proven answer near 0.4 MB of hex."""
 
 
 class VerificationError(Exception):
@@ -48,6 +61,65 @@ class VerificationError(Exception):
         super().__init__(f"{step}: {reason}")
         self.step = step
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class StateRead:
+    """One state key's value (None: absent) with its proof under some header's state root."""
+
+    key: bytes
+    value: bytes | None
+    proof: smt.Proof
+
+
+class UnprovenRead(HostUnavailable):
+    """A query run read a key with no proof (a HostUnavailable, so the VM never turns it into
+    an ordinary failed call: the whole run is abandoned)."""
+
+
+class TooManyReads(HostUnavailable):
+    """A query run read more than MAX_PROVEN_READS keys: too many to prove in one answer."""
+
+
+class ReadRecorder:
+    """A state reader that remembers the first value of every key read (the node's side of a
+    proven query: these are the keys it proves)."""
+
+    def __init__(self, read: Callable[[bytes], bytes | None]) -> None:
+        self._read = read
+        self.reads: dict[bytes, bytes | None] = {}
+
+    def __call__(self, key: bytes) -> bytes | None:
+        if key not in self.reads:
+            if len(self.reads) >= MAX_PROVEN_READS:
+                raise TooManyReads(f"the query reads more than {MAX_PROVEN_READS} state keys")
+            self.reads[key] = self._read(key)
+        return self.reads[key]
+
+
+@dataclass(frozen=True)
+class QueryRun:
+    """What a contract query returned, with the height and time it ran at."""
+
+    value: Any
+    events: list[tuple[str, bytes]]
+    gas_used: int
+
+
+def run_query(
+    read: Callable[[bytes], bytes | None],
+    contract: str,
+    method: str,
+    args: list[Any],
+    height: int,
+    time_ms: int,
+) -> QueryRun:
+    """Run a read-only method over ``read`` as the node and the client both do: the gas limit
+    is the chain's ``max_tx_gas`` read from the same state. Raises VMError if the run fails."""
+    state = Overlay(read)
+    gas = governance.param(state, "max_tx_gas")
+    value, events, used = contracts.query(state, contract, method, args, height, time_ms, gas)
+    return QueryRun(value, events, used)
 
 
 @dataclass(frozen=True)
@@ -203,3 +275,66 @@ class LightClient:
             smt.verify(header.state_root, key, value, proof)
         except smt.ProofError as exc:
             raise VerificationError("state proof", str(exc)) from None
+
+    def verify_reads(
+        self, header: Header, certificate: Certificate, reads: Sequence[StateRead]
+    ) -> dict[bytes, bytes | None]:
+        """Check a set of state reads under one certified header; the proven key -> value."""
+        self.verify_header(header, certificate)
+        if len(reads) > MAX_PROVEN_READS:
+            raise VerificationError(
+                "query proof", f"{len(reads)} reads, more than {MAX_PROVEN_READS}"
+            )
+        proven: dict[bytes, bytes | None] = {}
+        for read in reads:
+            if read.key in proven:
+                raise VerificationError("query proof", f"key {read.key.hex()} is proven twice")
+            try:
+                smt.verify(header.state_root, read.key, read.value, read.proof)
+            except smt.ProofError as exc:
+                raise VerificationError("state proof", f"key {read.key.hex()}: {exc}") from None
+            proven[read.key] = read.value
+        return proven
+
+    def verify_query(
+        self,
+        header: Header,
+        certificate: Certificate,
+        contract: str,
+        method: str,
+        args: list[Any],
+        reads: Sequence[StateRead],
+    ) -> QueryRun:
+        """Run ``contract.method(args)`` over the proven reads only, at the header's height.
+
+        Returns this client's own run (a VMError from it is the query's real failure).
+        """
+        proven = self.verify_reads(header, certificate, reads)
+        used: set[bytes] = set()
+
+        def read(key: bytes) -> bytes | None:
+            if key not in proven:
+                raise UnprovenRead(key.hex())
+            used.add(key)
+            return proven[key]
+
+        try:
+            run = run_query(read, contract, method, args, header.height, header.timestamp_ms)
+        except UnprovenRead as exc:
+            raise VerificationError(
+                "query proof", f"the query reads key {exc} and the node gave no proof of it"
+            ) from None
+        except VMError:
+            if used != proven.keys():
+                raise self._unused(proven.keys() - used) from None
+            raise
+        if used != proven.keys():
+            raise self._unused(proven.keys() - used)
+        return run
+
+    @staticmethod
+    def _unused(keys: set[bytes]) -> VerificationError:
+        first = min(keys).hex()
+        return VerificationError(
+            "query proof", f"{len(keys)} proven key(s) the query never reads (first {first})"
+        )

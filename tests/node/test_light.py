@@ -18,7 +18,14 @@ from consensus.certificate import Certificate
 from consensus.crypto import PrivateKey
 from node.app.execution import tx_proof
 from node.app.ledger import Ledger
-from node.app.light import LightClient, ValidatorChange, VerificationError
+from node.app.light import (
+    LightClient,
+    ReadRecorder,
+    StateRead,
+    ValidatorChange,
+    VerificationError,
+    run_query,
+)
 from node.app.state import ANCHOR, VALIDATORS
 from node.app.types import Block, Header, Receipt, receipts_root
 from vm.gas import MAX_VALUE_BYTES
@@ -238,3 +245,61 @@ def test_the_ledger_keeps_what_a_light_client_needs_to_follow_changes(chain: Cha
         chain.header(h), chain.certificates[h], key, chain.ledger.store.get(key),
         chain.ledger.state_proof(key),
     )  # fmt: skip
+
+
+def _proven_query(chain: Chain, contract: str, method: str, args: list) -> list[StateRead]:  # type: ignore[type-arg]
+    """What an honest node sends for a proven query: every key the run read, with its proof."""
+    ledger = chain.ledger
+    recorder = ReadRecorder(ledger.store.get)
+    header = chain.header(ledger.height)
+    run_query(recorder, contract, method, args, header.height, header.timestamp_ms)
+    root = ledger.store.state_root()
+    return [
+        StateRead(k, v, smt.prove(ledger.tree_nodes.get, root, k))
+        for k, v in sorted(recorder.reads.items())
+    ]
+
+
+def test_a_query_reruns_over_proven_reads_and_every_lie_about_them_is_caught(chain: Chain) -> None:
+    light, h = client(chain), chain.late_height
+    header, cert = chain.header(h), chain.certificates[h]
+    reads = _proven_query(chain, "governance", "proposals", [1, 50])
+    run = light.verify_query(header, cert, "governance", "proposals", [1, 50], reads)
+    assert [p["kind"] for p in run.value] == ["add_member", "remove_member"]
+    assert [p["status"] for p in run.value] == ["executed", "executed"]
+
+    with pytest.raises(VerificationError, match="query proof: the query reads key .* no proof"):
+        light.verify_query(header, cert, "governance", "proposals", [1, 50], reads[1:])
+    extra = StateRead(
+        ANCHOR + chain.anchor,
+        chain.ledger.store.get(ANCHOR + chain.anchor),
+        smt.prove(
+            chain.ledger.tree_nodes.get, chain.ledger.store.state_root(), ANCHOR + chain.anchor
+        ),
+    )
+    with pytest.raises(VerificationError, match="query proof: 1 proven key.* never reads"):
+        light.verify_query(header, cert, "governance", "proposals", [1, 50], [*reads, extra])
+    present = next(i for i, r in enumerate(reads) if r.value is not None)
+    altered = list(reads)
+    altered[present] = dataclasses.replace(reads[present], value=reads[present].value + b"\x00")
+    with pytest.raises(VerificationError, match="state proof: key .*: the proven value differs"):
+        light.verify_query(header, cert, "governance", "proposals", [1, 50], altered)
+    hidden = list(reads)
+    hidden[present] = StateRead(
+        reads[present].key, None, smt.Proof(reads[present].proof.siblings, None)
+    )
+    with pytest.raises(VerificationError, match="state proof: key .*"):
+        light.verify_query(header, cert, "governance", "proposals", [1, 50], hidden)
+    with pytest.raises(VerificationError, match="query proof: key .* is proven twice"):
+        light.verify_query(header, cert, "governance", "proposals", [1, 50], [*reads, reads[0]])
+    # Proofs from a later state under an earlier header do not reach its root.
+    early = chain.late_height - 1
+    with pytest.raises(VerificationError, match="state proof"):
+        light.verify_query(
+            chain.header(early),
+            chain.certificates[early],
+            "governance",
+            "proposals",
+            [1, 50],
+            reads,
+        )
