@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -12,6 +14,8 @@ DEFAULT_NODE = "http://127.0.0.1:26700"
 """The first node `./scripts/localnet` starts on a free machine (node/localnet.py: the API
 ports are DEFAULT_BASE_PORT + 100 + i; tests/cli asserts the two agree)."""
 TIMEOUT_S = 30.0
+MAX_NODES = 64
+"""Nodes one command may be given (a consortium has far fewer)."""
 
 
 EXIT_UNREACHABLE = 4
@@ -58,6 +62,16 @@ async def _request(
         raise NodeUnreachable(f"the node at {url} did not answer within {timeout:.0f} s") from None
 
 
+def nodes_of(node: str) -> list[str]:
+    """The node URLs in a --node value (several --node options or VIGIL_NODE join with commas)."""
+    urls = [u.strip().rstrip("/") for u in node.split(",") if u.strip()]
+    if not urls:
+        raise click.UsageError("--node needs a URL")
+    if len(urls) > MAX_NODES:
+        raise click.UsageError(f"at most {MAX_NODES} nodes")
+    return urls
+
+
 def call(
     method: str,
     node: str,
@@ -66,8 +80,56 @@ def call(
     timeout: float = TIMEOUT_S,
     data: bytes | None = None,
 ) -> Any:
-    """One request to a node's API: ``body`` is sent as JSON, or ``data`` as raw bytes."""
-    return asyncio.run(_request(method, node.rstrip("/") + path, body, timeout, data))
+    """One request to a node's API: ``body`` is sent as JSON, or ``data`` as raw bytes.
+
+    With several nodes, the first that answers does (a node that cannot be reached or is
+    busy is skipped); an error the node answered with is final.
+    """
+    return _first(node, lambda url: _request(method, url + path, body, timeout, data))
+
+
+def _first(node: str, request: Callable[[str], Coroutine[Any, Any, Any]]) -> Any:
+    failures: list[str] = []
+    for url in nodes_of(node):
+        try:
+            return asyncio.run(request(url))
+        except NodeUnreachable as exc:
+            failures.append(str(exc))
+        except NodeError as exc:
+            if exc.code != "busy":
+                raise
+            failures.append(f"{url}: busy")
+    if len(failures) == 1:
+        raise NodeUnreachable(failures[0])
+    raise NodeUnreachable("no node answered: " + "; ".join(failures))
+
+
+async def _request_bytes(method: str, url: str, timeout: float) -> bytes:
+    try:
+        timeouts = aiohttp.ClientTimeout(total=timeout)
+        async with (
+            aiohttp.ClientSession(timeout=timeouts) as session,
+            session.request(method, url) as resp,
+        ):
+            body = await resp.read()
+            if resp.status >= 400:
+                try:
+                    err = json.loads(body).get("error", {})
+                except (ValueError, AttributeError):
+                    err = {}
+                code = err.get("code") if isinstance(err, dict) else None
+                message = err.get("message", "request failed") if isinstance(err, dict) else ""
+                raise NodeError(f"{code or resp.status}: {message}", code)
+            return body
+    except aiohttp.ClientConnectionError as exc:
+        raise NodeUnreachable(f"cannot reach the node at {url}: {exc}") from None
+    except TimeoutError:
+        raise NodeUnreachable(f"the node at {url} did not answer within {timeout:.0f} s") from None
+
+
+def call_bytes(method: str, node: str, path: str, timeout: float = TIMEOUT_S) -> bytes:
+    """A request whose answer is raw bytes (a model artifact); errors as :func:`call`."""
+    return _first(node, lambda url: _request_bytes(method, url + path, timeout))
 
 
 def find(node: str, path: str) -> Any | None:
@@ -80,11 +142,20 @@ def find(node: str, path: str) -> Any | None:
         raise
 
 
+def _joined(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> str:
+    joined = ",".join(v for v in value if v) or DEFAULT_NODE
+    nodes_of(joined)
+    return joined
+
+
 def node_option(f):  # type: ignore[no-untyped-def]
+    """``--node URL`` (repeatable, or VIGIL_NODE with commas): nodes tried in order."""
     return click.option(
         "--node",
-        default=DEFAULT_NODE,
-        show_default=True,
+        multiple=True,
         envvar="VIGIL_NODE",
-        help="URL of a node's API (or set VIGIL_NODE).",
+        callback=_joined,
+        metavar="URL",
+        help=f"A node's API URL; repeat (or VIGIL_NODE=URL,URL) to fail over. "
+        f"[default: {DEFAULT_NODE}]",
     )(f)

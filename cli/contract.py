@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from cli.output import emit, json_flag, wants_json
 from consensus.crypto import is_acceptable_public_key
 from vm.bytecode import code_hash, encode_module
 from vm.compiler import compile_source
@@ -89,6 +90,7 @@ def contract() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the serialized bytecode (.vbc) here.",
 )
+@json_flag
 def compile_cmd(file: Path, out: Path | None) -> None:
     """Compile FILE.py; print its code hash and size, or the compile error (exit 1)."""
     data = encode_module(_compile(file))
@@ -97,6 +99,9 @@ def compile_cmd(file: Path, out: Path | None) -> None:
             out.write_bytes(data)
         except OSError as exc:
             raise click.ClickException(f"{out}: cannot write: {exc.strerror}") from None
+    if wants_json():
+        emit({"code_hash": code_hash(data).hex(), "bytes": len(data)})
+        return
     click.echo(f"code hash: {code_hash(data).hex()}")
     click.echo(f"size: {len(data)} bytes")
 

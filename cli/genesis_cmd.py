@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cli.output import emit, json_flag, wants_json
 from consensus.crypto import key_hex
 from consensus.record import FieldError
 from node.app.genesis import DEFAULT_PARAMS, ROLES, Genesis
@@ -69,6 +70,7 @@ def _parse_member(text: str) -> dict:
     help="Where to write genesis.json.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing file.")
+@json_flag
 def genesis(
     chain_id: str,
     members: tuple[str, ...],
@@ -129,5 +131,9 @@ def genesis(
         raise click.ClickException(f"invalid genesis: {exc}") from None
     except FileExistsError as exc:
         raise click.ClickException(f"{exc} (use --force to replace it)") from None
+    if wants_json():
+        emit({"file": str(out), "chain_id": doc.chain_id, "members": len(doc.members),
+              "genesis_hash": key_hex(doc.hash())})  # fmt: skip
+        return
     click.echo(f"wrote {out}: chain {doc.chain_id}, {len(doc.members)} member(s)")
     click.echo(f"genesis hash {key_hex(doc.hash())}")

@@ -14,16 +14,16 @@ from typing import Any
 
 import click
 
-from cli.client import call as http
 from cli.client import node_option
-from cli.contract_node import KeyOption, WaitOption, _key, _submit
-from cli.verify import Verifier, load_genesis, verify_options
+from cli.contract_node import KeyOption, WaitOption, _key, _submit, queried
+from cli.render import show as show_value
+from cli.verify import Verifier, cross_checked, load_genesis, verified_text, verify_options
 from consensus.crypto import parse_key_hex
-from node.app.state import storage_key
+from node.app.genesis import Genesis
 from node.app.types import CallPayload
-from vm.gas import MAX_STORAGE_VALUE_BYTES, MAX_VALUE_BYTES
-from vm.jsonvalues import to_json
-from vm.values import decode_value, encode_value
+from vm.gas import MAX_VALUE_BYTES
+from vm.jsonvalues import from_json, to_json
+from vm.values import encode_value
 
 
 def _pubkey(text: str, what: str, *, allow_weak: bool = False) -> bytes:
@@ -152,53 +152,80 @@ def vote(proposal: int, decision: str, key_file: Path, node: str, wait: bool) ->
     _submit(node, _key(key_file), CallPayload("governance", "vote", args), wait)
 
 
-def _query(node: str, contract: str, method: str, args: list[Any]) -> Any:
-    body = {"method": method, "args": to_json(args)}
-    return http("POST", node, f"/v1/contracts/{contract}/query", body)["result"]
+MAX_LISTED = 50
+"""Proposals one `gov list` shows, and model versions one `model list` shows (the contract's
+MAX_LIST)."""
+
+
+def _answered(
+    node: str,
+    genesis_file: Path | None,
+    no_verify: bool,
+    quorum: int,
+    contract: str,
+    method: str,
+    args: list[Any],
+) -> tuple[Any, dict[str, Any] | None]:
+    """A (verified) query's value, asked of ``quorum`` nodes that must agree."""
+    genesis = None if no_verify else load_genesis(genesis_file)
+
+    def answer(url: str) -> dict[str, Any]:
+        value, verified = queried(url, genesis, contract, method, args)
+        return {"result": to_json(value), "verified": verified}
+
+    out = cross_checked(node, quorum, answer)
+    return from_json(out["result"]), out["verified"]
+
+
+def _print(value: Any, verified: dict[str, Any] | None, as_json: bool, human: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps({"result": to_json(value), "verified": verified}, indent=2))
+        return
+    for line in human:
+        click.echo(line)
+    click.echo(verified_text(verified))
 
 
 @gov.command("list")
 @node_option
+@verify_options
 @click.option("--first", default=1, show_default=True, help="First proposal id.")
-@click.option("--count", default=50, show_default=True, help="At most 50.")
-def list_cmd(node: str, first: int, count: int) -> None:
-    """List proposals with their status and votes."""
-    found = _query(node, "governance", "proposals", [first, min(count, 50)])
-    click.echo(json.dumps(found, indent=2))
+@click.option("--count", default=MAX_LISTED, show_default=True,
+              type=click.IntRange(1, MAX_LISTED), help=f"At most {MAX_LISTED}.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(node: str, genesis_file: Path | None, no_verify: bool, quorum: int, first: int,
+             count: int, as_json: bool) -> None:  # fmt: skip
+    """List proposals with their status and votes (verified: the governance contract's
+    `proposals` method run here over proven state; skip with --no-verify)."""
+    found, verified = _answered(node, genesis_file, no_verify, quorum, "governance", "proposals",
+                                [first, count])  # fmt: skip
+    human = [
+        f"#{p['id']:<4} {p['kind']:<17} {p['status']:<9} yes {p['yes']} no {p['no']}  "
+        f"by {p['proposer']} at {p['created']}"
+        + (f", executed at {p['executed_at']}" if p["executed_at"] is not None else "")
+        for p in found
+    ] or [f"no proposals from #{first} on"]
+    _print(found, verified, as_json, human)
 
 
 @gov.command()
 @click.argument("proposal", type=int)
 @node_option
 @verify_options
-def show(proposal: int, node: str, genesis_file: Path | None, no_verify: bool) -> None:
-    """Show one proposal: its action, dry run, votes and outcome (JSON on stdout).
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(proposal: int, node: str, genesis_file: Path | None, no_verify: bool, quorum: int,
+         as_json: bool) -> None:  # fmt: skip
+    """Show one proposal: its action, dry run, votes and outcome. Exit 1 if there is none.
 
-    The proposal record is proven against the latest certified state root,
-    checked from the genesis file (skip with --no-verify); the line saying so
-    goes to stderr.
+    Verified: the governance contract's `get` method runs here over state the
+    node proves, checked from the genesis file (skip with --no-verify).
     """
-    if no_verify:
-        click.echo(json.dumps(_query(node, "governance", "get", [proposal]), indent=2))
-        click.echo("verified: nothing (--no-verify: this is the node's word)", err=True)
-        return
-    verifier = Verifier(node, load_genesis(genesis_file))
-    value, header, cert = verifier.state(storage_key("governance", f"proposal:{proposal}"))
-    signers = verifier.signers(cert)
-    if value is None:
-        click.echo(f"no proposal {proposal}")
-        click.echo(
-            f"verified: absence proven at height {header.height}, certified by {signers}", err=True
-        )
+    record, verified = _answered(node, genesis_file, no_verify, quorum, "governance", "get",
+                                 [proposal])  # fmt: skip
+    human = [f"no proposal {proposal}"] if record is None else show_value(record).splitlines()
+    _print(record, verified, as_json, human)
+    if record is None:
         raise SystemExit(1)
-    record = decode_value(value, MAX_STORAGE_VALUE_BYTES)
-    if record.get("status") == "open" and header.height >= record.get("expires", 0):
-        record["status"] = "expired"  # as the contract's own reads show it
-    click.echo(json.dumps(to_json(record), indent=2))
-    click.echo(
-        f"verified: proposal record proven at height {header.height}, certified by {signers}",
-        err=True,
-    )
 
 
 @click.command("propose")
@@ -226,9 +253,9 @@ def model_propose(artifact: Path, name: str, contributors: tuple[str, ...], key_
         if not org or not weight.isdigit() or int(weight) <= 0:
             raise click.BadParameter(f"{item!r} is not ORG=WEIGHT", param_hint="--contributor")
         weights[org] = int(weight)
-    from cli.score_cmd import upload
+    from cli.upload_cmd import uploaded
 
-    click.get_current_context().invoke(upload, artifact=artifact, node=node)
+    uploaded(node, artifact)
     anchors = sorted({a for sub in model.contributors for a in sub.anchors})
     if not anchors:
         raise click.ClickException(
@@ -248,10 +275,43 @@ def model_propose(artifact: Path, name: str, contributors: tuple[str, ...], key_
 @click.command("list")
 @click.argument("name")
 @node_option
-def model_list(name: str, node: str) -> None:
-    """Show the versions of model family NAME and which one is active."""
-    out = {
-        "active": _query(node, "models", "active", [name]),
-        "versions": _query(node, "models", "versions", [name]),
-    }
-    click.echo(json.dumps(out, indent=2))
+@verify_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def model_list(name: str, node: str, genesis_file: Path | None, no_verify: bool, quorum: int,
+               as_json: bool) -> None:  # fmt: skip
+    """Show the versions of model family NAME and which one is active.
+
+    Verified: the models contract's methods run here over state the node
+    proves, checked from the genesis file (skip with --no-verify).
+    """
+    genesis = None if no_verify else load_genesis(genesis_file)
+    out = cross_checked(node, quorum, lambda url: _model_records(url, genesis, name))
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    active = from_json(out["active"])
+    now = f"active v{active['version']}" if active else "no active version"
+    click.echo(f"model {name}: {out['versions']} version(s), {now}")
+    for r in (from_json(x) for x in out["records"]):
+        weights = ", ".join(f"{org}={w}" for org, w in sorted(r["contributors"].items()))
+        mark = "*" if active and active["version"] == r["version"] else " "
+        click.echo(f" {mark}v{r['version']:<3} id {r['model_id'].hex()[:16]}...  approved at "
+                   f"height {r['approved_at']}  contributors {weights}  "
+                   f"{len(r['anchors'])} training anchor(s)")  # fmt: skip
+    click.echo(verified_text(out["verified"]))
+
+
+def _model_records(node: str, genesis: Genesis | None, name: str) -> dict[str, Any]:
+    verifier = None if genesis is None else Verifier(node, genesis)
+
+    def ask(method: str, args: list[Any]) -> tuple[Any, dict[str, Any] | None]:
+        return queried(node, genesis, "models", method, args, verifier)
+
+    count, verified = ask("versions", [name])
+    active, _ = ask("active", [name])
+    first = max(1, count - MAX_LISTED + 1)
+    records = [ask("version", [name, v])[0] for v in range(first, count + 1)]
+    if verified is not None:
+        verified["what"] = f"model {name}'s records ({len(records) + 2} queries)"
+    return {"name": name, "versions": count, "active": to_json(active),
+            "records": [to_json(r) for r in records], "verified": verified}  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from cli.anomalies_cmd import anomalies
+from cli.block_cmd import block
 from cli.contract import contract
 from cli.contract_node import call_cmd, deploy, query
 from cli.genesis_cmd import genesis
@@ -12,8 +14,11 @@ from cli.keys import keygen
 from cli.ledger_cmds import anchor, status, verify_file
 from cli.model import model
 from cli.node_cmd import node
-from cli.score_cmd import anomalies, score, upload
+from cli.proof_cmd import proof
+from cli.score_cmd import score
 from cli.tx_cmd import tx
+from cli.tx_offline import tx_send, tx_sign
+from cli.upload_cmd import upload
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -38,6 +43,8 @@ def main() -> None:
       vigil anchor FILE --key K --wait     record a file's digest and lineage
       vigil verify-file FILE               is this file anchored, and where?
       vigil tx show HASH                   a transaction and its receipt, verified
+      vigil proof export --tx HASH ...     one file proving a fact, for anyone to check
+      vigil proof verify FILE              check such a file offline, from the genesis file
     """
 
 
@@ -48,6 +55,9 @@ main.add_command(status)
 main.add_command(anchor)
 main.add_command(verify_file)
 main.add_command(tx)
+for _command in (tx_sign, tx_send):
+    tx.add_command(_command)
+main.add_command(block)
 main.add_command(model)
 main.add_command(contract)
 for _command in (deploy, call_cmd, query):
@@ -55,6 +65,7 @@ for _command in (deploy, call_cmd, query):
 main.add_command(score)
 main.add_command(anomalies)
 main.add_command(gov)
+main.add_command(proof)
 for _command in (upload, model_propose, model_list):
     model.add_command(_command)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cli.output import emit, json_flag, wants_json
 from ml.errors import ModelError
 from ml.limits import DIGEST_BYTES, MAX_ARTIFACT_BYTES, MAX_CSV_BYTES, MAX_TOP_K, MAX_TREES
 
@@ -162,6 +163,7 @@ def model() -> None:
     "DATA itself is always recorded.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
+@json_flag
 def train(
     data: Path,
     out: Path,
@@ -194,6 +196,11 @@ def train(
     except ModelError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     _write(out, result.model.data, force)
+    if wants_json():
+        m = result.model
+        emit({"file": str(out), "model_id": m.model_id.hex(), "trees": m.n_trees,
+              "features": list(m.feature_names)})  # fmt: skip
+        return
     click.echo(
         f"wrote {out}: model {result.model.model_id.hex()}, {result.model.n_trees} trees, "
         f"{result.model.n_features} features"
@@ -305,6 +312,7 @@ def scores_csv(m: Model, rows: object, top: int) -> tuple[str, int]:
     help="Features listed per row.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
+@json_flag
 def score(path: Path, data: Path, out: Path | None, top: int, force: bool) -> None:
     """Score every row of DATA (CSV with the model's columns; extra columns are ignored).
 
@@ -320,6 +328,12 @@ def score(path: Path, data: Path, out: Path | None, top: int, force: bool) -> No
         text, outliers = scores_csv(m, dataset.columns(m.feature_names), top)
     except ModelError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
+    if wants_json():
+        rows = list(csv.DictReader(io.StringIO(text)))
+        emit({"rows": rows, "outliers": outliers})
+        if out is not None:
+            _write(out, text.encode(), force)
+        return
     if out is None:
         click.echo(text, nl=False)
     else:
@@ -337,6 +351,7 @@ def score(path: Path, data: Path, out: Path | None, top: int, force: bool) -> No
     help="Decision offset of the merged model (required if the inputs disagree).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
+@json_flag
 def merge(paths: tuple[Path, ...], out: Path, offset: float | None, force: bool) -> None:
     """Merge models trained by several members into one (union of their forests)."""
     from ml.merge import merge as merge_models
@@ -349,6 +364,10 @@ def merge(paths: tuple[Path, ...], out: Path, offset: float | None, force: bool)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
     _write(out, merged.data, force)
+    if wants_json():
+        emit({"file": str(out), "model_id": merged.model_id.hex(), "trees": merged.n_trees,
+              "contributors": len(merged.contributors)})  # fmt: skip
+        return
     click.echo(
         f"wrote {out}: model {merged.model_id.hex()}, {merged.n_trees} trees from "
         f"{len(merged.contributors)} contributor(s)"

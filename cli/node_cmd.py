@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cli.output import emit, json_flag, wants_json
 from consensus.crypto import KeyFileError, PrivateKey, key_hex
 from consensus.record import FieldError
 from node.app.genesis import Genesis
@@ -41,6 +42,7 @@ def node() -> None:
 @click.option("--force", is_flag=True, help="Re-initialise a home that has a config already.")
 @click.option("--peer-listen", default=None, metavar="HOST:PORT",
               help="Peer address (default: this member's entry in the genesis).")  # fmt: skip
+@json_flag
 @click.option("--api-listen", default=None, metavar="HOST:PORT",
               help="API address (default: this member's entry in the genesis).")  # fmt: skip
 def init(home: Path, genesis_file: Path, key_file: Path, force: bool, peer_listen: str | None,
@@ -57,6 +59,11 @@ def init(home: Path, genesis_file: Path, key_file: Path, force: bool, peer_liste
         raise click.ClickException(str(exc)) from None
     member = next((m for m in genesis.members if m.node_key == key.public), None)
     who = member.org if member else "a node outside the genesis members (it can join later)"
+    if wants_json():
+        emit({"home": str(home), "org": who, "chain_id": genesis.chain_id,
+              "node_key": key_hex(key.public), "peer": config.peer_listen,
+              "api": f"http://{config.api_listen}"})  # fmt: skip
+        return
     click.echo(f"initialised {home} for {who} on chain {genesis.chain_id}")
     click.echo(f"  node key  {key_hex(key.public)}")
     click.echo(f"  peer      {config.peer_listen}")

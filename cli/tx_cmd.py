@@ -9,10 +9,13 @@ from typing import Any
 import click
 
 from cli.client import find, node_option
-from cli.verify import Verifier, load_genesis, verify_options
+from cli.render import plain
+from cli.verify import Verifier, cross_checked, load_genesis, verified_text, verify_options
 from consensus import codec, merkle
 from consensus.certificate import Certificate
 from consensus.record import FieldError
+from node.app.bundle import TxItem
+from node.app.genesis import Genesis
 from node.app.light import VerificationError
 from node.app.types import Header, Receipt, Tx
 from vm.errors import VMError
@@ -26,31 +29,39 @@ def tx() -> None:
     """Transactions: show one with its receipt, verified."""
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_shown(v) for v in value) + "]"
-    return str(value)
-
-
-def _result(kind: str, receipt: Receipt) -> str:
-    if kind == "call" and receipt.result:
+def _vm_value(data: Any) -> Any:
+    """A call's result or a contract event's data: a VM-encoded value, shown decoded."""
+    if isinstance(data, bytes) and data:
         try:
-            return json.dumps(to_json(decode_value(receipt.result, MAX_VALUE_BYTES)))
+            return to_json(decode_value(data, MAX_VALUE_BYTES))
         except VMError:
-            return (
-                receipt.result.hex()
-                if isinstance(receipt.result, bytes)
-                else _shown(receipt.result)
-            )
-    return _shown(receipt.result)
+            return data.hex()
+    return plain(data)
 
 
-def _checked(
+def receipt_view(kind: str, receipt: Receipt) -> dict[str, Any]:
+    """A proven receipt in the same JSON shape the node's API gives it."""
+    result: Any = plain(receipt.result)
+    if kind == "call":
+        result = _vm_value(receipt.result)
+    elif kind == "score" and receipt.status == "ok":
+        model_id, path_sum, outlier, top = receipt.result
+        result = {"model_id": model_id.hex(), "path_sum": path_sum, "outlier": outlier,
+                  "top_features": [{"feature": f, "share_ppm": p} for f, p in top]}  # fmt: skip
+    return {
+        "tx_hash": receipt.tx_hash.hex(),
+        "status": receipt.status,
+        "gas_used": receipt.gas_used,
+        "result": result,
+        "events": [{"name": e.name, "data": _vm_value(e.data)} for e in receipt.events],
+        "error": receipt.error,
+    }
+
+
+def checked_tx(
     verifier: Verifier, tx_hash: bytes, info: dict
-) -> tuple[Tx, Receipt, Header, Certificate]:
-    """The transaction and receipt the node showed, proven under a certified header."""
+) -> tuple[TxItem, Header, Certificate]:
+    """The node's answer for a committed transaction, proven: what a proof bundle carries."""
     try:
         part = info["verify"]
         header = Header.decode(bytes.fromhex(part["header"]))
@@ -75,7 +86,32 @@ def _checked(
         verifier.light.verify_receipt(header, cert, receipt, receipt_proof)
     except VerificationError as exc:
         raise verifier.fail(exc) from None
-    return tx, receipt, header, cert
+    return TxItem(header.height, tx, tx_proof, receipt, receipt_proof), header, cert
+
+
+def _answer(url: str, genesis: Genesis | None, tx_hash: str) -> dict[str, Any]:
+    """What one node says about ``tx_hash``, proven unless ``genesis`` is None."""
+    info = find(url, f"/v1/txs/{tx_hash}")
+    if info is None or info.get("status") != "committed":
+        status = "unknown" if info is None else "pending"
+        return {"tx": tx_hash, "status": status, "verified": None}
+    if genesis is None:
+        return {"tx": tx_hash, "status": "committed", "height": info["height"],
+                "index": info["index"], "kind": info["tx"]["kind"],
+                "sender": info["tx"]["sender"], "receipt": info["receipt"],
+                "verified": None}  # fmt: skip
+    verifier = Verifier(url, genesis)
+    item, header, cert = checked_tx(verifier, bytes.fromhex(tx_hash), info)
+    return {
+        "tx": tx_hash,
+        "status": "committed",
+        "height": header.height,
+        "index": item.tx_proof.index,
+        "kind": item.tx.kind,
+        "sender": item.tx.sender.hex(),
+        "receipt": receipt_view(item.tx.kind, item.receipt),
+        "verified": verifier.verified("transaction and receipt", header, cert),
+    }
 
 
 @tx.command("show")
@@ -83,9 +119,8 @@ def _checked(
 @node_option
 @verify_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show(
-    tx_hash: str, node: str, genesis_file: Path | None, no_verify: bool, as_json: bool
-) -> None:
+def show(tx_hash: str, node: str, genesis_file: Path | None, no_verify: bool, quorum: int,
+         as_json: bool) -> None:  # fmt: skip
     """Show a committed transaction and its receipt; exit 1 if it is not committed.
 
     The transaction and its receipt are proven in their block, and the block's
@@ -99,44 +134,29 @@ def show(
     if len(wanted) != 32:
         raise click.BadParameter("a transaction hash is 64 hex digits", param_hint="HASH")
     genesis = None if no_verify else load_genesis(genesis_file)
-    info = find(node, f"/v1/txs/{tx_hash}")
-    if info is None:
-        click.echo(f"{tx_hash}: not committed (and not pending on this node)")
-        raise SystemExit(1)
-    if info.get("status") != "committed":
-        click.echo(f"{tx_hash}: pending, not committed yet")
-        raise SystemExit(1)
-    if genesis is None:
-        if as_json:
-            click.echo(json.dumps({**info, "verified": None}, indent=2))
-            return
-        receipt = info["receipt"]
-        click.echo(f"tx        {tx_hash}")
-        click.echo(f"kind      {info['tx']['kind']}   sender {info['tx']['sender']}")
-        click.echo(f"height    {info['height']}  (index {info['index']})")
-        click.echo(f"status    {receipt['status']}   gas {receipt.get('gas_used', 0)}")
-        click.echo("verified  nothing (--no-verify: this is the node's word)")
-        return
-    verifier = Verifier(node, genesis)
-    tx_, receipt, header, cert = _checked(verifier, wanted, info)
-    signers = verifier.signers(cert)
+    out = cross_checked(node, quorum, lambda url: _answer(url, genesis, wanted.hex()))
     if as_json:
-        click.echo(
-            json.dumps(
-                {**info, "verified": {"height": header.height, "certified_by": signers}}, indent=2
-            )
-        )
-        return
-    click.echo(f"tx        {tx_hash}")
-    click.echo(f"kind      {tx_.kind}   sender {tx_.sender.hex()}")
-    click.echo(f"height    {header.height}  (index {info['index']})")
-    click.echo(f"status    {receipt.status}   gas {receipt.gas_used}")
-    if receipt.error:
-        click.echo(f"error     {receipt.error}")
-    if receipt.result is not None:
-        click.echo(f"result    {_result(tx_.kind, receipt)}")
-    for event in receipt.events:
-        click.echo(f"event     {event.name} {_shown(event.data)}")
-    click.echo(
-        f"verified  transaction and receipt proven in block {header.height}, certified by {signers}"
-    )
+        click.echo(json.dumps(out, indent=2))
+    elif out["status"] != "committed":
+        state = "not committed (and not pending on this node)" if out["status"] == "unknown" else (
+            "pending, not committed yet")  # fmt: skip
+        click.echo(f"{out['tx']}: {state}")
+    else:
+        _print_tx(out)
+    if out["status"] != "committed":
+        raise SystemExit(1)
+
+
+def _print_tx(out: dict[str, Any]) -> None:
+    receipt = out["receipt"]
+    click.echo(f"tx        {out['tx']}")
+    click.echo(f"kind      {out['kind']}   sender {out['sender']}")
+    click.echo(f"height    {out['height']}  (index {out['index']})")
+    click.echo(f"status    {receipt['status']}   gas {receipt.get('gas_used', 0)}")
+    if receipt.get("error"):
+        click.echo(f"error     {receipt['error']}")
+    if receipt.get("result") is not None:
+        click.echo(f"result    {json.dumps(plain(receipt['result']))}")
+    for event in receipt.get("events", []):
+        click.echo(f"event     {event['name']} {json.dumps(plain(event['data']))}")
+    click.echo(verified_text(out["verified"]))

@@ -271,34 +271,45 @@ class Api:
             }
         )
 
-    def _block_response(self, height: int) -> web.Response:
+    def _block_response(self, height: int, raw_parts: bool) -> web.Response:
+        """A block; with ``raw_parts`` also its encodings (block, certificate, receipts), all a
+        client needs to check the whole block against the genesis file."""
         raw = self.node.store.block(height)
         if raw is None:
             return error(404, "not_found", f"no block at height {height}")
         block = Block.decode(raw)
-        cert = Certificate.decode(self.node.store.certificate(height))  # type: ignore[arg-type]
-        receipts = [Receipt.decode(r) for r in self.node.store.receipts(height) or []]
-        return web.json_response(
-            {
-                "height": height,
-                "header": header_json(block.header),
-                "txs": [tx.id.hex() for tx in block.txs],
-                "receipts": [{"tx_hash": r.tx_hash.hex(), "status": r.status} for r in receipts],
-                "certificate": cert_json(cert),
+        raw_cert = self.node.store.certificate(height)
+        cert = Certificate.decode(raw_cert)  # type: ignore[arg-type]
+        raw_receipts = self.node.store.receipts(height) or []
+        receipts = [Receipt.decode(r) for r in raw_receipts]
+        answer: dict[str, Any] = {
+            "height": height,
+            "header": header_json(block.header),
+            "txs": [tx.id.hex() for tx in block.txs],
+            "receipts": [{"tx_hash": r.tx_hash.hex(), "status": r.status} for r in receipts],
+            "certificate": cert_json(cert),
+        }
+        if raw_parts:
+            answer["verify"] = {
+                "block": raw.hex(),
+                "certificate": raw_cert.hex(),  # type: ignore[union-attr]
+                "receipts": [r.hex() for r in raw_receipts],
             }
-        )
+        return web.json_response(answer)
 
     async def latest_block(self, request: web.Request) -> web.Response:
         height = self.node.ledger.height
         if height == 0:
             return error(404, "not_found", "no block committed yet")
-        return await self.node.worker.client(lambda: self._block_response(height))
+        raw_parts = request.query.get("raw") == "1"
+        return await self.node.worker.client(lambda: self._block_response(height, raw_parts))
 
     async def get_block(self, request: web.Request) -> web.Response:
         text = request.match_info["height"]
         if not text.isdigit() or len(text) > 19:
             return error(400, "bad_height", "height must be a positive integer")
-        return await self.node.worker.client(lambda: self._block_response(int(text)))
+        raw_parts = request.query.get("raw") == "1"
+        return await self.node.worker.client(lambda: self._block_response(int(text), raw_parts))
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.status())
@@ -573,6 +584,14 @@ async def start_api(node: Node, listen: str) -> web.AppRunner:
     return runner
 
 
+_RAW_PARAMETER = {
+    "name": "raw",
+    "in": "query",
+    "description": "1: also the block, certificate and receipts as hex (to verify the block)",
+    "schema": {"type": "string", "enum": ["1"]},
+}
+
+
 def _error_schema() -> dict:
     return {
         "description": "error",
@@ -622,6 +641,7 @@ OPENAPI: dict = {
         "/v1/blocks/latest": {
             "get": {
                 "summary": "The latest committed block",
+                "parameters": [_RAW_PARAMETER],
                 "responses": {"200": {"description": "block"}, "404": _error_schema()},
             }
         },
@@ -634,7 +654,8 @@ OPENAPI: dict = {
                         "in": "path",
                         "required": True,
                         "schema": {"type": "integer"},
-                    }
+                    },
+                    _RAW_PARAMETER,
                 ],
                 "responses": {
                     "200": {"description": "block"},

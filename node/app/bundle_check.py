@@ -24,6 +24,7 @@ from ml.errors import ModelError
 from ml.score import score_from_path_sum
 from node.app.anchors import AnchorRecord
 from node.app.bundle import (
+    MAX_BUNDLE_ITEMS,
     SUBJECTS,
     Bundle,
     Certified,
@@ -45,6 +46,7 @@ from vm.values import decode_value
 
 MAX_LINEAGE = 32
 """Ancestors of an anchored dataset a bundle proves (breadth first, nearest first)."""
+assert MAX_LINEAGE + 1 <= MAX_BUNDLE_ITEMS  # the anchor and its ancestors fit in one bundle
 
 
 class Checked:
@@ -329,13 +331,13 @@ def anchor_facts(checked: Checked) -> list[str]:
         wanted = expected[n]
         where = f"proven at height {item.height}, {checked.certified(item.height)}"
         if value is None:
-            facts.append(f"dataset {wanted.hex()} is NOT anchored ({where})")
+            facts.append(f"dataset {wanted.hex()} is NOT anchored; {where}")
             continue
         record = AnchorRecord.from_wire(wanted, codec.decode(value))
         facts.append(
             f"dataset {wanted.hex()} ({record.size} bytes, {record.media_type}) was anchored at "
             f"height {record.height} in transaction {record.tx_id.hex()} by "
-            f"{record.sender.hex()[:16]}... ({where})"
+            f"{record.sender.hex()[:16]}...; {where}"
         )
         facts += [f"  {k} = {v}" for k, v in record.metadata]
         facts += [f"  it derives from {p.hex()}" for p in record.parents]
@@ -365,9 +367,9 @@ def model_facts(checked: Checked) -> list[str]:
     where = _proven(checked, first)
     if record is None:
         missing = "no active version" if version == 0 else f"no version {version}"
-        facts = [f"model {name} has {missing} ({where})"]
+        facts = [f"model {name} has {missing}; {where}"]
     else:
-        facts = _approval_facts(checked, name, record, items[1], where)
+        facts = _approval_facts(checked, name, record, items[1], first.height)
     if version == 0:
         if record is not None:
             facts.append(f"it is the active version of {name} at height {first.height}")
@@ -376,8 +378,12 @@ def model_facts(checked: Checked) -> list[str]:
 
 
 def _approval_facts(
-    checked: Checked, name: str, record: dict, item: QueryItem, where: str
+    checked: Checked, name: str, record: dict, item: QueryItem, height: int
 ) -> list[str]:
+    """The approval of ``record`` (proven at ``height``) by the proposal ``item`` reads."""
+    where = f"proven at height {height}, " + checked.certified(height)
+    if item.height != height:
+        where += f"; the proposal {_proven(checked, item)}"
     if item.contract != "governance" or item.method != "get" or len(item.args) != 1:
         raise bundle_error("a model bundle's second query must be governance.get(proposal)")
     proposal = checked.query(item)
@@ -399,7 +405,7 @@ def _approval_facts(
         f"model {name} v{record['version']} (id {record['model_id'].hex()}, {record['size']} "
         f"bytes) was approved at height {record['approved_at']} by {', '.join(yes)} "
         f"(proposal {proposal['id']} by {proposal['proposer']}; against: "
-        f"{', '.join(no) or 'none'}) ({where}; proposal {_proven(checked, item)})",
+        f"{', '.join(no) or 'none'}); {where}",
         f"royalty weights: {weights}",
         f"trained on {len(anchors)} anchored dataset(s)"
         + (": " if anchors else "")
@@ -415,7 +421,7 @@ def _active_fact(checked: Checked, item: QueryItem, name: str) -> list[str]:
     _expect_query(item, "models", "active", [name])
     active = checked.query(item)
     now = f"v{active['version']}" if active else "none"
-    return [f"active version of {name}: {now} ({_proven(checked, item)})"]
+    return [f"active version of {name}: {now}; {_proven(checked, item)}"]
 
 
 def state_facts(checked: Checked) -> list[str]:
@@ -426,8 +432,8 @@ def state_facts(checked: Checked) -> list[str]:
     value = checked.state(item)
     where = f"proven at height {item.height}, {checked.certified(item.height)}"
     if value is None:
-        return [f"contract {contract} has no value under {key!r} ({where})"]
-    return [f"contract {contract}: {key!r} = {_shown(storage_value(value))} ({where})"]
+        return [f"contract {contract} has no value under {key!r}; {where}"]
+    return [f"contract {contract}: {key!r} = {_shown(storage_value(value))}; {where}"]
 
 
 __all__ = ["MAX_LINEAGE", "Checked", "build", "derive", "verify"]

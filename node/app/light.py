@@ -42,7 +42,7 @@ from node.app import contracts, governance
 from node.app.genesis import Genesis
 from node.app.ledger import validators_hash
 from node.app.state import VALIDATORS, Overlay
-from node.app.types import Header, Receipt, Tx
+from node.app.types import Block, Header, Receipt, Tx, receipts_root
 from vm.errors import HostUnavailable, VMError
 
 MAX_FOLLOWED_CHANGES = 100_000
@@ -338,3 +338,24 @@ class LightClient:
         return VerificationError(
             "query proof", f"{len(keys)} proven key(s) the query never reads (first {first})"
         )
+
+    def verify_block(
+        self, block: Block, certificate: Certificate, receipts: Sequence[Receipt]
+    ) -> None:
+        """Raise unless ``block`` is certified and ``receipts`` are all of its receipts, in order.
+
+        The block's transactions are bound to its header by decoding (``tx_root`` and
+        ``tx_count``); here the receipts are bound to ``receipts_root``.
+        """
+        self.verify_header(block.header, certificate)
+        if len(receipts) != len(block.txs):
+            raise VerificationError(
+                "receipts", f"{len(receipts)} receipts for {len(block.txs)} transactions"
+            )
+        for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
+            if receipt.tx_hash != tx.id:
+                raise VerificationError("receipts", f"receipt {i} is not transaction {i}'s")
+        if receipts_root(list(receipts)) != block.header.receipts_root:
+            raise VerificationError(
+                "receipts", f"the receipts are not block {block.header.height}'s receipts_root"
+            )

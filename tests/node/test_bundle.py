@@ -186,7 +186,7 @@ def test_a_state_bundle_proves_a_value_or_its_absence(story: Story) -> None:
     _, facts = bundle_check.build(
         genesis(), ("state", "models", "versions:fraud"), *parts, [state_item(story, key)]
     )
-    assert facts[0].startswith("contract models: 'versions:fraud' = 1 (proven at height")
+    assert facts[0].startswith("contract models: 'versions:fraud' = 1; proven at height")
     other = storage_key("models", "versions:nosuch")
     _, facts = bundle_check.build(
         genesis(), ("state", "models", "versions:nosuch"), *parts, [state_item(story, other)]

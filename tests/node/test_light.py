@@ -303,3 +303,19 @@ def test_a_query_reruns_over_proven_reads_and_every_lie_about_them_is_caught(cha
             [1, 50],
             reads,
         )
+
+
+def test_a_whole_block_verifies_and_a_receipt_left_out_or_swapped_is_caught(chain: Chain) -> None:
+    light = client(chain)
+    h = next(h for h in chain.certificates if len(chain.block(h).txs) >= 3)  # the member votes
+    block, cert, receipts = chain.block(h), chain.certificates[h], chain.receipts(h)
+    light.verify_block(block, cert, receipts)
+    with pytest.raises(VerificationError, match="receipts: 2 receipts for 3 transactions"):
+        light.verify_block(block, cert, receipts[:2])
+    with pytest.raises(VerificationError, match="receipts: receipt 0 is not transaction 0's"):
+        light.verify_block(block, cert, [receipts[1], receipts[0], *receipts[2:]])
+    changed = dataclasses.replace(receipts[0], gas_used=receipts[0].gas_used + 1)
+    with pytest.raises(VerificationError, match="receipts: the receipts are not block"):
+        light.verify_block(block, cert, [changed, *receipts[1:]])
+    with pytest.raises(VerificationError, match="certificate"):
+        light.verify_block(block, chain.certificates[h - 1], receipts)

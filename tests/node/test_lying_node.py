@@ -194,7 +194,7 @@ def test_every_altered_answer_is_refused_and_honest_nodes_verify(net: Net, tmp_p
         lied = CliRunner().invoke(main, ["status", "--node", proxy.url, "--genesis", genesis])
         assert lied.exit_code == 3 and "quorum is 3 of 4" in lied.output
     for org in ("org2", "org3", "org4"):  # and every honest node still verifies
-        assert "verified   height" in vigil(
+        assert "verified: latest block proven at height" in vigil(
             "status", "--node", net.node(org).url, "--genesis", genesis
         )
 
@@ -236,10 +236,107 @@ def test_tx_show_verifies_and_refuses_altered_transactions_and_receipts(
     tx_hash = next(line.split()[1] for line in out.splitlines() if line.startswith("tx "))
     shown = vigil("tx", "show", tx_hash, "--node", net.node("org3").url, "--genesis", genesis)
     assert "kind      anchor" in shown and "status    ok" in shown
-    assert "verified  transaction and receipt proven in block" in shown
+    assert "verified: transaction and receipt proven at height" in shown
     missing = CliRunner().invoke(
         main, ["tx", "show", "00" * 32, "--node", net.node("org3").url, "--genesis", genesis]
     )
     assert missing.exit_code == 1 and "not committed" in missing.output
     with LyingProxy(net.node("org1").url) as proxy:
         _every_lie_refused(proxy, TX_LIES, ["tx", "show", tx_hash, "--genesis", genesis])
+
+
+def _on_query(change: Callable[[dict], None]) -> Tamper:
+    def tamper(path: str, answer: dict) -> dict:
+        if path.endswith("/query") and "proof" in answer:
+            change(answer)
+        return answer
+
+    return tamper
+
+
+def _drop_read(answer: dict) -> None:
+    answer["proof"]["reads"] = answer["proof"]["reads"][1:]
+
+
+def _changed_read(answer: dict) -> None:
+    read = next(r for r in answer["proof"]["reads"] if r["value"] is not None)
+    read["value"] = _flip(read["value"])
+
+
+QUERY_LIES: list[tuple[str, Tamper, str]] = [
+    ("a different result", _on_query(lambda a: a.update(result=[])),
+     "query result: the node's result differs"),
+    ("a read left unproven", _on_query(_drop_read),
+     "query proof: the query reads key .* no proof"),
+    ("a read value changed", _on_query(_changed_read),
+     "state proof: key .*: the proven value differs"),
+    ("a short certificate", _on_query(lambda a: _short_certificate(a["proof"])),
+     "quorum is 3 of 4"),
+]  # fmt: skip
+
+
+def _on_block(change: Callable[[dict], None]) -> Tamper:
+    def tamper(path: str, answer: dict) -> dict:
+        if path.startswith("/v1/blocks/") and "verify" in answer:
+            change(answer["verify"])
+        return answer
+
+    return tamper
+
+
+def _receipt_dropped(part: dict) -> None:
+    part["receipts"] = part["receipts"][:-1]
+
+
+BLOCK_LIES: list[tuple[str, Tamper, str]] = [
+    ("a receipt left out", _on_block(_receipt_dropped), "receipts: 0 receipts for 1"),
+    ("a changed block", _on_block(lambda p: p.update(block=_flip(p["block"]))), "block"),
+    ("a short certificate", _on_block(_short_certificate), "quorum is 3 of 4"),
+]  # fmt: skip
+
+
+def test_queries_blocks_and_bundles_verify_and_refuse_what_a_node_alters(
+    net: Net, tmp_path: Path
+) -> None:
+    """Contract queries re-run over proven reads, whole blocks, and offline proof bundles."""
+    genesis = str(net.net.genesis_path)
+    out = _anchored(net, tmp_path / "block.csv", "amount\n31\n")
+    tx_hash = next(line.split()[1] for line in out.splitlines() if line.startswith("tx "))
+    height = json.loads(vigil("tx", "show", tx_hash, "--node", net.node("org2").url,
+                              "--genesis", genesis, "--json"))["height"]  # fmt: skip
+    members = vigil("contract", "query", "governance", "members", "--node", net.node("org2").url,
+                    "--genesis", genesis)  # fmt: skip
+    assert "org1:" in members and "verified: governance.members over its state" in members
+    block = vigil("block", "show", str(height), "--node", net.node("org3").url,
+                  "--genesis", genesis)  # fmt: skip
+    assert tx_hash in block and f"verified: block {height} and all its transactions (1)" in block
+    bundle = tmp_path / "anchor.proof"
+    exported = vigil("proof", "export", "--tx", tx_hash, "--out", str(bundle),
+                     "--node", net.node("org4").url, "--genesis", genesis)  # fmt: skip
+    assert "it anchors dataset" in exported and "written" in exported
+    checked = vigil("proof", "verify", str(bundle), "--genesis", genesis)
+    assert "no node was asked" in checked
+    assert checked.splitlines()[0] == exported.splitlines()[0]
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 3] ^= 0x04
+    bundle.write_bytes(bytes(data))
+    altered = CliRunner().invoke(main, ["proof", "verify", str(bundle), "--genesis", genesis])
+    assert altered.exit_code == 3 and "verification failed" in altered.output
+    with LyingProxy(net.node("org1").url) as proxy:
+        _every_lie_refused(
+            proxy, QUERY_LIES, ["contract", "query", "governance", "members", "--genesis", genesis]
+        )
+        _every_lie_refused(proxy, BLOCK_LIES, ["block", "show", str(height), "--genesis", genesis])
+        _every_lie_refused(proxy, TX_LIES, ["proof", "export", "--tx", tx_hash,
+                                            "--out", str(tmp_path / "never.proof"),
+                                            "--genesis", genesis])  # fmt: skip
+        assert not (tmp_path / "never.proof").exists()  # nothing written from a lie
+        proxy.tamper = None
+        both = vigil("gov", "list", "--node", proxy.url, "--node", net.node("org2").url,
+                     "--quorum", "2", "--genesis", genesis)  # fmt: skip
+        assert "the same answer from 2 nodes" in both
+        proxy.tamper = _on_query(lambda a: a.update(result=["made up"]))
+        # Failover skips a node that cannot be reached, never one that lies: a lie is refused.
+        lied = CliRunner().invoke(main, ["gov", "list", "--node", proxy.url, "--node",
+                                         net.node("org2").url, "--genesis", genesis])  # fmt: skip
+        assert lied.exit_code == 3

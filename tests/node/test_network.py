@@ -340,7 +340,7 @@ def test_cli_reads_are_checked_against_the_genesis_file(net: Net, tmp_path: Path
     )
     assert absent.exit_code == 1 and "absence proven at height" in absent.output
     out = vigil("status", "--node", url, "--genesis", genesis)
-    assert "verified   height" in out and "certified by org" in out
+    assert "verified: latest block proven at height" in out and "certified by org" in out
     missing = CliRunner().invoke(main, ["status", "--node", url], env={"VIGIL_GENESIS": ""})
     assert missing.exit_code == 2 and "VIGIL_GENESIS" in missing.output
     trusted = vigil("status", "--node", url, "--no-verify")
@@ -368,20 +368,24 @@ def test_contracts_deploy_call_and_query_through_the_cli(net: Net, tmp_path: Pat
         main, ["gov", "show", "1", "--node", url, "--genesis", str(net.net.genesis_path)]
     )
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.stdout)["status"] == "executed"
-    assert "verified: proposal record proven at height" in shown.stderr
+    assert "status: executed" in shown.output
+    assert "verified: governance.get over its state proven at height" in shown.output
+    as_json = vigil("gov", "show", "1", "--node", url, "--genesis", str(net.net.genesis_path),
+                    "--json")  # fmt: skip
+    assert json.loads(as_json)["result"]["status"] == "executed"
     none = CliRunner().invoke(
         main, ["gov", "show", "999", "--node", url, "--genesis", str(net.net.genesis_path)]
     )
-    assert none.exit_code == 1 and "absence proven" in none.output
+    assert none.exit_code == 1 and "no proposal 999" in none.output
     out = vigil("contract", "deploy", str(source), "--name", "counter", "--key", key,
                 "--node", url, "--wait")  # fmt: skip
     assert "committed at height" in out and ": ok" in out
     out = vigil("contract", "call", "counter", "bump", "[41]", "--key", key, "--node",
                 net.node("org2").url, "--wait")  # fmt: skip
     assert "result   41" in out and 'Bumped {"total": 41}' in out
-    out = vigil("contract", "query", "counter", "total", "--node", net.node("org4").url)
-    assert out.strip() == "41"
+    out = vigil("contract", "query", "counter", "total", "--node", net.node("org4").url,
+                "--genesis", str(net.net.genesis_path))  # fmt: skip
+    assert out.splitlines()[0] == "41" and "verified: counter.total over its state" in out
     failed = CliRunner().invoke(
         main, ["contract", "call", "counter", "bump", "[0]", "--key", key, "--node", url, "--wait"]
     )
@@ -411,15 +415,19 @@ def test_scores_are_agreed_and_a_node_fetches_a_missing_model(net: Net, tmp_path
     govern(net, str(artifact), "--name", "fraud", "--contributor", "org1=3", "--contributor",
            "org2=1", command=("model", "propose"))  # fmt: skip
     govern(net, "activate-model", "fraud", "1")
-    assert '"version": 1' in vigil("model", "list", "fraud", "--node", url)
+    listed = vigil("model", "list", "fraud", "--node", url, "--genesis", str(net.net.genesis_path))
+    assert "1 version(s), active v1" in listed and "verified: model fraud's records" in listed
     refused = CliRunner().invoke(main, ["score", "--model", "nosuch", "--csv", str(rows),
                                         "--key", key, "--node", url])  # fmt: skip
     assert refused.exit_code == 1 and "nothing was submitted" in refused.output
     out = vigil("score", "--model", "fraud", "--csv", str(rows), "--reference", "batch",
                 "--key", key, "--node", net.node("org3").url, "--wait")  # fmt: skip
     assert "3 scored, 1 flagged" in out and "batch#2: score" in out and "OUTLIER" in out
-    flagged = vigil("anomalies", "--node", net.node("org2").url)
+    flagged = vigil("anomalies", "--node", net.node("org2").url, "--node", url, "--quorum", "2",
+                    "--genesis", str(net.net.genesis_path))  # fmt: skip
     assert "batch#2" in flagged and "1 flagged since height 1" in flagged
+    assert "each of the 1 flagged scores, in its certified block" in flagged
+    assert "the same list from 2 nodes" in flagged
     net.start(late)
     target = net.status("org1")["height"]  # type: ignore[index]
     net.wait("the late node fetched the model and caught up",

@@ -189,11 +189,14 @@ def test_a_consortium_governs_its_fraud_model(net: Net, tmp_path: Path) -> None:
     vote(net, pid, ("org1", "org2", "org3"))
     pid = propose(net, "gov", "propose", "activate-model", "fraud", "2")
     vote(net, pid, ("org1", "org2", "org3"))
-    out = vigil("contract", "query", "models", "active", '["fraud"]', "--node", url)
+    genesis = str(net.net.genesis_path)
+    out = vigil("contract", "query", "models", "active", '["fraud"]', "--node", url,
+                "--genesis", genesis)  # fmt: skip
     assert v2_id.hex() in out
     pid = propose(net, "gov", "propose", "rollback-model", "fraud", "1")
     vote(net, pid, ("org1", "org2", "org3"))
-    assert v1_id.hex() in vigil("contract", "query", "models", "active", '["fraud"]', "--node", url)
+    assert v1_id.hex() in vigil("contract", "query", "models", "active", '["fraud"]', "--node", url,
+                                "--genesis", genesis)  # fmt: skip
     out = vigil("score", "--model", "fraud", "--features", "0.3,0.2,0.1", "--key", client,
                 "--node", url, "--wait")  # fmt: skip
     tx = out.split()[-1]
@@ -201,7 +204,8 @@ def test_a_consortium_governs_its_fraud_model(net: Net, tmp_path: Path) -> None:
     assert receipt["result"]["model_id"] == v1_id.hex()  # later scores use the earlier version
 
     # Royalty balances add up: what scorers paid, contributors received.
-    balances = json.loads(vigil("contract", "query", "royalties", "balances", "--node", url))
+    balances = json.loads(vigil("contract", "query", "royalties", "balances", "--node", url,
+                                "--genesis", genesis, "--json"))["result"]  # fmt: skip
     assert sum(balances.values()) == 0
     assert any(v > 0 for v in balances.values()) and any(v < 0 for v in balances.values())
     assert hashlib.sha256(v1.read_bytes()).digest() == v1_id
