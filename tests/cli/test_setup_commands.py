@@ -148,3 +148,24 @@ def test_an_unreachable_node_exits_4_and_vigil_key_names_the_key(tmp_path: Path)
         main, ["anchor", str(data), "--node", closed], env={"VIGIL_KEY": str(missing_key)}
     )
     assert result.exit_code == 1 and str(missing_key) in result.output  # VIGIL_KEY was used
+
+
+def test_several_nodes_are_tried_in_order_and_quorum_needs_enough_of_them() -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    closed = ["http://127.0.0.1:9", "http://127.0.0.1:7"]  # nothing listens on either
+    result = CliRunner().invoke(
+        main, ["status", "--no-verify"], env={"VIGIL_NODE": ",".join(closed)}
+    )
+    assert result.exit_code == 4 and "no node answered" in result.output
+    assert all(url in result.output for url in closed)
+    result = CliRunner().invoke(
+        main, ["status", "--no-verify", "--node", closed[0], "--quorum", "2"]
+    )
+    assert result.exit_code == 2 and "--quorum 2 needs at least 2 --node URLs" in result.output
+    result = CliRunner().invoke(
+        main, ["status", "--no-verify", "--node", closed[0], "--node", closed[1], "--quorum", "2"]
+    )
+    assert result.exit_code == 4 and "only 0 of the 2 nodes asked for answered" in result.output

@@ -304,6 +304,9 @@ def test_queries_blocks_and_bundles_verify_and_refuse_what_a_node_alters(
     tx_hash = next(line.split()[1] for line in out.splitlines() if line.startswith("tx "))
     height = json.loads(vigil("tx", "show", tx_hash, "--node", net.node("org2").url,
                               "--genesis", genesis, "--json"))["height"]  # fmt: skip
+    failover = vigil("status", "--node", "http://127.0.0.1:9", "--node", net.node("org2").url,
+                     "--genesis", genesis)  # fmt: skip
+    assert "verified: latest block proven" in failover  # the unreachable first node is skipped
     members = vigil("contract", "query", "governance", "members", "--node", net.node("org2").url,
                     "--genesis", genesis)  # fmt: skip
     assert "org1:" in members and "verified: governance.members over its state" in members
