@@ -96,6 +96,27 @@ def file_digest(path: Path) -> tuple[bytes, int]:
     return h.digest(), size
 
 
+def anchor_payload(
+    file: Path, parents: tuple[str, ...], meta: tuple[str, ...], media_type: str | None
+) -> AnchorPayload:
+    """What anchoring FILE records: digest, size, media type, lineage and metadata."""
+    digest, size = file_digest(file)
+    metadata = {}
+    for item in meta:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--meta")
+        metadata[k] = v
+    media = media_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    try:
+        return AnchorPayload(
+            digest, size, media, tuple(sorted({_digest_arg(p) for p in parents})),
+            tuple(sorted(metadata.items())),
+        )  # fmt: skip
+    except FieldError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _digest_arg(text: str) -> bytes:
     try:
         raw = bytes.fromhex(text)
@@ -142,21 +163,8 @@ def anchor(
         key = PrivateKey.load(key_file)
     except KeyFileError as exc:
         raise click.ClickException(str(exc)) from None
-    digest, size = file_digest(file)
-    metadata = {}
-    for item in meta:
-        k, sep, v = item.partition("=")
-        if not sep or not k:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--meta")
-        metadata[k] = v
-    media = media_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    try:
-        payload = AnchorPayload(
-            digest, size, media, tuple(sorted({_digest_arg(p) for p in parents})),
-            tuple(sorted(metadata.items())),
-        )  # fmt: skip
-    except FieldError as exc:
-        raise click.ClickException(str(exc)) from None
+    payload = anchor_payload(file, parents, meta, media_type)
+    digest = payload.digest
     s = call("GET", node, "/v1/status")
     genesis_hash = bytes.fromhex(s["genesis_hash"])
     tx = Tx.create(key, s["chain_id"], genesis_hash, payload, s["height"] + DEFAULT_VALIDITY)

@@ -43,6 +43,7 @@ def main() -> None:
       vigil anchor FILE --key K --wait     record a file's digest and lineage
       vigil verify-file FILE               is this file anchored, and where?
       vigil tx show HASH                   a transaction and its receipt, verified
+      vigil tx sign ... / vigil tx send F  sign with an air-gapped key, submit from elsewhere
       vigil proof export --tx HASH ...     one file proving a fact, for anyone to check
       vigil proof verify FILE              check such a file offline, from the genesis file
     """

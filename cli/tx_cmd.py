@@ -26,7 +26,7 @@ from vm.values import decode_value
 
 @click.group()
 def tx() -> None:
-    """Transactions: show one with its receipt, verified."""
+    """Transactions: show one with its receipt (verified); sign one offline, send a signed one."""
 
 
 def _vm_value(data: Any) -> Any:

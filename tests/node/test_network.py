@@ -443,3 +443,94 @@ def test_scores_are_agreed_and_a_node_fetches_a_missing_model(net: Net, tmp_path
     assert hashlib.sha256(fetched).digest() == model.model_id  # it got the artifact from peers
     answer = localnet.http("GET", f"{net.node(late).url}/v1/models/{'00' * 32}")
     assert answer is not None and answer[0] == 404
+
+
+def test_an_offline_signed_transaction_is_sent_and_committed(net: Net, tmp_path: Path) -> None:
+    """`vigil tx sign` needs only the genesis file and the key; `vigil tx send` needs no key."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    genesis, key = str(net.net.genesis_path), str(net.net.client_key)
+    url = net.node("org2").url
+    data = tmp_path / "offline.csv"
+    data.write_text(f"signed offline {time.time_ns()}\n")
+    until = str(net.status("org2")["height"] + 100)  # type: ignore[index]
+    signed = tmp_path / "anchor.tx"
+    out = vigil("tx", "sign", "--genesis", genesis, "--key", key, "--valid-until", until,
+                "--anchor", str(data), "--out", str(signed))  # fmt: skip
+    tx_hash = json.loads(signed.read_text())["hash"]
+    assert f"tx {tx_hash}" in out
+    sent = vigil("tx", "send", str(signed), "--node", url, "--wait")
+    assert sent.splitlines()[0] == f"tx {tx_hash}" and "committed at height" in sent
+    assert sent.rstrip().endswith(": ok")
+    shown = vigil("tx", "show", tx_hash, "--node", net.node("org3").url, "--genesis", genesis)
+    assert "kind      anchor" in shown and "status    ok" in shown
+    found = vigil("verify-file", str(data), "--node", url, "--genesis", genesis)
+    assert f"in tx {tx_hash}" in found
+    again = CliRunner().invoke(main, ["tx", "send", str(signed), "--node", url])
+    assert again.exit_code == 1  # the node refuses a committed transaction
+
+    data.write_text(f"signed offline, sent as JSON {time.time_ns()}\n")
+    vigil("tx", "sign", "--genesis", genesis, "--key", key, "--valid-until", until, "--anchor",
+          str(data), "--out", str(signed), "--force")  # fmt: skip
+    answer = json.loads(vigil("tx", "send", str(signed), "--node", url, "--wait", "--json"))
+    assert answer["tx"] == json.loads(signed.read_text())["hash"] and answer["status"] == "ok"
+    assert answer["height"] >= 1
+
+    expired = tmp_path / "expired.tx"
+    vigil("tx", "sign", "--genesis", genesis, "--key", key, "--valid-until", "1", "--anchor",
+          str(data), "--out", str(expired))  # fmt: skip
+    refused = CliRunner().invoke(main, ["tx", "send", str(expired), "--node", url])
+    assert refused.exit_code == 1 and "expired" in refused.output
+
+    other = localnet.create(tmp_path / "other", 1)  # another chain: its transactions are not ours
+    foreign = tmp_path / "foreign.tx"
+    vigil("tx", "sign", "--genesis", str(other.genesis_path), "--key", str(other.client_key),
+          "--valid-until", until, "--anchor", str(data), "--out", str(foreign))  # fmt: skip
+    before = net.status("org2")["mempool"]  # type: ignore[index]
+    wrong = CliRunner().invoke(main, ["tx", "send", str(foreign), "--node", url])
+    assert wrong.exit_code == 1 and "nothing was sent" in wrong.output
+    assert other.genesis().hash().hex() in wrong.output and net.genesis_hash.hex() in wrong.output
+    assert net.status("org2")["mempool"] == before  # type: ignore[index]
+
+
+def test_score_rows_of_the_wrong_width_are_refused_before_submitting(
+    net: Net, tmp_path: Path
+) -> None:
+    """`vigil score` checks each row's width against the active model's artifact first."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from ml.train import TrainParams, train
+
+    rng = np.random.default_rng(5)
+    data = rng.normal(0, 1, (200, 4))
+    model = train(data, ("amount", "hour", "risk", "country"), TrainParams(n_estimators=10),
+                  anchors=[hashlib.sha256(data.tobytes()).digest()]).model  # fmt: skip
+    artifact = tmp_path / "wide.vmodel"
+    artifact.write_bytes(model.data)
+    url = net.node("org1").url
+    govern(net, str(artifact), "--name", "wide", "--contributor", "org1=1",
+           command=("model", "propose"))  # fmt: skip
+    govern(net, "activate-model", "wide", "1")
+    key = str(net.net.client_key)
+    rows = tmp_path / "narrow.csv"
+    rows.write_text("amount,hour,risk\n0.1,0.2,0.3\n0.2,0.1,0.0\n")
+    before = net.status("org1")["mempool"]  # type: ignore[index]
+    cases = [
+        (["--features", "0.1,0.2,0.3"], "row 1 has 3 features; model wide v1 expects 4"),
+        (["--features", "1,2,3,4,5"], "row 1 has 5 features; model wide v1 expects 4"),
+        (["--csv", str(rows)], "row 1 has 3 features; model wide v1 expects 4"),
+    ]
+    for args, message in cases:
+        refused = CliRunner().invoke(main, ["score", "--model", "wide", *args, "--key", key,
+                                            "--node", url])  # fmt: skip
+        assert refused.exit_code == 1, refused.output
+        assert message in refused.output and "(nothing was submitted)" in refused.output
+        assert "amount, hour, risk, country" in refused.output and "warning" not in refused.output
+    assert net.status("org1")["mempool"] == before  # type: ignore[index]
+    out = vigil("score", "--model", "wide", "--features", "0.1,0.2,0.3,0.4", "--reference",
+                "fits", "--key", key, "--node", url, "--wait")  # fmt: skip
+    assert "fits: score" in out and "warning" not in out
