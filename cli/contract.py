@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from cli.output import emit, json_flag, wants_json
+from cli.render import plain
 from consensus.crypto import is_acceptable_public_key
 from vm.bytecode import code_hash, encode_module
 from vm.compiler import compile_source
@@ -231,12 +232,12 @@ def _report(result: Result, as_json: bool) -> None:
         click.echo(f"error: {result.error.kind}: {result.error.message}", err=True)
         click.echo(f"gas used: {result.gas_used}")
         return
-    click.echo(f"result: {json.dumps(to_json(result.value))}")
-    for e in events:
-        click.echo(f"event: {e['name']} {json.dumps(e['data'])}")
-    for w in writes:
-        if w["deleted"]:
-            click.echo(f"delete: {w['key']}")
+    click.echo(f"result: {json.dumps(plain(result.value))}")
+    for name, data in result.events:
+        click.echo(f"event: {name} {json.dumps(plain(data))}")
+    for key, value in result.writes:
+        if value is None:
+            click.echo(f"delete: {key}")
         else:
-            click.echo(f"write: {w['key']} = {json.dumps(w['value'])}")
+            click.echo(f"write: {key} = {json.dumps(plain(value))}")
     click.echo(f"gas used: {result.gas_used}")

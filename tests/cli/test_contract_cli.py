@@ -121,7 +121,7 @@ def test_run_with_state_caller_and_save(tmp_path: Path) -> None:
     assert json.loads(state.read_text())["a"] == {"$bytes": "0102"}  # not saved without the flag
     r = runner().invoke(main, [*base, "store", '["a", 5]', "--state", str(state), "--save-state"])
     assert r.exit_code == 0, r.output
-    assert "write: a = 5" in r.stdout and 'event: stored {"$tuple": ["a", 5]}' in r.stdout
+    assert "write: a = 5" in r.stdout and 'event: stored ["a", 5]' in r.stdout
     assert json.loads(state.read_text()) == {"a": 5, "b": [1, {"$tuple": [2, 3]}]}
     r = runner().invoke(main, [*base, "drop", '["b"]', "--state", str(state), "--save-state"])
     assert "delete: b" in r.stdout
