@@ -23,6 +23,7 @@ from node.app import anchors, contracts
 from node.app.execution import tx_proof
 from node.app.light import ReadRecorder, TooManyReads, run_query
 from node.app.types import Block, Certificate, Event, Header, Receipt, Tx
+from node.metrics import CONTENT_TYPE as metrics_content_type
 from node.service import Node
 from node.worker import WorkerBusy
 from vm.errors import VMError
@@ -529,24 +530,10 @@ class Api:
         return web.json_response(answer)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        node = self.node
-        lines = [
-            "# TYPE vigil_height gauge",
-            f"vigil_height {node.ledger.height}",
-            "# TYPE vigil_view gauge",
-            f"vigil_view {node.replica.view}",
-            "# TYPE vigil_mempool_txs gauge",
-            f"vigil_mempool_txs {len(node.mempool)}",
-            "# TYPE vigil_peers gauge",
-            f"vigil_peers {len(node.network.connected())}",
-            "# TYPE vigil_max_loop_stall_ms gauge",
-            f"vigil_max_loop_stall_ms {node.loop_lag.max_stall_ms:.1f}",
-            "# TYPE vigil_recent_max_loop_stall_ms gauge",
-            f"vigil_recent_max_loop_stall_ms {node.loop_lag.recent_max_ms:.1f}",
-            "# TYPE vigil_faults_total counter",
-        ]
-        lines += [f'vigil_faults_total{{kind="{k}"}} {v}' for k, v in sorted(node.faults.items())]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        """Prometheus metrics (node/metrics.py), in the text exposition format."""
+        return web.Response(
+            body=self.node.metrics.render(), headers={"Content-Type": metrics_content_type}
+        )
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(OPENAPI)
@@ -568,8 +555,32 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:  # t
         return error(exc.status, code, exc.reason)
 
 
+def counted(node: Node):  # type: ignore[no-untyped-def]
+    """A middleware counting every request by route (its pattern, not the path) and status."""
+
+    @web.middleware
+    async def count(request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            info = request.match_info.route.resource
+            route = info.canonical if info is not None else "unmatched"
+            metrics = node.metrics
+            metrics.api_requests.labels(metrics.route_label(route), str(status)).inc()
+
+    return count
+
+
 def make_app(node: Node) -> web.Application:
-    app = web.Application(client_max_size=MAX_API_BODY_BYTES, middlewares=[json_errors])
+    app = web.Application(
+        client_max_size=MAX_API_BODY_BYTES, middlewares=[counted(node), json_errors]
+    )
     app.add_routes(Api(node).routes())
     return app
 

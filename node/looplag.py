@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 
 LAG_TICK_MS = 50
 """How often the monitor wakes; stalls shorter than the scheduler's jitter are noise."""
@@ -40,6 +41,8 @@ class LoopLagMonitor:
         bookkeeping: work holding the loop, as opposed to waiting for a core or the GIL."""
         self.recent: deque[float] = deque(maxlen=recent)
         self.samples = 0
+        self.observe: Callable[[float], None] | None = None
+        """Told each tick's lateness in seconds (the node's metrics histogram)."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -59,6 +62,8 @@ class LoopLagMonitor:
         self.samples += 1
         self.recent.append(late_ms)
         self.max_stall_ms = max(self.max_stall_ms, late_ms)
+        if self.observe is not None:
+            self.observe(late_ms / 1000)
 
     @property
     def recent_max_ms(self) -> float:

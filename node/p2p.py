@@ -81,6 +81,7 @@ NONCE_BYTES = 32
 
 CONSENSUS, TX, FETCH, BLOCKS = "consensus", "tx", "fetch", "blocks"
 MODEL_FETCH, MODEL = "model-fetch", "model"
+FRAME_KINDS = frozenset({CONSENSUS, TX, FETCH, BLOCKS, MODEL_FETCH, MODEL})
 FRAME_KINDS = (CONSENSUS, TX, FETCH, BLOCKS, MODEL_FETCH, MODEL)
 
 QUEUE_OF = {CONSENSUS: "consensus", BLOCKS: "blocks", MODEL: "blocks"}
@@ -163,6 +164,9 @@ class PeerNetwork:
         self._closing = False
         self._closers: set[asyncio.Future] = set()
         self.refused = 0
+        self.traffic: dict[tuple[str, str], list[int]] = {}
+        """(frame kind, "in" or "out") -> [frames, bytes]; read by the node's metrics. Kinds are
+        the protocol's own (an unknown kind from a peer counts as "unknown"), so it stays small."""
         for peer, address in peers.items():
             if peer != key.public:
                 self._links[peer] = _Outbound(address)
@@ -236,8 +240,14 @@ class PeerNetwork:
             return False
         queue.append(frame)
         link.queued_bytes[name] += len(frame)
+        self._count(kind, "out", len(frame))
         link.ready.set()
         return True
+
+    def _count(self, kind: str, direction: str, size: int) -> None:
+        entry = self.traffic.setdefault((kind, direction), [0, 0])
+        entry[0] += 1
+        entry[1] += size
 
     def broadcast(self, kind: str, payload: object) -> None:
         for peer in self._links:
@@ -377,6 +387,7 @@ class PeerNetwork:
                 except codec.CodecError as exc:
                     log.warning("bad frame from %s: %s", key_hex(peer)[:12], exc)
                     continue
+                self._count(kind if kind in FRAME_KINDS else "unknown", "in", len(msg.data))
                 self.on_frame(peer, kind, payload)
         finally:
             if self._inbound.get(peer) is ws:

@@ -18,6 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from consensus import codec
 from consensus.certificate import Certificate
@@ -58,7 +59,7 @@ from node.app.genesis import Genesis
 from node.app.ledger import Ledger, Proposal
 from node.app.scoring import ArtifactMissing
 from node.app.state import Overlay
-from node.app.types import MAX_BLOCK_BYTES, MAX_TX_BYTES, Tx
+from node.app.types import MAX_BLOCK_BYTES, MAX_TX_BYTES, Receipt, Tx
 from node.budget import (
     FETCH_BURST,
     FETCH_PER_S,
@@ -70,6 +71,7 @@ from node.budget import (
 from node.config import Home, NodeConfig, split_address
 from node.looplag import LoopLagMonitor
 from node.mempool import Mempool, MempoolFull
+from node.metrics import NodeMetrics
 from node.p2p import (
     BLOCKS,
     CONSENSUS,
@@ -124,6 +126,21 @@ class _Stale:
 
 
 STALE = _Stale()
+
+
+T = TypeVar("T")
+
+
+def _view_change_reason(event: Event) -> str:
+    """What set a view change off, from the event that did: a timer, a rejected proposal, or
+    messages from peers (f + 1 of them in a higher view, or a bad NEW-VIEW)."""
+    if isinstance(event, TimerFired):
+        return f"timeout_{event.name.split(':')[0].replace('-', '_')}"
+    if isinstance(event, ProposalValidated):
+        return "invalid_proposal"
+    if isinstance(event, MessageReceived):
+        return "peers"
+    return "other"
 
 
 @dataclass
@@ -185,9 +202,30 @@ class Node:
         self.worker = AppWorker(asyncio.get_running_loop())
         self._stopping = asyncio.Event()
         self.loop_lag = LoopLagMonitor()
+        self.metrics = NodeMetrics()
+        self.loop_lag.observe = self.metrics.loop_lag.observe
+        self.store.on_sync = lambda what, seconds: self.metrics.fsync.labels(what).observe(seconds)
+        self._peer_names = self._names_of_peers()
+        self.metrics.watch(self)
 
     def _is_member(self, key: bytes) -> bool:
         return self.replica.is_member(key)
+
+    def _names_of_peers(self) -> dict[bytes, str]:
+        """Each other member's node key -> its organisation (the metrics' peer label)."""
+        out = {}
+        for org, entry in governance.members(Overlay(self.store.get)).items():
+            if type(entry) is dict and entry.get("node_key") not in (None, self.key.public):
+                out[entry["node_key"]] = str(org)
+        return out
+
+    def peer_names(self) -> dict[bytes, str]:
+        return self._peer_names
+
+    @property
+    def gossip_queue(self) -> deque[bytes]:
+        """Gossiped transactions waiting to be checked (read by the metrics)."""
+        return self._gossip
 
     def _peer_addresses(self) -> dict[bytes, str]:
         """Peer addresses of the current members (governance state, not only genesis)."""
@@ -234,7 +272,11 @@ class Node:
         for _ in range(10_000):
             if not pending:
                 return
-            actions = self.replica.handle(pending.pop(0))
+            event = pending.pop(0)
+            view = self.replica.view
+            actions = self.replica.handle(event)
+            if self.replica.view > view:
+                self.metrics.view_changes.labels(_view_change_reason(event)).inc()
             for action in actions:
                 reply = self._execute(action)
                 if reply is not None:
@@ -295,7 +337,9 @@ class Node:
         """Execute a proposal on the worker; the replica hears ProposalValidated later."""
         self._at_height(
             action.height,
-            lambda: self.ledger.validate(action.height, action.block),
+            lambda: self._timed_execute(
+                "validate", self.ledger.validate, action.height, action.block
+            ),
             lambda outcome: self._validated(action, outcome),
         )
 
@@ -341,7 +385,9 @@ class Node:
         me = self.key.public
         self._at_height(
             action.height,
-            lambda: self.ledger.build(action.height, action.view, me, candidates),
+            lambda: self._timed_execute(
+                "build", self.ledger.build, action.height, action.view, me, candidates
+            ),
             lambda outcome: self._built(action, outcome),
         )
 
@@ -364,9 +410,30 @@ class Node:
     def _commit(self, block: bytes, certificate: Certificate) -> None:
         """Apply a certified block on the worker (one synced batch); then BlockPersisted."""
         self.worker.consensus(
-            lambda: self.ledger.commit(block, certificate),
+            lambda: self._commit_and_count(block, certificate),
             lambda outcome: self._committed(block, certificate, outcome),
         )
+
+    def _timed_execute(self, phase: str, fn: Callable[..., T], *args: object) -> T:
+        with self.metrics.timed(self.metrics.execute.labels(phase)):
+            return fn(*args)
+
+    def _commit_and_count(
+        self, block: bytes, certificate: Certificate
+    ) -> tuple[list[bytes], list[bytes]]:
+        """On the worker: commit, then count the block's transactions by kind and outcome."""
+        with self.metrics.timed(self.metrics.commit):
+            result = self.ledger.commit(block, certificate)
+        receipts = self.store.receipts(certificate.height) or []
+        for tx, raw in zip(self.ledger.decode(block).txs, receipts, strict=True):
+            receipt = Receipt.decode(raw)
+            self.metrics.committed_txs.labels(tx.kind, receipt.status).inc()
+            if tx.kind == "score":
+                model = self.metrics.model_label(tx.payload.model)  # type: ignore[attr-defined]
+                verdict = "reverted" if receipt.status != "ok" else (
+                    "flagged" if receipt.result[2] else "normal")  # fmt: skip
+                self.metrics.scores.labels(model, verdict).inc()
+        return result
 
     def _committed(self, block: bytes, certificate: Certificate, outcome: Outcome) -> None:
         if self._closed:
@@ -387,6 +454,7 @@ class Node:
             log.info("validator set changes at height %d: %d validators", height + 1,
                      len(next_validators))  # fmt: skip
             self.network.update_peers(self._peer_addresses())
+            self._peer_names = self._names_of_peers()
             self.budgets.forget(set(next_validators))
         self.mempool.remove(tx_ids)
         for tx_id in tx_ids:
@@ -561,6 +629,10 @@ class Node:
         so they can share a block. Raises WorkerBusy when the worker is full."""
         checked = await self.worker.client(lambda: self._check(raws))
         results = [self._accept(raw, c, gossip) for raw, c in zip(raws, checked, strict=True)]
+        source = "api" if gossip else "peer"
+        for result in results:
+            if result.tx_id is None:
+                self.metrics.rejected.labels(source, result.code).inc()
         for result in results:
             if result.tx_id is not None and result.new:
                 self.feed(RequestSeen(result.tx_id))
@@ -587,7 +659,8 @@ class Node:
                 checked.append(Tx.decode(raw))
             except (codec.CodecError, FieldError) as exc:
                 checked.append(SubmitResult(None, "malformed", str(exc)))
-        verdicts = iter(self.ledger.admit_many([c for c in checked if isinstance(c, Tx)]))
+        with self.metrics.timed(self.metrics.verify):
+            verdicts = iter(self.ledger.admit_many([c for c in checked if isinstance(c, Tx)]))
         for i, item in enumerate(checked):
             if isinstance(item, Tx) and (rejected := next(verdicts)) is not None:
                 checked[i] = SubmitResult(None, rejected.code, rejected.message)

@@ -181,6 +181,62 @@ def test_a_few_hundred_anchors_commit_identically_everywhere(net: Net) -> None:
         assert all(net.committed(org, h) for h in hashes[::37])
 
 
+def _scrape(n: Net, org: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a node's /metrics, parsed by prometheus-client's own parser."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(n.node(org).url + "/metrics", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_move_under_load(net: Net) -> None:
+    """Counters and histograms of a node's /metrics move while blocks commit."""
+    before = _scrape(net, "org2")
+    hashes = net.submit("org1", net.anchors(300))
+    net.wait("the load committed", lambda: all(net.committed("org2", h) for h in hashes[-5:]))
+    net.wait("every anchor committed", lambda: all(net.committed("org2", h) for h in hashes))
+    after = _scrape(net, "org2")
+
+    def grew(name: str, by: float = 1, **labels: str) -> None:
+        key = (name, tuple(sorted(labels.items())))
+        assert after.get(key, 0) - before.get(key, 0) >= by, (name, labels, before.get(key))
+
+    grew("vigil_committed_txs_total", 300, kind="anchor", outcome="ok")
+    grew("vigil_height")
+    grew("vigil_commit_seconds_count")
+    grew("vigil_execute_seconds_count", phase="validate")
+    grew("vigil_fsync_seconds_count", what="block")
+    grew("vigil_fsync_seconds_count", what="safety")
+    grew("vigil_verify_seconds_count")  # the gossiped copies, checked in batches
+    grew("vigil_peer_frames_total", kind="consensus", direction="in")
+    grew("vigil_peer_bytes_total", 1000, kind="tx", direction="in")
+    grew("vigil_event_loop_lag_seconds_count")
+    assert (
+        after[("vigil_commit_seconds_bucket", (("le", "+Inf"),))]
+        == after[("vigil_commit_seconds_count", ())]
+    )
+    for org in ("org1", "org3", "org4"):
+        assert after[("vigil_peer_up", (("peer", org),))] == 1
+    requests = _scrape(net, "org1")
+    assert requests[("vigil_api_requests_total", (("route", "/v1/txs"), ("status", "202")))] >= 1
+    bad = localnet.http("GET", net.node("org1").url + "/v1/blocks/notanumber")
+    assert bad is not None and bad[0] == 400
+    assert (
+        _scrape(net, "org1")[
+            ("vigil_api_requests_total", (("route", "/v1/blocks/{height}"), ("status", "400")))
+        ]
+        >= 1
+    )
+
+
 def test_malformed_and_oversize_requests_get_4xx_and_change_nothing(net: Net) -> None:
     url = net.node("org1").url
     before = net.status("org1")
@@ -257,6 +313,19 @@ def test_killing_the_primary_triggers_a_view_change_and_commits_continue(net: Ne
         lambda: all(net.committed(others[1], h) for h in hashes),
         90,
     )
+    changes = {
+        dict(labels)["reason"]: value
+        for (name, labels), value in _scrape(net, others[1]).items()
+        if name == "vigil_view_changes_total"
+    }
+    assert sum(changes.values()) >= 1 and set(changes) <= {
+        "timeout_progress",
+        "timeout_request",
+        "timeout_view_change",
+        "peers",
+    }, changes
+    dead = _scrape(net, others[1])[("vigil_peer_up", (("peer", primary),))]
+    assert dead == 0  # the metrics see the link down
     net.start(primary)
     target = net.status(others[0])["height"]  # type: ignore[index]
     net.wait("old primary catches up", lambda: (net.heights([primary])[primary] or 0) >= target)

@@ -1,0 +1,44 @@
+"""The node's metrics without a network: label bounds and view-change reasons."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from consensus.events import MessageReceived, ProposalValidated, Start, TimerFired
+from node.metrics import MAX_MODEL_LABELS, MAX_ROUTE_LABELS, NodeMetrics
+from node.service import _view_change_reason
+
+
+def test_labels_from_chain_data_are_bounded() -> None:
+    """Model names come from transactions: past MAX_MODEL_LABELS they share one series."""
+    metrics = NodeMetrics()
+    names = [metrics.model_label(f"model{i}") for i in range(MAX_MODEL_LABELS + 10)]
+    assert names[:MAX_MODEL_LABELS] == [f"model{i}" for i in range(MAX_MODEL_LABELS)]
+    assert set(names[MAX_MODEL_LABELS:]) == {"other"}
+    assert metrics.model_label("model0") == "model0"  # a known one keeps its series
+    routes = [metrics.route_label(f"/r{i}") for i in range(MAX_ROUTE_LABELS + 1)]
+    assert routes[-1] == "other"
+    for name in names:
+        metrics.scores.labels(name, "flagged").inc()
+    text = metrics.render().decode()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    assert len([s for s in samples if s.name == "vigil_scores_total"]) == MAX_MODEL_LABELS + 1
+
+
+def test_view_changes_are_labelled_by_what_set_them_off() -> None:
+    assert _view_change_reason(TimerFired("progress", 1)) == "timeout_progress"
+    assert _view_change_reason(TimerFired("view-change", 2)) == "timeout_view_change"
+    assert _view_change_reason(ProposalValidated(1, 0, b"", False, "bad")) == "invalid_proposal"
+    assert _view_change_reason(MessageReceived(b"")) == "peers"
+    assert _view_change_reason(Start()) == "other"
+
+
+def test_a_timed_block_is_observed_even_when_it_fails() -> None:
+    metrics = NodeMetrics()
+    try:
+        with metrics.timed(metrics.commit):
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    text = metrics.render().decode()
+    assert "vigil_commit_seconds_count 1.0" in text
