@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 import click
@@ -77,31 +76,41 @@ def init(home: Path, genesis_file: Path, key_file: Path, force: bool, peer_liste
 )
 @click.option("--peer-listen", default=None, metavar="HOST:PORT", help="Override config.json.")
 @click.option("--api-listen", default=None, metavar="HOST:PORT", help="Override config.json.")
-@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level",
+    default=None,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Override config.json (default info).",
+)
+@click.option(
+    "--log-format",
+    default=None,
+    type=click.Choice(["text", "json"]),
+    help="text for a terminal, json for one object per line (default: config.json's, else text).",
+)
 @click.option(
     "--resync",
     is_flag=True,
     help="If the store is damaged, move it aside and re-sync certified blocks from peers.",
 )
-def run(
-    home: Path, peer_listen: str | None, api_listen: str | None, log_level: str | None, resync: bool
-) -> None:
+def run(home: Path, peer_listen: str | None, api_listen: str | None, log_level: str | None,
+        log_format: str | None, resync: bool) -> None:  # fmt: skip
     """Run the node until SIGINT or SIGTERM."""
     from node.run import NodeHalted, run_node
 
     h = Home(home)
     try:
         config = h.load_config().override(
-            peer_listen=peer_listen, api_listen=api_listen, log_level=log_level
-        )
+            peer_listen=peer_listen, api_listen=api_listen, log_level=log_level,
+            log_format=log_format,
+        )  # fmt: skip
         genesis = Genesis.load(h.genesis_path)
         key = PrivateKey.load(h.key_path)
     except (ConfigError, KeyFileError, FieldError) as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from node.logs import configure
+
+    configure(config.log_level, config.log_format)
     try:
         asyncio.run(run_node(h, config, genesis, key, resync=resync))
     except (StoreError, ConfigError) as exc:

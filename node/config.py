@@ -16,6 +16,7 @@ from typing import Any
 
 from consensus.crypto import PrivateKey, key_hex
 from node.app.genesis import Genesis
+from node.logs import LOG_FORMATS, LOG_LEVELS
 from node.mempool import MAX_MEMPOOL_BYTES, MAX_MEMPOOL_TXS
 
 CONFIG_FILE = "config.json"
@@ -40,6 +41,8 @@ class NodeConfig:
     mempool_max_txs: int = MAX_MEMPOOL_TXS
     mempool_max_bytes: int = MAX_MEMPOOL_BYTES
     log_level: str = "info"
+    log_format: str = "text"
+    """"text" for a person at a terminal, "json" for one object per line (node/logs.py)."""
 
     @classmethod
     def from_json_obj(cls, obj: Any, where: str) -> NodeConfig:
@@ -56,6 +59,9 @@ class NodeConfig:
             expected = int if known[name].type in ("int", int) else str
             if type(value) is not expected:
                 raise ConfigError(f"{where}: {name} must be {expected.__name__}")
+        for name, allowed in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
+            if name in obj and obj[name] not in allowed:
+                raise ConfigError(f"{where}: {name} must be one of {', '.join(allowed)}")
         return cls(**obj)
 
     def override(self, **changes: Any) -> NodeConfig:

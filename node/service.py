@@ -54,6 +54,7 @@ from ml.artifact import load as load_artifact
 from ml.artifact import model_id as artifact_id
 from ml.errors import ModelError
 from ml.forest import Model
+from node import logs
 from node.app import governance
 from node.app.genesis import Genesis
 from node.app.ledger import Ledger, Proposal
@@ -207,6 +208,11 @@ class Node:
         self.store.on_sync = lambda what, seconds: self.metrics.fsync.labels(what).observe(seconds)
         self._peer_names = self._names_of_peers()
         self.metrics.watch(self)
+        me = next((m.org for m in genesis.members if m.node_key == key.public), None)
+        name = me or key_hex(key.public)[:12]
+        logs.set_context(
+            lambda: {"node": name, "height": self.ledger.height, "view": self.replica.view}
+        )
 
     def _is_member(self, key: bytes) -> bool:
         return self.replica.is_member(key)
@@ -314,7 +320,8 @@ class Node:
             self._serve(action.peer, action.from_height)
         elif isinstance(action, Fault):
             self.faults[action.kind] += 1
-            log.info("fault %s: %s", action.kind, action.detail)
+            log.info("fault %s: %s", action.kind, action.detail,
+                     extra={"event": "fault", "fields": {"kind": action.kind}})  # fmt: skip
         return None
 
     def _feed_answer(self, event: Event | None) -> None:
@@ -633,6 +640,9 @@ class Node:
         for result in results:
             if result.tx_id is None:
                 self.metrics.rejected.labels(source, result.code).inc()
+                log.info("refused a transaction from %s: %s: %s", source, result.code,
+                         result.message, extra={"event": "refused",
+                         "fields": {"source": source, "code": result.code}})  # fmt: skip
         for result in results:
             if result.tx_id is not None and result.new:
                 self.feed(RequestSeen(result.tx_id))

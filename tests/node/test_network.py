@@ -351,9 +351,26 @@ def test_sigterm_shuts_a_node_down_cleanly(net: Net) -> None:
     proc = net.procs.pop("org3")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
-    assert "shutting down" in (net.node("org3").home / "node.log").read_text()
-    net.start("org3")
+    log_path = net.node("org3").home / "node.log"
+    assert "shutting down" in log_path.read_text()
+    start = log_path.stat().st_size
+    net.start("org3", "--log-format", "json")
     net.wait("restarted after a clean stop", lambda: net.status("org3") is not None)
+    before = net.status("org3")["height"]  # type: ignore[index]
+    net.submit("org1", net.anchors(5))
+    net.wait("it commits again", lambda: net.status("org3")["height"] > before)  # type: ignore[index]
+    with log_path.open("rb") as fh:
+        fh.seek(start)
+        lines = [line for line in fh.read().decode().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert records and all(
+        {"time", "level", "node", "height", "view", "event", "message"} <= set(r) for r in records
+    )
+    assert {r["node"] for r in records} == {"org3"}
+    assert any(r["event"] == "node" and "committed height" in r["message"] for r in records)
+    secret = PrivateKey.load(net.node("org3").home / "node.key").seed()
+    text = "\n".join(lines)
+    assert secret.hex() not in text and (net.node("org3").home / "node.key").read_text() not in text
 
 
 def test_a_damaged_store_is_named_and_resyncs_on_request(net: Net) -> None:

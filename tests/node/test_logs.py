@@ -1,0 +1,81 @@
+"""The node's log formats and its rate limit, without a node."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from node import logs
+from node.config import ConfigError, NodeConfig
+
+
+@pytest.fixture
+def captured():  # type: ignore[no-untyped-def]
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    logs.configure("info", "json", stream)
+    logs.set_context(lambda: {"node": "org1", "height": 7, "view": 2})
+    yield stream
+    logs.set_context(logs._no_context)
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def test_json_lines_carry_time_level_node_height_view_event_and_fields(captured) -> None:  # type: ignore[no-untyped-def]
+    log = logging.getLogger("vigil.node")
+    log.info("refused a transaction from %s", "api", extra={"event": "refused",
+             "fields": {"code": "expired"}})  # fmt: skip
+    logging.getLogger("vigil.p2p").warning("peer gone")
+    first, second = (json.loads(line) for line in captured.getvalue().splitlines())
+    assert first["level"] == "info" and first["node"] == "org1"
+    assert (first["height"], first["view"]) == (7, 2)
+    assert first["event"] == "refused" and first["fields"] == {"code": "expired"}
+    assert first["message"] == "refused a transaction from api"
+    assert first["time"].endswith("Z") and "T" in first["time"]
+    assert second["event"] == "p2p" and second["level"] == "warning"
+
+
+def test_a_repeated_message_is_held_back_and_counted() -> None:
+    now = [0.0]
+    limit = logs.RateLimit(clock=lambda: now[0])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.TextFormatter())
+    handler.addFilter(limit)
+    log = logging.getLogger("vigil.test-rate")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        for i in range(logs.LOG_BURST + 30):
+            log.warning("bad frame from %s", f"peer{i}")
+        assert stream.getvalue().count("bad frame from") == logs.LOG_BURST
+        log.warning("something else")  # another kind has its own budget
+        now[0] += logs.LOG_WINDOW_S
+        log.warning("bad frame from %s", "peer-late")
+        text = stream.getvalue()
+        assert "30 more like 'bad frame from %s' were held back" in text
+        assert "something else" in text and "peer-late" in text
+    finally:
+        log.removeHandler(handler)
+
+
+def test_text_lines_name_where_the_node_is(captured) -> None:  # type: ignore[no-untyped-def]
+    stream = io.StringIO()
+    logs.configure("warning", "text", stream)
+    logging.getLogger("vigil.node").info("not shown below warning")
+    logging.getLogger("vigil.node").warning("halting: %s", "why", extra={"fields": {"at": 7}})
+    line = stream.getvalue().strip()
+    assert "org1 h=7 v=2 node: halting: why at=7" in line and "not shown" not in line
+
+
+def test_a_bad_log_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="log_format must be one of text, json"):
+        NodeConfig.from_json_obj(
+            {"peer_listen": "127.0.0.1:1", "api_listen": "127.0.0.1:2", "log_format": "xml"}, "c"
+        )
+    with pytest.raises(ValueError, match="log level 'loud'"):
+        logs.configure("loud", "text")  # refused before any handler changes
