@@ -237,6 +237,25 @@ def test_metrics_move_under_load(net: Net) -> None:
     )
 
 
+def test_the_grafana_dashboard_uses_only_metrics_a_node_serves(net: Net) -> None:
+    """docs/grafana/vigil-node.json imports as is: valid JSON, and every metric it queries is
+    one a running node exposes (a renamed metric would leave a panel empty)."""
+    import re
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    dashboard = json.loads((Path(__file__).parents[2] / "docs/grafana/vigil-node.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    wanted = {m for e in exprs for m in re.findall(r"\bvigil_[a-z_]+", e)}
+    with urllib.request.urlopen(net.node("org1").url + "/metrics", timeout=10) as resp:
+        families = list(text_string_to_metric_families(resp.read().decode()))
+    served = {f.name for f in families} | {s.name for f in families for s in f.samples}
+    served |= {f"{f.name}_{suffix}" for f in families for suffix in ("total", "bucket")}
+    assert wanted and wanted <= served, wanted - served
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
 def test_malformed_and_oversize_requests_get_4xx_and_change_nothing(net: Net) -> None:
     url = net.node("org1").url
     before = net.status("org1")
