@@ -139,9 +139,17 @@ def _view_change_reason(event: Event) -> str:
         return f"timeout_{event.name.split(':')[0].replace('-', '_')}"
     if isinstance(event, ProposalValidated):
         return "invalid_proposal"
-    if isinstance(event, MessageReceived):
-        return "peers"
+    if isinstance(event, (MessageReceived, BlockPersisted)):
+        return "peers"  # a commit replays the peers' messages buffered for the next height
     return "other"
+
+
+def _changed_view(before: tuple[int, int], after: tuple[int, int]) -> bool:
+    """Whether one event started a view change: a higher view at the same height, or a
+    view above 0 at a new height (a commit resets the view, then buffered messages move it)."""
+    if after[0] == before[0]:
+        return after[1] > before[1]
+    return after[1] > 0
 
 
 @dataclass
@@ -279,9 +287,10 @@ class Node:
             if not pending:
                 return
             event = pending.pop(0)
-            view = self.replica.view
+            before = (self.replica.height, self.replica.view)
             actions = self.replica.handle(event)
-            if self.replica.view > view:
+            after = (self.replica.height, self.replica.view)
+            if not isinstance(event, Start) and _changed_view(before, after):
                 self.metrics.view_changes.labels(_view_change_reason(event)).inc()
             for action in actions:
                 reply = self._execute(action)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from consensus.events import MessageReceived, ProposalValidated, Start, TimerFired
+from consensus.events import BlockPersisted, MessageReceived, ProposalValidated, Start, TimerFired
 from node.metrics import MAX_MODEL_LABELS, MAX_ROUTE_LABELS, NodeMetrics
-from node.service import _view_change_reason
+from node.service import _changed_view, _view_change_reason
 
 
 def test_labels_from_chain_data_are_bounded() -> None:
@@ -30,7 +30,17 @@ def test_view_changes_are_labelled_by_what_set_them_off() -> None:
     assert _view_change_reason(TimerFired("view-change", 2)) == "timeout_view_change"
     assert _view_change_reason(ProposalValidated(1, 0, b"", False, "bad")) == "invalid_proposal"
     assert _view_change_reason(MessageReceived(b"")) == "peers"
+    assert _view_change_reason(BlockPersisted(3, (), ())) == "peers"
     assert _view_change_reason(Start()) == "other"
+
+
+def test_a_restart_or_a_commit_is_not_a_view_change() -> None:
+    """Found by CI: a restarted node's Start restores its saved view, which counted as an
+    'other' view change; a commit resets the view to 0, which must not hide a change either."""
+    assert not _changed_view((0, 0), (0, 0))
+    assert _changed_view((5, 0), (5, 1))
+    assert not _changed_view((5, 2), (6, 0))  # a commit, nothing more
+    assert _changed_view((5, 2), (6, 1))  # buffered view changes replayed at the new height
 
 
 def test_a_timed_block_is_observed_even_when_it_fails() -> None:

@@ -312,11 +312,14 @@ def test_sigkill_under_load_loses_no_acknowledged_transaction(net: Net) -> None:
     others = [x.org for x in net.net.nodes if x.org != victim]
     acked = net.submit(others[0], net.anchors(60))
     net.kill(victim)
-    acked += net.submit(others[1], net.anchors(60))
-    net.wait(
-        "commits without the killed node", lambda: all(net.committed(others[0], h) for h in acked)
-    )
-    net.start(victim)
+    try:
+        acked += net.submit(others[1], net.anchors(60))
+        net.wait(
+            "commits without the killed node",
+            lambda: all(net.committed(others[0], h) for h in acked),
+        )
+    finally:  # later tests share the network
+        net.start(victim)
     target = net.status(others[0])["height"]  # type: ignore[index]
     net.wait("restarted node catches up", lambda: (net.heights([victim])[victim] or 0) >= target)
     assert all(net.committed(victim, h) for h in acked)
@@ -326,15 +329,19 @@ def test_killing_the_primary_triggers_a_view_change_and_commits_continue(net: Ne
     primary = net.primary_org("org1")
     others = [x.org for x in net.net.nodes if x.org != primary]
     net.kill(primary)
-    hashes = net.submit(others[0], net.anchors(40))
-    net.wait(
-        "commits after the primary died",
-        lambda: all(net.committed(others[1], h) for h in hashes),
-        90,
-    )
+    try:
+        hashes = net.submit(others[0], net.anchors(40))
+        net.wait(
+            "commits after the primary died",
+            lambda: all(net.committed(others[1], h) for h in hashes),
+            90,
+        )
+        scraped = _scrape(net, others[1])
+    finally:  # the tests after this one share the network: bring the node back whatever failed
+        net.start(primary)
     changes = {
         dict(labels)["reason"]: value
-        for (name, labels), value in _scrape(net, others[1]).items()
+        for (name, labels), value in scraped.items()
         if name == "vigil_view_changes_total"
     }
     assert sum(changes.values()) >= 1 and set(changes) <= {
@@ -343,9 +350,7 @@ def test_killing_the_primary_triggers_a_view_change_and_commits_continue(net: Ne
         "timeout_view_change",
         "peers",
     }, changes
-    dead = _scrape(net, others[1])[("vigil_peer_up", (("peer", primary),))]
-    assert dead == 0  # the metrics see the link down
-    net.start(primary)
+    assert scraped[("vigil_peer_up", (("peer", primary),))] == 0  # the metrics saw the link down
     target = net.status(others[0])["height"]  # type: ignore[index]
     net.wait("old primary catches up", lambda: (net.heights([primary])[primary] or 0) >= target)
 
@@ -354,9 +359,11 @@ def test_a_wiped_node_resyncs_from_peers(net: Net) -> None:
     victim = "org4"
     net.kill(victim)
     shutil.rmtree(net.node(victim).home / "data")
-    hashes = net.submit("org1", net.anchors(30))
-    net.wait("commit while wiped", lambda: all(net.committed("org1", h) for h in hashes))
-    net.start(victim)
+    try:
+        hashes = net.submit("org1", net.anchors(30))
+        net.wait("commit while wiped", lambda: all(net.committed("org1", h) for h in hashes))
+    finally:  # later tests share the network
+        net.start(victim)
     # A wiped node only learns it is behind from new traffic at a higher height.
     more = net.submit("org2", net.anchors(5))
     net.wait(
