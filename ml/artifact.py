@@ -2,7 +2,8 @@
 
 An artifact is one canonical msgpack array (``consensus.codec``)::
 
-    [MAGIC, FORMAT_VERSION, feature_names, offset, threshold, contributors, checksum]
+    [MAGIC, FORMAT_VERSION, feature_names, offset, threshold, contributors, training_bins,
+     checksum]
 
 * ``feature_names``: the schema, a list of distinct non-empty strings;
 * ``offset``: scikit-learn's ``offset_`` (``decision_function = score - offset``),
@@ -10,8 +11,15 @@ An artifact is one canonical msgpack array (``consensus.codec``)::
 * ``threshold``: the integer K of ``ml.fixed.threshold_fixed(offset, T)``; a row
   is an outlier iff its path sum is below K (re-derived and compared at load);
 * ``contributors``: sub-forest records sorted by their digest (below);
-* ``checksum``: SHA-256 of the encoding of the six fields before it, so any
+* ``training_bins``: the training rows' scores counted in the fixed bins of
+  ``ml.drift`` (``DRIFT_BINS`` integers), the distribution drift is measured
+  against. It is the trainer's claim (the rows stay off chain); for a merged
+  model it is the sum of the inputs' counts, each under its own forest;
+* ``checksum``: SHA-256 of the encoding of the fields before it, so any
   damaged byte is caught even before the structure is examined.
+
+Version 1 artifacts (no ``training_bins``) still load: their models score as
+before and report no drift (``Model.training_bins`` is None).
 
 A sub-forest record is::
 
@@ -40,6 +48,7 @@ import numpy as np
 
 from consensus import codec
 from consensus.crypto import sha256
+from ml.drift import check_counts
 from ml.errors import ArtifactError
 from ml.fixed import leaf_value, threshold_fixed
 from ml.forest import LEAF, NODE_DTYPES, TREE_SIZES_DTYPE, HyperParameters, Model, SubForest
@@ -58,9 +67,14 @@ from ml.limits import (
 )
 
 MAGIC = "vigil-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The version this code writes; ``READABLE_VERSIONS`` lists what it loads."""
 SUBFOREST_DOMAIN = "vigil/ml/subforest/v1"
-TOP_FIELDS = ("magic", "format_version", "feature_names", "offset", "threshold", "contributors")
+TOP_FIELDS_V1 = ("magic", "format_version", "feature_names", "offset", "threshold", "contributors")
+TOP_FIELDS = (*TOP_FIELDS_V1, "training_bins")
+FIELDS_OF_VERSION = {1: TOP_FIELDS_V1, 2: TOP_FIELDS}
+READABLE_VERSIONS = tuple(FIELDS_OF_VERSION)
+assert FORMAT_VERSION in READABLE_VERSIONS
 HYPER_FIELDS = ("n_estimators", "max_samples", "max_features", "contamination", "random_state")
 RECORD_FIELDS = (
     "digest",
@@ -114,16 +128,21 @@ def subforest_digest(feature_names: Sequence[str], body: list) -> bytes:
 
 
 def seal(fields: list) -> bytes:
-    """Encode the six top-level fields and append their checksum."""
-    assert len(fields) == len(TOP_FIELDS)
+    """Encode the top-level fields and append their checksum (``load`` checks their number)."""
     checksum = sha256(codec.encode(fields, allow_float=True))
     return codec.encode([*fields, checksum], allow_float=True)
 
 
 def encode_model(
-    feature_names: Sequence[str], offset: float, contributors: Sequence[SubForest]
+    feature_names: Sequence[str],
+    offset: float,
+    contributors: Sequence[SubForest],
+    training_bins: Sequence[int] | None = None,
 ) -> bytes:
-    """Canonical artifact bytes; contributors are ordered by digest so the order given is moot."""
+    """Canonical artifact bytes; contributors are ordered by digest so the order given is moot.
+
+    Without ``training_bins`` the artifact is written in version 1 (no drift baseline).
+    """
     names = list(feature_names)
     records = []
     for sub in contributors:
@@ -132,14 +151,20 @@ def encode_model(
     records.sort(key=lambda r: r[0])
     n_trees = sum(sub.n_trees for sub in contributors)
     threshold = threshold_fixed(float(offset), n_trees) if n_trees else 0
-    return seal([MAGIC, FORMAT_VERSION, names, float(offset), threshold, records])
+    fields = [MAGIC, 1, names, float(offset), threshold, records]
+    if training_bins is not None:
+        fields = [MAGIC, FORMAT_VERSION, *fields[2:], list(training_bins)]
+    return seal(fields)
 
 
 def build_model(
-    feature_names: Sequence[str], offset: float, contributors: Sequence[SubForest]
+    feature_names: Sequence[str],
+    offset: float,
+    contributors: Sequence[SubForest],
+    training_bins: Sequence[int] | None = None,
 ) -> Model:
     """Encode and then load (fully validate) a model: nothing unvalidated leaves this module."""
-    return load(encode_model(feature_names, offset, contributors))
+    return load(encode_model(feature_names, offset, contributors, training_bins))
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -435,14 +460,24 @@ def load(
         top = codec.decode(data, max_size=max_bytes, allow_float=True)
     except codec.CodecError as exc:
         raise _fail("artifact", f"not a canonical model artifact ({exc})") from None
-    top = _expect_list(top, "artifact", len(TOP_FIELDS) + 1)
-    if top[0] != MAGIC:
+    top = _expect_list(top, "artifact")
+    if len(top) < 2 or top[0] != MAGIC:
         raise _fail("magic", f"expected {MAGIC!r}; not a Vigil model artifact")
-    if top[1] != FORMAT_VERSION or type(top[1]) is not int:
-        raise _fail("format_version", f"unsupported version {top[1]!r} (expected {FORMAT_VERSION})")
-    checksum = _expect_digest(top[6], "checksum")
-    if sha256(codec.encode(top[:6], allow_float=True)) != checksum:
+    if type(top[1]) is not int or top[1] not in FIELDS_OF_VERSION:
+        raise _fail(
+            "format_version", f"unsupported version {top[1]!r} (readable: {READABLE_VERSIONS})"
+        )
+    n_fields = len(FIELDS_OF_VERSION[top[1]])
+    top = _expect_list(top, "artifact", n_fields + 1)
+    checksum = _expect_digest(top[n_fields], "checksum")
+    if sha256(codec.encode(top[:n_fields], allow_float=True)) != checksum:
         raise _fail("checksum", "does not match the content: the artifact is damaged")
+    training_bins = None
+    if top[1] >= 2:
+        counts = check_counts(top[6])
+        if isinstance(counts, str):
+            raise _fail("training_bins", counts)
+        training_bins = tuple(counts)
 
     feature_names = validate_feature_names(top[2])
     offset = _expect_float(top[3], "offset")
@@ -471,4 +506,5 @@ def load(
         digests=tuple(digests),
         data=data,
         model_id=digest,
+        training_bins=training_bins,
     )

@@ -74,6 +74,8 @@ class Model:
     digests: tuple[bytes, ...]
     data: bytes = field(repr=False)
     model_id: bytes
+    training_bins: tuple[int, ...] | None = None
+    """The training scores per ``ml.drift`` bin; None for a version 1 artifact."""
 
     @property
     def n_trees(self) -> int:

@@ -9,7 +9,8 @@ same subsample size this is exactly scikit-learn's score for a forest whose
 estimators are the union; with different sizes it is the same average with
 each tree normalised by its own ``c(psi)``.
 
-The result does not depend on the order of the inputs: contributors are
+The drift baseline is the sum of the inputs' training histograms
+(``merged_training_bins``). The result does not depend on the order of the inputs: contributors are
 stored sorted by digest and the threshold is derived from the offset and
 the total tree count. The offset must be given unless all inputs agree on it.
 """
@@ -58,4 +59,19 @@ def merge(models: Sequence[Model], offset: float | None = None) -> Model:
         offset = offsets.pop()
     if not isinstance(offset, float) or not math.isfinite(offset):
         raise MergeError(f"offset must be a finite float, got {offset!r}")
-    return build_model(schema, offset, [by_digest[d] for d in sorted(by_digest)])
+    return build_model(
+        schema, offset, [by_digest[d] for d in sorted(by_digest)], merged_training_bins(models)
+    )
+
+
+def merged_training_bins(models: Sequence[Model]) -> list[int] | None:
+    """The merged model's drift baseline: the sum of the inputs' training histograms.
+
+    Each input's rows were scored by its own forest, not by the union, so this is
+    an estimate of the union's training distribution (close when the members'
+    data come from one population, which is what a shared model assumes). If any
+    input has no histogram (a version 1 artifact) the merged model has none.
+    """
+    if any(model.training_bins is None for model in models):
+        return None
+    return [sum(column) for column in zip(*(m.training_bins for m in models), strict=True)]

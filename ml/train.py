@@ -20,6 +20,7 @@ from sklearn.ensemble import IsolationForest
 from consensus.crypto import sha256
 from ml.artifact import build_model, validate_feature_names
 from ml.dataset import as_matrix, parse_csv
+from ml.drift import histogram
 from ml.errors import ArtifactError, InputError, TrainingError
 from ml.fixed import leaf_value
 from ml.forest import LEAF, NODE_DTYPES, TREE_SIZES_DTYPE, HyperParameters, Model, SubForest
@@ -30,6 +31,7 @@ from ml.limits import (
     MAX_TREES,
     MIN_SUBSAMPLE,
 )
+from ml.score import Scorer
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 AUTO_SUBSAMPLE = 256
@@ -210,7 +212,9 @@ def train(
     check_params(params, matrix.shape[0], matrix.shape[1])
     estimator = fit(matrix, params)
     sub = export_subforest(estimator, params, anchors)
-    return TrainResult(build_model(names, float(estimator.offset_), [sub]), estimator)
+    plain = build_model(names, float(estimator.offset_), [sub])
+    bins = histogram(Scorer(plain).score_batch(matrix).path_sums, plain.n_trees)
+    return TrainResult(build_model(names, float(estimator.offset_), [sub], bins), estimator)
 
 
 def train_csv(

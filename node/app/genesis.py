@@ -69,13 +69,30 @@ progress timeout. (The old default, 200 M, took about 18 s: a block of heavy
 calls made every view time out.)"""
 assert DEFAULT_PARAMS["max_tx_gas"] <= DEFAULT_PARAMS["max_block_gas"]
 
+OPTIONAL_PARAMS: dict[str, int] = {
+    "drift_window": 1000,
+    "drift_notice_ppm": 100_000,
+    "drift_alarm_ppm": 250_000,
+}
+"""Parameters a genesis file may omit (they came later); these defaults apply then.
+
+Drift (node/app/drift_state.py): PSI is measured over windows of ``drift_window``
+committed scores; a window at or above ``drift_notice_ppm`` millionths (0.1)
+is a notice, at or above ``drift_alarm_ppm`` (0.25) an alarm: the usual PSI bands."""
+assert not set(OPTIONAL_PARAMS) & set(DEFAULT_PARAMS)
+assert OPTIONAL_PARAMS["drift_notice_ppm"] <= OPTIONAL_PARAMS["drift_alarm_ppm"]
+
 PARAM_RANGES: dict[str, tuple[int, int]] = {
     "max_block_txs": (1, MAX_BLOCK_TXS),
     "max_block_bytes": (1024, MAX_BLOCK_BYTES),
     "max_tx_window": (1, 1_000_000),
     "max_tx_gas": (1, MAX_GAS_LIMIT),
     "max_block_gas": (1, 100 * MAX_GAS_LIMIT),
+    "drift_window": (50, 1_000_000),
+    "drift_notice_ppm": (1, 100_000_000),
+    "drift_alarm_ppm": (1, 100_000_000),
 }
+assert set(PARAM_RANGES) == set(DEFAULT_PARAMS) | set(OPTIONAL_PARAMS)
 
 Org = Str(32, ORG_PATTERN, "an org id (lowercase letters, digits, '-', '_'; at most 32)")
 Address = Str(260, ADDRESS_PATTERN, "a HOST:PORT address")
@@ -143,18 +160,19 @@ class Genesis(Record):
             if c.org not in known:
                 raise FieldError(f"{path}.clients[{i}].org", f"{c.org!r} is not a member org")
         given = dict(self.params)
-        if set(given) != set(DEFAULT_PARAMS):
-            unknown = sorted(set(given) - set(DEFAULT_PARAMS))
-            missing = sorted(set(DEFAULT_PARAMS) - set(given))
+        unknown = sorted(set(given) - set(PARAM_RANGES))
+        missing = sorted(set(DEFAULT_PARAMS) - set(given))
+        if unknown or missing:
             problem = f"unknown {unknown}" if unknown else f"missing {missing}"
-            raise FieldError(f"{path}.params", f"{problem}; known: {sorted(DEFAULT_PARAMS)}")
+            raise FieldError(f"{path}.params", f"{problem}; known: {sorted(PARAM_RANGES)}")
         for name, value in given.items():
             lo, hi = PARAM_RANGES[name]
             if not lo <= value <= hi:
                 raise FieldError(f"{path}.params.{name}", f"{value} is outside {lo}..{hi}")
 
     def param(self, name: str) -> int:
-        return dict(self.params)[name]
+        given = dict(self.params)
+        return given[name] if name in given else OPTIONAL_PARAMS[name]
 
     def validators(self) -> list[bytes]:
         return [m.node_key for m in self.members]

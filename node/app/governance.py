@@ -21,7 +21,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from node.app.genesis import DEFAULT_PARAMS, PARAM_RANGES, Genesis
+from node.app.genesis import DEFAULT_PARAMS, OPTIONAL_PARAMS, PARAM_RANGES, Genesis
 from node.app.state import Overlay, storage_key
 from vm.errors import VMError
 from vm.gas import MAX_STORAGE_VALUE_BYTES
@@ -134,7 +134,7 @@ def param(state: Overlay, name: str) -> int:
     lo, hi = PARAM_RANGES[name]
     if type(value) is int and lo <= value <= hi:
         return value
-    return DEFAULT_PARAMS[name]
+    return DEFAULT_PARAMS[name] if name in DEFAULT_PARAMS else OPTIONAL_PARAMS[name]
 
 
 def deploy_allowed(state: Overlay, name: str) -> bytes | None:
@@ -162,6 +162,7 @@ def genesis_storage(genesis: Genesis) -> dict[bytes, bytes]:
         writes[storage_key(GOVERNANCE, CLIENT_PREFIX + c.key.hex())] = _encode(
             {"org": c.org, "roles": list(c.roles)}
         )
-    for name, value in [*genesis.params, *GOVERNANCE_PARAMS.items()]:
+    optional = [(n, genesis.param(n)) for n in OPTIONAL_PARAMS]
+    for name, value in [*genesis.params, *optional, *GOVERNANCE_PARAMS.items()]:
         writes[storage_key(GOVERNANCE, PARAM_PREFIX + name)] = _encode(value)
     return writes

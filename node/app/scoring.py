@@ -9,7 +9,9 @@ from peers, and check every artifact against its id before using it.
 What a receipt records is exact on every machine: the model id, the integer
 path sum of ``ml.score`` (the consensus value), the verdict that compares it
 with the model's integer threshold, and the top explaining features with
-integer weights. A row judged an outlier also emits a ``flagged`` event. All
+integer weights. A row judged an outlier also emits a ``flagged`` event. Each
+score is also counted in the model's drift histogram (``node/app/drift_state.py``),
+whose windows emit a ``drift`` event when their PSI level changes. All
 score transactions of a block that use the model active when the block starts
 are scored in one kernel call.
 """
@@ -27,8 +29,9 @@ from ml.artifact import load as load_artifact
 from ml.errors import InputError
 from ml.explain import explain_batch
 from ml.score import Scorer
-from node.app import governance
+from node.app import drift_state, governance
 from node.app.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
+from node.app.drift_state import DRIFT_EVENT
 from node.app.state import CODE, Overlay, Revert, storage_key
 from node.app.types import Event, ScorePayload, Tx
 from vm.errors import HostError, HostUnavailable, VMError
@@ -198,6 +201,14 @@ def execute_score(
     events = [Event(name, data) for name, data in ctx.events]
     if report.outlier:
         events.append(Event("flagged", (payload.reference, model_id, report.path_sum)))
+    model = scorer.model
+    if model.training_bins is not None:
+        change = drift_state.record_score(
+            state, model_id, model.training_bins, model.n_trees, report.path_sum, height
+        )
+        if change is not None:
+            level, psi, window = change
+            events.append(Event(DRIFT_EVENT, (payload.model, model_id, level, psi, window)))
     return report.result(), events, gas
 
 

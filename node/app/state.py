@@ -17,6 +17,8 @@ State key namespaces (bytes):
                                                        parameters (node/app/governance.py)
     anchor/<digest>            anchor record            data provenance
     anchor-child/<p><c>        b""                     lineage index parent -> child
+    drift/<model id>           drift record            committed score histogram and PSI
+                                                       windows (node/app/drift_state.py)
 """
 
 from __future__ import annotations

@@ -228,6 +228,9 @@ PARAM_EDGES = [
     ("max_block_gas", 1, 10000000000),
     ("proposal_ttl", 1, 1000000),
     ("score_fee", 0, 10**18),
+    ("drift_window", 50, 1_000_000),
+    ("drift_notice_ppm", 1, 100_000_000),
+    ("drift_alarm_ppm", 1, 100_000_000),
     ("approval:add_member", 1, 100),
     ("approval:allow_deploy", 1, 100),
 ]

@@ -52,7 +52,7 @@ def reseal(top: list, *, digests: bool = True, checksum: bool = True) -> bytes:
         for record in top[5]:
             if type(record) is list and len(record) == len(artifact.RECORD_FIELDS):
                 record[0] = artifact.subforest_digest(top[2], record[1:])
-    body = top[:6]
+    body = top[:-1]
     if checksum:
         return artifact.seal(body)
-    return codec.encode([*body, top[6]], allow_float=True)
+    return codec.encode([*body, top[-1]], allow_float=True)

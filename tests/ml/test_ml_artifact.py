@@ -12,6 +12,7 @@ from ml_testing import decode, leaf_forest, make_data, reseal
 
 from consensus.crypto import sha256
 from ml import artifact
+from ml.drift import DRIFT_BINS, MAX_BIN_COUNT
 from ml.errors import ArtifactError
 from ml.forest import NODE_DTYPES, TREE_SIZES_DTYPE, HyperParameters, SubForest
 from ml.limits import (
@@ -36,7 +37,9 @@ def test_round_trip_keeps_the_id(small) -> None:
     model = small.model
     again = artifact.load(model.data)
     assert again.model_id == model.model_id == sha256(model.data)
-    rebuilt = artifact.encode_model(again.feature_names, again.offset, again.contributors)
+    rebuilt = artifact.encode_model(
+        again.feature_names, again.offset, again.contributors, again.training_bins
+    )
     assert rebuilt == model.data
     assert artifact.load(model.data, expected_id=model.model_id).model_id == model.model_id
 
@@ -115,7 +118,13 @@ def _grandchild(arr, i, record) -> None:
 R0 = (5, 0)
 CORRUPTIONS = {
     "magic": (_set((0,), "other-model"), {"magic"}),
-    "version": (_set((1,), 2), {"format_version"}),
+    "version": (_set((1,), 3), {"format_version"}),
+    "version-old": (_set((1,), 1), {"artifact"}),  # version 1 has one field fewer
+    "training_bins-short": (lambda top: top[6].pop(), {"training_bins"}),
+    "training_bins-negative": (_set((6, 0), -1), {"training_bins"}),
+    "training_bins-float": (_set((6, 0), 1.0), {"training_bins"}),
+    "training_bins-empty": (_set((6,), [0] * DRIFT_BINS), {"training_bins"}),
+    "training_bins-huge": (_set((6, 0), MAX_BIN_COUNT + 1), {"training_bins"}),
     "version-type": (_set((1,), "1"), {"format_version"}),
     "names-empty": (_set((2,), []), {"feature_names"}),
     "names-type": (_set((2,), "a,b,c"), {"feature_names"}),
@@ -261,6 +270,25 @@ def test_every_corrupted_field_is_rejected(small, name) -> None:
     assert any(field == f or field.endswith(f) for f in fields), (field, str(info.value))
 
 
+def test_a_version_1_artifact_still_loads_and_scores_the_same(small) -> None:
+    """Artifacts written before the drift baseline existed load, with no training bins."""
+    top = decode(small.model.data)
+    old = reseal([top[0], 1, *top[2:6], None])
+    model = artifact.load(old)
+    assert model.training_bins is None and model.threshold == small.model.threshold
+    rows = np.random.default_rng(5).normal(size=(50, 3))
+    assert (
+        Scorer(model).score_batch(rows).path_sums == Scorer(small.model).score_batch(rows).path_sums
+    ).all()
+    assert artifact.encode_model(model.feature_names, model.offset, model.contributors) == old
+
+
+def test_a_trained_model_counts_every_training_row_in_its_bins(small) -> None:
+    bins = small.model.training_bins
+    assert bins is not None and len(bins) == DRIFT_BINS
+    assert sum(bins) == 200  # the rows of the fixture's training data
+
+
 def test_every_field_of_the_schema_has_a_corruption_case() -> None:
     covered = " ".join(CORRUPTIONS)
     for top_field in (
@@ -270,6 +298,7 @@ def test_every_field_of_the_schema_has_a_corruption_case() -> None:
         "offset",
         "threshold",
         "contributors",
+        "training_bins",
         "checksum",
     ):
         assert top_field in covered

@@ -11,7 +11,7 @@ from strategies import ALL_RECORDS, KEYS
 
 from consensus.crypto import key_hex
 from consensus.record import FieldError
-from node.app.genesis import DEFAULT_PARAMS, PARAM_RANGES, Genesis
+from node.app.genesis import DEFAULT_PARAMS, OPTIONAL_PARAMS, PARAM_RANGES, Genesis
 
 
 def doc(**overrides: object) -> dict:
@@ -116,6 +116,14 @@ def test_parameter_ranges_at_their_edges(name: str) -> None:
     for bad in (lo - 1, hi + 1):
         with pytest.raises(FieldError, match=f"genesis.params.{name}"):
             Genesis.from_json_obj(doc(params={name: bad}))
+
+
+def test_drift_parameters_may_be_left_out_and_unknown_ones_are_refused() -> None:
+    """Genesis files written before drift existed still load, with the drift defaults."""
+    assert Genesis.from_json_obj(doc()).param("drift_window") == OPTIONAL_PARAMS["drift_window"]
+    assert Genesis.from_json_obj(doc(params={"drift_window": 600})).param("drift_window") == 600
+    with pytest.raises(FieldError, match="unknown"):
+        Genesis.from_json_obj(doc(params={"drift_windw": 600}))
 
 
 def test_load_reports_path_and_problem(tmp_path: Path) -> None:

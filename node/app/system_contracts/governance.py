@@ -186,6 +186,10 @@ def _param_range(name):
         return (1, 1000000)
     if name == "score_fee":
         return (0, 1000000000000000000)
+    if name == "drift_window":
+        return (50, 1000000)
+    if name == "drift_notice_ppm" or name == "drift_alarm_ppm":
+        return (1, 100000000)
     if name.startswith(APPROVAL_PREFIX) and name[len(APPROVAL_PREFIX) :] in _kinds():
         return (1, 100)
     return None

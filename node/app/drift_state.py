@@ -1,0 +1,129 @@
+"""Committed score drift per model: the histogram and PSI every node keeps in state.
+
+Each committed score of a model whose artifact carries a training histogram
+(``ml.drift``) is counted in its bin, under the native state key
+``drift/<model id>``. Windows are tumbling: when ``drift_window`` scores
+(a governance parameter) have been counted, the window's PSI against the
+training bins is computed exactly (integer millionths), appended to a bounded
+history, and the window starts again. When a window's level (``ok`` below
+``drift_notice_ppm``, ``notice``, or ``alarm`` at or above ``drift_alarm_ppm``)
+differs from the previous window's, the score transaction that closed the
+window emits a ``drift`` event. All of it is state, so a light client can
+prove the histogram, the PSI and its history under a certified header.
+
+The record is one canonical msgpack array::
+
+    [window_bins, window_count, total_bins, windows, last_psi_ppm | None, level,
+     [[window, height, psi_ppm], ...]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus import codec
+from ml.drift import DRIFT_BINS, bin_of, psi_ppm
+from node.app import governance
+from node.app.state import Overlay
+
+DRIFT = b"drift/"
+MAX_DRIFT_HISTORY = 64
+"""Closed windows kept per model (the explorer's drift chart); older ones drop off."""
+LEVELS = ("ok", "notice", "alarm")
+DRIFT_EVENT = "drift"
+
+
+@dataclass(frozen=True)
+class DriftRecord:
+    """A model's drift state; ``decode`` refuses anything but a record this module wrote."""
+
+    window_bins: tuple[int, ...] = (0,) * DRIFT_BINS
+    window_count: int = 0
+    total_bins: tuple[int, ...] = (0,) * DRIFT_BINS
+    windows: int = 0
+    last_psi_ppm: int | None = None
+    level: str = "ok"
+    history: tuple[tuple[int, int, int], ...] = ()
+
+    def encode(self) -> bytes:
+        return codec.encode(
+            [
+                list(self.window_bins),
+                self.window_count,
+                list(self.total_bins),
+                self.windows,
+                self.last_psi_ppm,
+                self.level,
+                [list(h) for h in self.history],
+            ]
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> DriftRecord:
+        fields = codec.decode(raw)
+        assert type(fields) is list and len(fields) == 7, "drift record is damaged"
+        record = cls(
+            tuple(fields[0]),
+            fields[1],
+            tuple(fields[2]),
+            fields[3],
+            fields[4],
+            fields[5],
+            tuple(tuple(h) for h in fields[6]),
+        )
+        assert len(record.window_bins) == len(record.total_bins) == DRIFT_BINS
+        assert record.level in LEVELS and len(record.history) <= MAX_DRIFT_HISTORY
+        return record
+
+
+def drift_key(model_id: bytes) -> bytes:
+    return DRIFT + model_id
+
+
+def read(state: Overlay, model_id: bytes) -> DriftRecord | None:
+    raw = state.get(drift_key(model_id))
+    return None if raw is None else DriftRecord.decode(raw)
+
+
+def level_of(psi: int, notice: int, alarm: int) -> str:
+    if psi >= alarm:
+        return "alarm"
+    return "notice" if psi >= notice else "ok"
+
+
+def record_score(
+    state: Overlay,
+    model_id: bytes,
+    training_bins: tuple[int, ...],
+    n_trees: int,
+    path_sum: int,
+    height: int,
+) -> tuple[str, int, int] | None:
+    """Count one committed score; (level, psi_ppm, window) when a window closes on a new level."""
+    old = read(state, model_id) or DriftRecord()
+    b = bin_of(path_sum, n_trees)
+    window_bins = list(old.window_bins)
+    window_bins[b] += 1
+    total_bins = list(old.total_bins)
+    total_bins[b] += 1
+    record = DriftRecord(
+        tuple(window_bins), old.window_count + 1, tuple(total_bins),
+        old.windows, old.last_psi_ppm, old.level, old.history,
+    )  # fmt: skip
+    change = None
+    if record.window_count >= governance.param(state, "drift_window"):
+        psi = psi_ppm(training_bins, record.window_bins)
+        level = level_of(
+            psi,
+            governance.param(state, "drift_notice_ppm"),
+            governance.param(state, "drift_alarm_ppm"),
+        )
+        window = record.windows
+        if level != record.level:
+            change = (level, psi, window)
+        history = (*record.history, (window, height, psi))[-MAX_DRIFT_HISTORY:]
+        record = DriftRecord(
+            (0,) * DRIFT_BINS, 0, record.total_bins, window + 1, psi, level, history
+        )
+    state.put(drift_key(model_id), record.encode())
+    return change
