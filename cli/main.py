@@ -8,6 +8,7 @@ from cli.anomalies_cmd import anomalies
 from cli.block_cmd import block
 from cli.contract import contract
 from cli.contract_node import call_cmd, deploy, query
+from cli.drift_cmd import model_drift
 from cli.genesis_cmd import genesis
 from cli.gov_cmd import gov, model_list, model_propose
 from cli.keys import keygen
@@ -67,7 +68,7 @@ main.add_command(score)
 main.add_command(anomalies)
 main.add_command(gov)
 main.add_command(proof)
-for _command in (upload, model_propose, model_list):
+for _command in (upload, model_propose, model_list, model_drift):
     model.add_command(_command)
 
 

@@ -9,6 +9,7 @@ hex. ``/openapi.json`` describes every route.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,13 +17,15 @@ from aiohttp import web
 
 from consensus import codec, merkle
 from consensus.crypto import key_hex
+from ml.drift import PSI_SCALE, SCORE_EDGES
 from ml.errors import ModelError
 from ml.limits import MAX_ARTIFACT_BYTES
 from ml.score import score_from_path_sum
 from node.app import anchors, contracts
+from node.app.drift_state import drift_key
 from node.app.execution import tx_proof
 from node.app.light import ReadRecorder, TooManyReads, run_query
-from node.app.types import Block, Certificate, Event, Header, Receipt, Tx
+from node.app.types import NAME_PATTERN, Block, Certificate, Event, Header, Receipt, Tx
 from node.metrics import CONTENT_TYPE as metrics_content_type
 from node.service import Node
 from node.worker import WorkerBusy
@@ -168,6 +171,7 @@ class Api:
             web.get("/v1/anomalies", self.anomalies),
             web.post("/v1/models", self.upload_model),
             web.get("/v1/models/{id}", self.get_model),
+            web.get("/v1/models/{name}/drift", self.model_drift),
             web.get("/v1/state/{key}", self.get_state),
             web.get("/v1/light/changes", self.light_changes),
             web.post("/v1/contracts/{name}/query", self.query_contract),
@@ -449,6 +453,42 @@ class Api:
         if data is None:
             return error(404, "not_found", f"model {model_id.hex()} is not on this node")
         return web.Response(body=data, content_type="application/octet-stream")
+
+    async def model_drift(self, request: web.Request) -> web.Response:
+        """The committed drift of a model family's active model (node/app/drift_state.py)."""
+        name = request.match_info["name"]
+        if re.fullmatch(NAME_PATTERN, name) is None:
+            return error(400, "bad_name", f"a model name matches {NAME_PATTERN}")
+        return await self.node.worker.client(lambda: self._drift(name))
+
+    def _drift(self, name: str) -> web.Response:
+        """On the application worker: the state read and the model cache."""
+        found = self.node.ledger.drift(name)
+        if found is None:
+            return error(404, "not_found", f"no active model named {name!r}")
+        record = found.record
+        return web.json_response(
+            {
+                "model": name,
+                "model_id": found.model_id.hex(),
+                "height": self.node.ledger.height,
+                "state_key": drift_key(found.model_id).hex(),
+                "window": found.window,
+                "notice": found.notice_ppm / PSI_SCALE,
+                "alarm": found.alarm_ppm / PSI_SCALE,
+                "count": record.window_count,
+                "bins": list(record.window_bins),
+                "total": list(record.total_bins),
+                "training": None if found.training_bins is None else list(found.training_bins),
+                "edges": [str(e) for e in SCORE_EDGES],
+                "windows": record.windows,
+                "psi": None if record.last_psi_ppm is None else record.last_psi_ppm / PSI_SCALE,
+                "level": found.level,
+                "history": [
+                    {"window": w, "height": h, "psi": p / PSI_SCALE} for w, h, p in record.history
+                ],
+            }
+        )
 
     async def get_contract(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -778,6 +818,20 @@ OPENAPI: dict = {
                     {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
                 "responses": {"200": {"description": "artifact bytes"}, "404": _error_schema()},
+            }
+        },
+        "/v1/models/{name}/drift": {
+            "get": {
+                "summary": "The committed score drift of a model family's active model: the "
+                "window's histogram, the training bins, the last PSI, its level and history",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "drift", "content": {"application/json": {}}},
+                    "400": _error_schema(),
+                    "404": _error_schema(),
+                },
             }
         },
         "/metrics": {

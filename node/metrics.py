@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -61,6 +62,14 @@ class NodeMetrics:
         self.scores = Counter(
             "vigil_scores", "Committed score transactions by model family and verdict",
             ["model", "verdict"], registry=r,
+        )  # fmt: skip
+        self.drift_psi = Gauge(
+            "vigil_model_drift_psi", "PSI of the last closed drift window of a model family's "
+            "active model, against its training scores (committed state)", ["model"], registry=r,
+        )  # fmt: skip
+        self.drift_level = Gauge(
+            "vigil_model_drift_level", "Level of that window: 0 ok, 1 notice, 2 alarm",
+            ["model"], registry=r,
         )  # fmt: skip
         self.api_requests = Counter(
             "vigil_api_requests", "API requests by route and HTTP status", ["route", "status"],

@@ -52,10 +52,12 @@ from consensus.record import FieldError
 from consensus.replica import Replica, ReplicaConfig
 from ml.artifact import load as load_artifact
 from ml.artifact import model_id as artifact_id
+from ml.drift import PSI_SCALE
 from ml.errors import ModelError
 from ml.forest import Model
 from node import logs
 from node.app import governance
+from node.app.drift_state import LEVELS
 from node.app.genesis import Genesis
 from node.app.ledger import Ledger, Proposal
 from node.app.scoring import ArtifactMissing
@@ -441,15 +443,28 @@ class Node:
         with self.metrics.timed(self.metrics.commit):
             result = self.ledger.commit(block, certificate)
         receipts = self.store.receipts(certificate.height) or []
+        scored: set[str] = set()
         for tx, raw in zip(self.ledger.decode(block).txs, receipts, strict=True):
             receipt = Receipt.decode(raw)
             self.metrics.committed_txs.labels(tx.kind, receipt.status).inc()
             if tx.kind == "score":
+                scored.add(tx.payload.model)  # type: ignore[attr-defined]
                 model = self.metrics.model_label(tx.payload.model)  # type: ignore[attr-defined]
                 verdict = "reverted" if receipt.status != "ok" else (
                     "flagged" if receipt.result[2] else "normal")  # fmt: skip
                 self.metrics.scores.labels(model, verdict).inc()
+        for name in sorted(scored):
+            self._observe_drift(name)
         return result
+
+    def _observe_drift(self, name: str) -> None:
+        """Set the drift gauges of a family scored in the block just committed."""
+        found = self.ledger.drift(name)
+        if found is None or found.level == "unknown":
+            return
+        label = self.metrics.model_label(name)
+        self.metrics.drift_psi.labels(label).set(found.record.last_psi_ppm / PSI_SCALE)  # type: ignore[operator]
+        self.metrics.drift_level.labels(label).set(LEVELS.index(found.level))
 
     def _committed(self, block: bytes, certificate: Certificate, outcome: Outcome) -> None:
         if self._closed:

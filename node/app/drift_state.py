@@ -127,3 +127,38 @@ def record_score(
         )
     state.put(drift_key(model_id), record.encode())
     return change
+
+
+@dataclass(frozen=True)
+class DriftView:
+    """What a node reports of a model family's drift (the API and the metrics read this)."""
+
+    name: str
+    model_id: bytes
+    training_bins: tuple[int, ...] | None
+    record: DriftRecord
+    window: int
+    notice_ppm: int
+    alarm_ppm: int
+
+    @property
+    def level(self) -> str:
+        """``unknown`` for a model without a training histogram or before a window closed."""
+        if self.training_bins is None or self.record.windows == 0:
+            return "unknown"
+        return self.record.level
+
+
+def view(
+    state: Overlay, name: str, model_id: bytes, training_bins: tuple[int, ...] | None
+) -> DriftView:
+    """The drift of ``model_id`` (the family ``name``'s active model) as the state holds it."""
+    return DriftView(
+        name,
+        model_id,
+        training_bins,
+        read(state, model_id) or DriftRecord(),
+        governance.param(state, "drift_window"),
+        governance.param(state, "drift_notice_ppm"),
+        governance.param(state, "drift_alarm_ppm"),
+    )

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from consensus import codec, smt
 from consensus.certificate import Certificate
 from ml.errors import ModelError
-from node.app import governance
+from node.app import drift_state, governance
+from node.app.drift_state import DriftView
 from node.app.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
 from node.app.genesis import Genesis
-from node.app.scoring import ArtifactMissing, ModelCache
+from node.app.scoring import ArtifactMissing, ModelCache, active_model
 from node.app.state import VALIDATORS, Overlay
 from node.app.storage import Storage
 from node.app.types import Block, Header, Tx, tx_root
@@ -164,6 +165,22 @@ class Ledger:
 
     def param(self, name: str) -> int:
         return governance.param(Overlay(self.store.get), name)
+
+    def drift(self, name: str) -> DriftView | None:
+        """The committed drift of the model family ``name``'s active model, or None if no
+        model is active under that name. The training bins come from the artifact, so they
+        are None if this node lacks it (or it is a version 1 artifact)."""
+        state = Overlay(self.store.get)
+        model_id = active_model(state, name)
+        if model_id is None:
+            return None
+        bins = None
+        if self.executor.models is not None:
+            try:
+                bins = self.executor.models.scorer(model_id).model.training_bins
+            except (ArtifactMissing, ModelError):
+                bins = None
+        return drift_state.view(state, name, model_id, bins)
 
     def decode(self, raw: bytes, max_size: int | None = None) -> Block:
         """Decode block bytes once: the digest check, validation and commit all need it."""

@@ -646,3 +646,57 @@ def test_score_rows_of_the_wrong_width_are_refused_before_submitting(
     out = vigil("score", "--model", "wide", "--features", "0.1,0.2,0.3,0.4", "--reference",
                 "fits", "--key", key, "--node", url, "--wait")  # fmt: skip
     assert "fits: score" in out and "warning" not in out
+
+
+ORGS = ["org1", "org2", "org3", "org4"]
+
+
+def test_drift_is_the_same_on_every_node_and_shown_verified(net: Net, tmp_path: Path) -> None:
+    """A window of scores like the training data stays below notice; a shifted one raises the
+    alarm; every node reports the same PSI and `vigil model drift` verifies it."""
+    import numpy as np
+
+    from ml.train import TrainParams, train
+
+    rng = np.random.default_rng(21)
+    data = rng.normal(0, 1, (2000, 3))
+    model = train(data, ("amount", "hour", "risk"), TrainParams(n_estimators=40),
+                  anchors=[hashlib.sha256(data.tobytes()).digest()]).model  # fmt: skip
+    artifact = tmp_path / "drifty.vmodel"
+    artifact.write_bytes(model.data)
+    govern(net, str(artifact), "--name", "drifty", "--contributor", "org1=1",
+           command=("model", "propose"))  # fmt: skip
+    govern(net, "activate-model", "drifty", "1")
+    govern(net, "set-param", "drift_window", "500")
+    key, genesis = str(net.net.client_key), str(net.net.genesis_path)
+    for tag, rows in (("calm", rng.normal(0, 1, (500, 3))), ("moved", rng.normal(2, 1, (500, 3)))):
+        csv = tmp_path / f"{tag}.csv"
+        csv.write_text("amount,hour,risk\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+        vigil("score", "--model", "drifty", "--csv", str(csv), "--reference", tag, "--key", key,
+              "--node", net.node("org2").url, "--wait")  # fmt: skip
+
+    def drift(org: str) -> dict:
+        answer = localnet.http("GET", f"{net.node(org).url}/v1/models/drifty/drift")
+        assert answer is not None and answer[0] == 200
+        return answer[1]  # type: ignore[return-value]
+
+    target = net.status("org2")["height"]  # type: ignore[index]
+    net.wait("every node has the scores", lambda: all_equal(net, ORGS, target), 60)
+    answers = [drift(org) for org in ORGS]
+    first = answers[0]
+    assert all(a["history"] == first["history"] and a["psi"] == first["psi"] for a in answers)
+    [calm, moved] = first["history"]
+    assert calm["psi"] < 0.1 and moved["psi"] > 0.25, first["history"]
+    assert first["level"] == "alarm" and first["windows"] == 2 and first["count"] == 0
+    out = vigil("model", "drift", "drifty", "--node", net.node("org3").url, "--genesis", genesis)
+    assert "drift ALARM" in out and f"PSI {moved['psi']:.3f}" in out, out
+    assert "verified: model drifty's active model, its drift record" in out
+    as_json = json.loads(vigil("model", "drift", "drifty", "--node", net.node("org4").url,
+                               "--genesis", genesis, "--json"))  # fmt: skip
+    assert as_json["history"] == first["history"] and as_json["training"] == first["training"]
+    scraped = _scrape(net, "org1")
+    assert scraped[("vigil_model_drift_psi", (("model", "drifty"),))] == moved["psi"]
+    assert scraped[("vigil_model_drift_level", (("model", "drifty"),))] == 2
+    for name, status in (("nosuch", 404), ("Bad-Name", 400), ("x" * 65, 400)):
+        answer = localnet.http("GET", f"{net.node('org1').url}/v1/models/{name}/drift")
+        assert answer is not None and answer[0] == status, (name, answer)
