@@ -76,9 +76,16 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+EPHEMERAL_PORTS_FROM = 32_768
+"""Linux's default lowest ephemeral port: a port above it that is free now can be taken by
+any outgoing connection before a node binds it (CI saw exactly that), so none is chosen."""
+
+
 def free_base_port(count: int, start: int = DEFAULT_BASE_PORT) -> int:
-    """A base port b with b+0..count-1 and b+100..b+100+count-1 all free."""
-    for base in range(start, 60_000, 200):
+    """A base port b with b+0..count-1 and b+100..b+100+count-1 all free, below the
+    ephemeral range."""
+    assert start + 100 + count <= EPHEMERAL_PORTS_FROM
+    for base in range(start, EPHEMERAL_PORTS_FROM - 100 - count, 200):
         if all(port_is_free(base + i) and port_is_free(base + 100 + i) for i in range(count)):
             return base
     raise RuntimeError("no free ports for a local network")

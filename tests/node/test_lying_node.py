@@ -37,7 +37,7 @@ class LyingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.tamper: Tamper | None = None
-        self.port = free_base_port(1, 40_000)
+        self.port = free_base_port(1, 30_000)
         self.url = f"http://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()

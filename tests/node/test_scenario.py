@@ -153,7 +153,7 @@ def test_a_consortium_governs_its_fraud_model(net: Net, tmp_path: Path) -> None:
     node5, admin5 = PrivateKey.generate(), PrivateKey.generate()
     node5.save(d / "node-org5.key")
     admin5.save(d / "admin-org5.key")
-    base = localnet.free_base_port(1, 41000)
+    base = localnet.free_base_port(1, 31_000)
     peer5, api5 = f"127.0.0.1:{base}", f"127.0.0.1:{base + 100}"
     vigil("node", "init", "--home", str(d / "org5"), "--genesis", str(net.net.genesis_path),
           "--key", str(d / "node-org5.key"), "--peer-listen", peer5,
