@@ -16,18 +16,23 @@ from typing import Any
 from aiohttp import web
 
 from consensus import codec, merkle
+from consensus.certificate import quorum
 from consensus.crypto import key_hex
 from ml.drift import PSI_SCALE, SCORE_EDGES
 from ml.errors import ModelError
 from ml.limits import MAX_ARTIFACT_BYTES
 from ml.score import score_from_path_sum
+from node import explorer
 from node.app import anchors, contracts
 from node.app.drift_state import drift_key
 from node.app.execution import tx_proof
 from node.app.light import ReadRecorder, TooManyReads, run_query
+from node.app.scoring import MODELS_CONTRACT
+from node.app.state import ANCHOR, storage_key
 from node.app.types import NAME_PATTERN, Block, Certificate, Event, Header, Receipt, Tx
 from node.metrics import CONTENT_TYPE as metrics_content_type
 from node.service import Node
+from node.store import MAX_STATE_SCAN
 from node.worker import WorkerBusy
 from vm.errors import VMError
 from vm.gas import MAX_VALUE_BYTES
@@ -46,6 +51,15 @@ MAX_LIGHT_CHANGES = 64
 """Validator-set changes in one GET /v1/light/changes answer; ``complete`` says if more follow."""
 MAX_ANOMALY_SCAN_BLOCKS = 1_000
 """Blocks one GET /v1/anomalies looks through; the answer says where to continue."""
+MAX_BLOCK_LIST = 100
+"""Block summaries in one GET /v1/blocks answer (each decodes a whole block)."""
+DEFAULT_BLOCK_LIST = 20
+MAX_ANCHOR_LIST = 100
+"""Anchors in one GET /v1/anchors answer (digest order; ``next`` continues)."""
+MAX_MODEL_LIST = 256
+"""Model names in one GET /v1/models answer; ``complete`` says whether that was all."""
+assert DEFAULT_BLOCK_LIST <= MAX_BLOCK_LIST <= MAX_ANOMALY_SCAN_BLOCKS
+assert MAX_ANCHOR_LIST <= MAX_STATE_SCAN and MAX_MODEL_LIST <= MAX_STATE_SCAN
 
 
 def error(status: int, code: str, message: str) -> web.Response:
@@ -66,6 +80,21 @@ def _hex_arg(request: web.Request, name: str, size: int = 32) -> bytes:
             content_type="application/json",
         )
     return raw
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    """A non-negative integer query parameter (400 ``bad_request`` if it is anything else)."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or len(text) > 18:
+        raise web.HTTPBadRequest(
+            text=json.dumps(
+                {"error": {"code": "bad_request", "message": f"{name} must be a whole number"}}
+            ),
+            content_type="application/json",
+        )
+    return int(text)
 
 
 def json_value(value: Any) -> Any:
@@ -163,13 +192,16 @@ class Api:
         return [
             web.post("/v1/txs", self.submit),
             web.get("/v1/txs/{hash}", self.get_tx),
+            web.get("/v1/blocks", self.list_blocks),
             web.get("/v1/blocks/latest", self.latest_block),
             web.get("/v1/blocks/{height}", self.get_block),
             web.get("/v1/status", self.status),
+            web.get("/v1/anchors", self.list_anchors),
             web.get("/v1/anchors/{digest}", self.get_anchor),
             web.get("/v1/contracts/{name}", self.get_contract),
             web.get("/v1/anomalies", self.anomalies),
             web.post("/v1/models", self.upload_model),
+            web.get("/v1/models", self.list_models),
             web.get("/v1/models/{id}", self.get_model),
             web.get("/v1/models/{name}/drift", self.model_drift),
             web.get("/v1/state/{key}", self.get_state),
@@ -287,12 +319,25 @@ class Api:
         cert = Certificate.decode(raw_cert)  # type: ignore[arg-type]
         raw_receipts = self.node.store.receipts(height) or []
         receipts = [Receipt.decode(r) for r in raw_receipts]
+        validators = self.node.store.validators(height) or []
         answer: dict[str, Any] = {
             "height": height,
             "header": header_json(block.header),
             "txs": [tx.id.hex() for tx in block.txs],
-            "receipts": [{"tx_hash": r.tx_hash.hex(), "status": r.status} for r in receipts],
+            "receipts": [
+                {
+                    "tx_hash": r.tx_hash.hex(),
+                    "status": r.status,
+                    "kind": tx.kind,
+                    "sender": key_hex(tx.sender),
+                    "gas_used": r.gas_used,
+                    "events": [e.name for e in r.events],
+                }
+                for tx, r in zip(block.txs, receipts, strict=True)
+            ],
             "certificate": cert_json(cert),
+            "validators": [key_hex(v) for v in validators],
+            "quorum": quorum(len(validators)) if validators else None,
         }
         if raw_parts:
             answer["verify"] = {
@@ -301,6 +346,33 @@ class Api:
                 "receipts": [r.hex() for r in raw_receipts],
             }
         return web.json_response(answer)
+
+    async def list_blocks(self, request: web.Request) -> web.Response:
+        """Summaries of the newest blocks below ``before`` (default: all), newest first."""
+        before = _int_query(request, "before", 2**63 - 1)
+        limit = min(_int_query(request, "limit", DEFAULT_BLOCK_LIST), MAX_BLOCK_LIST)
+        return await self.node.worker.client(lambda: self._blocks(before, max(1, limit)))
+
+    def _blocks(self, before: int, limit: int) -> web.Response:
+        """On the application worker: one consistent read of the newest ``limit`` headers."""
+        top = min(self.node.ledger.height, before - 1)
+        out = []
+        for height in range(top, max(0, top - limit), -1):
+            header = Block.decode(self.node.store.block(height)).header  # type: ignore[arg-type]
+            cert = Certificate.decode(self.node.store.certificate(height))  # type: ignore[arg-type]
+            out.append(
+                {
+                    "height": height,
+                    "hash": header.hash().hex(),
+                    "timestamp_ms": header.timestamp_ms,
+                    "view": header.view,
+                    "proposer": key_hex(header.proposer),
+                    "tx_count": header.tx_count,
+                    "signers": len(cert.votes),
+                }
+            )
+        last = out[-1]["height"] if out else 1
+        return web.json_response({"blocks": out, "next": last - 1 if last > 1 else None})
 
     async def latest_block(self, request: web.Request) -> web.Response:
         height = self.node.ledger.height
@@ -338,6 +410,47 @@ class Api:
                 ],
             }
         )
+
+    async def list_anchors(self, request: web.Request) -> web.Response:
+        """Anchors in digest order after ``after`` (a digest), at most ``limit``."""
+        text = request.query.get("after", "")
+        try:
+            after = bytes.fromhex(text)
+        except ValueError:
+            return error(400, "bad_hex", "after must be a digest in hex")
+        if len(after) not in (0, 32):
+            return error(400, "bad_hex", "after must be 64 hex digits")
+        limit = min(_int_query(request, "limit", MAX_ANCHOR_LIST), MAX_ANCHOR_LIST)
+        return await self.node.worker.client(lambda: self._anchors(after, max(1, limit)))
+
+    def _anchors(self, after: bytes, limit: int) -> web.Response:
+        found = [
+            anchors.AnchorRecord.from_wire(key[len(ANCHOR) :], codec.decode(value)).to_json()
+            for key, value in self.node.store.scan_after(ANCHOR, after, limit)
+        ]
+        full = len(found) == limit
+        return web.json_response({"anchors": found, "next": found[-1]["digest"] if full else None})
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        """Every model name the registry holds, with its version count and active version."""
+        return await self.node.worker.client(self._models)
+
+    def _models(self) -> web.Response:
+        prefix = storage_key(MODELS_CONTRACT, "versions:")
+        found = []
+        for key, value in self.node.store.scan(prefix, MAX_MODEL_LIST):
+            name = key[len(prefix) :].decode()
+            raw = self.node.store.get(storage_key(MODELS_CONTRACT, "active:" + name))
+            active = None if raw is None else decode_value(raw, MAX_VALUE_BYTES)
+            found.append(
+                {
+                    "name": name,
+                    "versions": decode_value(value, MAX_VALUE_BYTES),
+                    "active": None if active is None else active["version"],
+                    "model_id": None if active is None else active["model_id"].hex(),
+                }
+            )
+        return web.json_response({"models": found, "complete": len(found) < MAX_MODEL_LIST})
 
     async def anomalies(self, request: web.Request) -> web.Response:
         """Flagged score transactions from height ``since`` on (a bounded scan)."""
@@ -622,6 +735,7 @@ def make_app(node: Node) -> web.Application:
         client_max_size=MAX_API_BODY_BYTES, middlewares=[counted(node), json_errors]
     )
     app.add_routes(Api(node).routes())
+    app.add_routes(explorer.routes())
     return app
 
 
@@ -689,6 +803,21 @@ OPENAPI: dict = {
                 },
             }
         },
+        "/v1/blocks": {
+            "get": {
+                "summary": "Summaries of the newest blocks below `before`, newest first "
+                "(continue at `next`)",
+                "parameters": [
+                    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_BLOCK_LIST},
+                    },
+                ],
+                "responses": {"200": {"description": "blocks and next"}, "400": _error_schema()},
+            }
+        },
         "/v1/blocks/latest": {
             "get": {
                 "summary": "The latest committed block",
@@ -719,6 +848,20 @@ OPENAPI: dict = {
             "get": {
                 "summary": "Height, view, primary, peers, validators, mempool",
                 "responses": {"200": {"description": "status"}},
+            }
+        },
+        "/v1/anchors": {
+            "get": {
+                "summary": "Anchors in digest order after `after` (continue at `next`)",
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ANCHOR_LIST},
+                    },
+                ],
+                "responses": {"200": {"description": "anchors and next"}, "400": _error_schema()},
             }
         },
         "/v1/anchors/{digest}": {
@@ -770,6 +913,11 @@ OPENAPI: dict = {
             }
         },
         "/v1/models": {
+            "get": {
+                "summary": f"Model names in the registry (at most {MAX_MODEL_LIST}) with their "
+                "version counts and active version",
+                "responses": {"200": {"description": "models and complete"}},
+            },
             "post": {
                 "summary": "Upload a model artifact (raw bytes): checked, kept by id, gossiped",
                 "requestBody": {
@@ -780,7 +928,7 @@ OPENAPI: dict = {
                     "400": _error_schema(),
                     "413": _error_schema(),
                 },
-            }
+            },
         },
         "/v1/state/{key}": {
             "get": {
@@ -880,6 +1028,8 @@ OPENAPI: dict = {
 WORKER_ROUTES = (
     "/v1/txs",
     "/v1/txs/{hash}",
+    "/v1/blocks",
+    "/v1/anchors",
     "/v1/blocks/latest",
     "/v1/blocks/{height}",
     "/v1/anchors/{digest}",

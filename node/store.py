@@ -175,6 +175,16 @@ class Store:
                     return
                 yield key[len(STATE) :], value
 
+    def scan_after(self, prefix: bytes, after: bytes, limit: int) -> Iterator[tuple[bytes, bytes]]:
+        """Like ``scan``, but only keys above ``prefix + after`` (a page after the last one)."""
+        limit = min(limit, MAX_STATE_SCAN)
+        start = STATE + prefix + after
+        with self.db.iterator(start=start, include_start=not after) as it:
+            for n, (key, value) in enumerate(it):
+                if n >= limit or not key.startswith(STATE + prefix):
+                    return
+                yield key[len(STATE) :], value
+
     def validator_changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         found: list[tuple[int, bytes]] = []
         end = VALPROOF + b"\xff" * 8
