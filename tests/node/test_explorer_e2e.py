@@ -57,9 +57,13 @@ def off_loop(fn, *args):  # type: ignore[no-untyped-def]
         return pool.submit(fn, *args).result()
 
 
-def _anchor(n: Net, data: bytes, parents: tuple[bytes, ...] = ()) -> bytes:
+HOSTILE_TEXT = '<img src=x onerror="document.title=\'owned\'"><script>alert(1)</script>'
+"""Metadata a member could anchor: the explorer must show it as text and run none of it."""
+
+
+def _anchor(n: Net, data: bytes, parents: tuple[bytes, ...] = (), note: str = "e2e") -> bytes:
     digest = hashlib.sha256(data).digest()
-    payload = AnchorPayload(digest, len(data), "text/csv", parents, (("source", "e2e"),))
+    payload = AnchorPayload(digest, len(data), "text/csv", parents, (("note", note),))
     tx = Tx.create(n.client, n.chain_id, n.genesis_hash, payload, 500)
     [tx_hash] = n.submit("org1", [tx])
     n.wait("the anchor commits", lambda: n.committed("org1", tx_hash))
@@ -92,7 +96,7 @@ def _setup_chain(n: Net, tmp_path: Path) -> dict:
     rng = np.random.default_rng(5)
     data = rng.normal(0, 1, (300, 3))
     root = _anchor(n, data.tobytes())
-    derived = _anchor(n, data[:150].tobytes(), parents=(root,))
+    derived = _anchor(n, data[:150].tobytes(), parents=(root,), note=HOSTILE_TEXT)
     model = train(data, ("amount", "hour", "risk"), TrainParams(n_estimators=25),
                   anchors=[root]).model  # fmt: skip
     artifact = tmp_path / "payments.vmodel"
@@ -152,6 +156,16 @@ def test_a_person_follows_a_flagged_payment_to_its_block_a_proposal_and_a_lineag
         assert problems == [], problems
 
 
+def _all_checks_pass(page) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_selector("#verify-steps li.pass")
+    steps = page.locator("#verify-steps li")
+    classes = [steps.nth(i).get_attribute("class") for i in range(steps.count())]
+    assert "fail" not in classes and classes.count("pass") >= 6, (
+        classes,
+        page.locator("#verify-steps").inner_text(),
+    )
+
+
 def _walk_through(n: Net, page, url: str, chain: dict, flagged: dict) -> None:  # type: ignore[no-untyped-def]
     # The overview: live blocks and transactions, without reloading.
     page.goto(url + "/")
@@ -182,14 +196,8 @@ def _walk_through(n: Net, page, url: str, chain: dict, flagged: dict) -> None:  
     top = [f["feature"] for f in api_tx["receipt"]["result"]["top_features"]]
     chart = page.locator("svg[aria-label='top features']").text_content() or ""
     assert all(name in chart for name in top)
-    page.wait_for_selector("#verify-steps li.pass")
-    # (the steps replace "Checking…" all at once, so one passed step means all are shown)
-    steps = page.locator("#verify-steps li")
-    classes = [steps.nth(i).get_attribute("class") for i in range(steps.count())]
-    assert "fail" not in classes and classes.count("pass") >= 5, (
-        classes,
-        page.locator("#verify-steps").inner_text(),
-    )
+    _all_checks_pass(page)
+    assert page.locator("#verify-alarm").count() == 0
     _shot(page, "2-flagged-transaction")
 
     # On to its block: header and certificate as the API has them.
@@ -251,6 +259,16 @@ def _walk_through(n: Net, page, url: str, chain: dict, flagged: dict) -> None:  
     _shot(page, "7-anchor-lineage")
     page.locator(f"#lineage g[data-digest='{chain['derived'].hex()}']").click()
     page.wait_for_url(f"**/#/anchor/{chain['derived'].hex()}")
+    page.wait_for_selector(f"#anchor >> text={chain['derived'].hex()}")
+    assert "onerror" in page.locator("#anchor").inner_text()  # shown as text...
+    assert page.locator("#main img, #main script").count() == 0  # ...never as markup
+    # The browser's checks hold for other kinds of transaction too (an anchor, a vote).
+    page.locator("#anchor a", has_text="transaction").click()
+    _all_checks_pass(page)
+    vote_block = _get(n, f"/v1/blocks/{proposal['executed_at']}")  # type: ignore[index]
+    page.goto(f"{url}/#/tx/{vote_block['receipts'][0]['tx_hash']}")
+    assert _field(page, "tx-summary", "kind") == "call"
+    _all_checks_pass(page)
 
     # Members with their node's status, and search by hash.
     page.locator("nav a[data-nav='members']").click()
@@ -267,3 +285,49 @@ def _walk_through(n: Net, page, url: str, chain: dict, flagged: dict) -> None:  
     page.wait_for_selector("#error")
     assert "Nothing found" in page.locator("#error").inner_text()
     assert json.loads(page.evaluate("JSON.stringify(document.title)")).startswith("Vigil")
+    _a_lying_node_fails_the_checks(n, page, url, flagged)
+
+
+def _a_lying_node_fails_the_checks(n: Net, page, url: str, flagged: dict) -> None:  # type: ignore[no-untyped-def]
+    """The browser's own checks catch a node that changes a committed score or transaction."""
+    import json as json_module
+
+    honest = _get(n, f"/v1/txs/{flagged['tx']}")
+
+    def lie(what: str):  # type: ignore[no-untyped-def]
+        answer = json_module.loads(json_module.dumps(honest))
+        if what == "shown-score":  # the page is sent another score than the block holds
+            answer["receipt"]["result"]["path_sum"] += 1
+        elif what == "shown-features":  # ...or other features than the sender signed
+            answer["tx"]["payload"]["features"][0] = 0.5
+        elif what == "receipt":  # a receipt the block does not hold (one byte changed)
+            raw = bytearray.fromhex(answer["verify"]["receipt"])
+            raw[-3] ^= 1
+            answer["verify"]["receipt"] = raw.hex()
+        else:  # a transaction the block does not hold (one byte of its signature changed)
+            raw = bytearray.fromhex(answer["raw"])
+            raw[-1] ^= 1
+            answer["raw"] = raw.hex()
+        body = json_module.dumps(answer)
+        return lambda route: route.fulfill(status=200, content_type="application/json", body=body)
+
+    for what, step in (
+        ("shown-score", "The receipt shown"),
+        ("shown-features", "The transaction shown"),
+        ("receipt", "The receipt shown"),
+        ("tx", "The transaction is in the block"),
+    ):
+        pattern = f"**/v1/txs/{flagged['tx']}"
+        page.route(pattern, lie(what))
+        page.goto(f"{url}/#/members")
+        page.wait_for_selector("#members")
+        page.goto(f"{url}/#/tx/{flagged['tx']}")
+        page.wait_for_selector("#verify-steps li.pass")
+        failed = page.locator("#verify-steps li.fail")
+        assert page.locator("#verify-alarm").is_visible()
+        assert failed.count() == 1 and step in failed.inner_text(), (
+            what,
+            page.locator("#verify-steps").inner_text(),
+        )
+        _shot(page, f"9-lying-node-{what}")
+        page.unroute(pattern)

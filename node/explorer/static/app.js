@@ -235,13 +235,26 @@ const concat = (...parts) => {
   return out;
 };
 
-// The subset of msgpack the node's canonical encoding uses for headers, certificates and proofs.
-function unpack(bytes) {
+// The subset of msgpack the node's canonical encoding uses (no maps; floats only in the
+// features of a score transaction).
+// decodeAt returns [value, offset after it], so a caller can find where fields end.
+function decodeAt(bytes, start) {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let i = 0;
+  let i = start;
   const need = (n) => { if (i + n > bytes.length) throw new Error("truncated msgpack"); };
   const take = (n) => { need(n); const out = bytes.subarray(i, i + n); i += n; return out; };
-  const u = (n) => { need(n); const v = n === 1 ? dv.getUint8(i) : n === 2 ? dv.getUint16(i) : n === 4 ? dv.getUint32(i) : Number(dv.getBigUint64(i)); i += n; return v; };
+  const u = (n) => {
+    need(n);
+    const v = n === 1 ? dv.getUint8(i) : n === 2 ? dv.getUint16(i) : n === 4 ? dv.getUint32(i) : Number(dv.getBigUint64(i));
+    i += n;
+    return v;
+  };
+  const sInt = (n) => {
+    need(n);
+    const v = n === 1 ? dv.getInt8(i) : n === 2 ? dv.getInt16(i) : n === 4 ? dv.getInt32(i) : Number(dv.getBigInt64(i));
+    i += n;
+    return v;
+  };
   const text = (n) => new TextDecoder().decode(take(n));
   const list = (n, depth) => { const out = []; for (let j = 0; j < n; j++) out.push(one(depth + 1)); return out; };
   function one(depth) {
@@ -258,20 +271,40 @@ function unpack(bytes) {
       case 0xc4: return take(u(1));
       case 0xc5: return take(u(2));
       case 0xc6: return take(u(4));
+      case 0xca: { need(4); const v = dv.getFloat32(i); i += 4; return v; }
+      case 0xcb: { need(8); const v = dv.getFloat64(i); i += 8; return v; }
       case 0xcc: return u(1);
       case 0xcd: return u(2);
       case 0xce: return u(4);
       case 0xcf: return u(8);
+      case 0xd0: return sInt(1);
+      case 0xd1: return sInt(2);
+      case 0xd2: return sInt(4);
+      case 0xd3: return sInt(8);
       case 0xd9: return text(u(1));
       case 0xda: return text(u(2));
+      case 0xdb: return text(u(4));
       case 0xdc: return list(u(2), depth);
       case 0xdd: return list(u(4), depth);
       default: throw new Error(`msgpack type 0x${t.toString(16)} is not used here`);
     }
   }
-  const value = one(0);
-  if (i !== bytes.length) throw new Error("trailing bytes after msgpack value");
+  return [one(0), i];
+}
+
+function unpack(bytes) {
+  const [value, end] = decodeAt(bytes, 0);
+  if (end !== bytes.length) throw new Error("trailing bytes after msgpack value");
   return value;
+}
+
+// A transaction's id is sha256 of its first six fields as a msgpack array (the signed body);
+// the encoded transaction is the same array with the signature as a seventh field.
+function txIdOf(raw) {
+  if (raw[0] !== 0x97) throw new Error("a transaction encodes as an array of 7 fields");
+  let end = 1;
+  for (let k = 0; k < 6; k++) end = decodeAt(raw, end)[1];
+  return sha256(concat(Uint8Array.of(0x96), raw.subarray(1, end)));
 }
 
 function packUint(n) {
@@ -309,6 +342,33 @@ function merkleIncludes(root, leaf, index, size, path) {
 const HEADER_FIELDS = ["chain_id", "height", "prev_hash", "timestamp_ms", "view", "proposer",
   "tx_count", "tx_root", "receipts_root", "state_root", "validators_hash"];
 
+// Is a decoded wire value the value the page shows? (Bytes show as hex; an anchor's
+// metadata, pairs on the wire, shows as an object.)
+function sameValue(wire, shown) {
+  if (wire instanceof Uint8Array) return toHex(wire) === shown;
+  if (Array.isArray(wire)) {
+    const list = Array.isArray(shown) ? shown : shown && typeof shown === "object" ? Object.entries(shown) : null;
+    return list !== null && list.length === wire.length && wire.every((w, k) => sameValue(w, list[k]));
+  }
+  return wire === shown;
+}
+
+// Does the receipt's decoded wire form say what the page shows?
+function receiptMatches(wire, tx) {
+  const [txHash, status, gas, result, events, error] = wire;
+  const r = tx.receipt;
+  let same = toHex(txHash) === tx.hash && status === r.status && gas === r.gas_used &&
+    error === (r.error || "") && events.length === r.events.length &&
+    events.every((e, k) => e[0] === r.events[k].name);
+  if (same && tx.tx.kind === "score" && status === "ok") {
+    const [modelId, pathSum, outlier, top] = result;
+    same = toHex(modelId) === r.result.model_id && pathSum === r.result.path_sum &&
+      outlier === r.result.outlier && top.length === r.result.top_features.length &&
+      top.every(([name, ppm], k) => name === r.result.top_features[k].feature && ppm === r.result.top_features[k].share_ppm);
+  }
+  return same;
+}
+
 async function ed25519Verify(key, signature, message) {
   if (!(window.crypto && crypto.subtle)) return null;
   try {
@@ -336,18 +396,33 @@ async function verifySteps(tx) {
   const sameAsJson = HEADER_FIELDS.every((f) => String(asHex(hdr[f])) === String(tx.header[f]));
   step(sameAsJson ? "pass" : "fail", "The header shown is the header the node sent as bytes",
     `${HEADER_FIELDS.length} fields decoded from the raw header and compared`);
-  const txIncluded = merkleIncludes(hdr.tx_root, fromHex(tx.raw), tx.proof.index, hdr.tx_count,
+  const raw = fromHex(tx.raw);
+  let sameTx = false;
+  try {
+    const [chainId, sender, nonce, validUntil, kind, payload] = unpack(raw);
+    sameTx = toHex(txIdOf(raw)) === tx.hash && toHex(sender) === tx.tx.sender &&
+      chainId === tx.tx.chain_id && toHex(nonce) === tx.tx.nonce &&
+      kind === tx.tx.kind && validUntil === tx.tx.valid_until_height &&
+      sameValue(payload, Object.values(tx.tx.payload));
+  } catch (_) { sameTx = false; }
+  step(sameTx ? "pass" : "fail", "The transaction shown is the one its sender signed",
+    "its hash recomputed from the transaction's bytes; every field shown, the payload too, compared with them");
+  const txIncluded = merkleIncludes(hdr.tx_root, raw, tx.proof.index, hdr.tx_count,
     tx.proof.path.map(fromHex));
   step(txIncluded ? "pass" : "fail", "The transaction is in the block",
     `Merkle path of ${tx.proof.path.length} hashes from transaction ${tx.proof.index} of ${hdr.tx_count} to tx_root ${short(toHex(hdr.tx_root), 16)}`);
   let receiptIncluded = false;
+  let receiptShown = false;
   try {
+    const receiptBytes = fromHex(tx.verify.receipt);
     const [ri, rs, rpath] = unpack(fromHex(tx.verify.receipt_proof));
     receiptIncluded = ri === tx.proof.index && rs === hdr.tx_count &&
-      merkleIncludes(hdr.receipts_root, fromHex(tx.verify.receipt), ri, hdr.tx_count, rpath);
+      merkleIncludes(hdr.receipts_root, receiptBytes, ri, hdr.tx_count, rpath);
+    receiptShown = receiptMatches(unpack(receiptBytes), tx);
   } catch (_) { receiptIncluded = false; }
-  step(receiptIncluded ? "pass" : "fail", "The receipt (status, score, events) is in the block",
-    `Merkle path to receipts_root ${short(toHex(hdr.receipts_root), 16)}`);
+  step(receiptIncluded && receiptShown ? "pass" : "fail", "The receipt shown (status, score, events) is in the block",
+    `status, gas, events${tx.tx.kind === "score" ? ", path sum and verdict" : ""} compared with the receipt's bytes; Merkle path to receipts_root ${short(toHex(hdr.receipts_root), 16)}`
+    + (receiptIncluded && !receiptShown ? " (the bytes are in the block, but the page was shown other values)" : ""));
   const [height, view, blockHash, votes] = cert;
   const headerHash = sha256(fromHex(tx.verify.header));
   const certifies = toHex(blockHash) === toHex(headerHash) && height === hdr.height;
@@ -608,9 +683,18 @@ async function txPage(hash) {
     "What your browser checked in the node's answer, and what it cannot check on its own:"), steps,
     h("p", { class: "small" }, "To check all of it from your genesis file: ",
       h("code", {}, `vigil tx show ${t.hash} --genesis genesis.json`))));
-  verifySteps(t).then((list) => steps.replaceChildren(...list.map((x) =>
-    h("li", { class: x.state }, h("span", { class: "mark" }, { pass: "✓", fail: "✗", skip: "–" }[x.state]),
-      h("div", {}, h("div", {}, x.title), h("div", { class: "detail" }, x.detail))))))
+  const alarm = h("div", {});
+  parts.unshift(alarm);
+  verifySteps(t).then((list) => {
+    steps.replaceChildren(...list.map((x) =>
+      h("li", { class: x.state }, h("span", { class: "mark" }, { pass: "✓", fail: "✗", skip: "–" }[x.state]),
+        h("div", {}, h("div", {}, x.title), h("div", { class: "detail" }, x.detail)))));
+    if (list.some((x) => x.state === "fail")) {
+      alarm.replaceChildren(h("div", { class: "error-box", id: "verify-alarm" }, h("strong", {}, "This node's answer failed a check"),
+        ": what this page shows does not match the certified block (see Verification below). Do not rely on it; ask another member's node."));
+      alarm.className = "panel-gap";
+    }
+  })
     .catch((e) => steps.replaceChildren(h("li", { class: "fail" }, h("span", { class: "mark" }, "✗"), h("div", {}, `verification stopped: ${e.message}`))));
   return page("Transaction", short(t.hash, 20), parts);
 }
