@@ -160,6 +160,8 @@ def print_table(net: localnet.LocalNet, directory: Path, demo: Path, first: str)
     for x in net.nodes:
         print(f"  {x.org:<8} {x.url:<28} {x.peer:<22} {shown(x.home)}")
     print()
+    print(f"  explorer: open {first}/ in a browser (every node serves one)")
+    print()
     print("  try, in another terminal:")
     print(f"    {vigil} status --node {first} --genesis {genesis}")
     print(f"    {vigil} verify-file {shown(demo)} --node {net.nodes[-1].url} --genesis {genesis}")

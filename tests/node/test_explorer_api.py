@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -143,4 +144,60 @@ async def test_every_api_route_is_described_in_the_openapi_document(tmp_path: Pa
                 continue
             assert (path, route.method) in described, (path, route.method)
     finally:
+        await node.stop()
+
+
+async def test_list_limits_hold_at_their_edges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_scoring import decide
+
+    node = _node(tmp_path)
+    client = await _client(node)
+    try:
+        for i in range(4):
+            await node.worker.client(
+                lambda i=i: commit(node.ledger, [anchor_tx(f"edge {i}".encode())])
+            )
+        for name in ("alpha", "beta", "gamma"):
+            approve = {
+                "name": name,
+                "model_id": hashlib.sha256(name.encode()).digest(),
+                "size": 1000,
+                "contributors": {"org0": 1},
+                "anchors": [hashlib.sha256(b"data").digest()],
+            }
+            await node.worker.client(lambda a=approve: decide(node.ledger, "approve_model", a))
+        await node.worker.client(
+            lambda: decide(node.ledger, "activate_model", {"name": "beta", "version": 1})
+        )
+        models = await (await client.get("/v1/models")).json()
+        assert models["complete"] and [m["name"] for m in models["models"]] == [
+            "alpha",
+            "beta",
+            "gamma",
+        ]
+        beta = models["models"][1]
+        assert beta["active"] == 1 and beta["versions"] == 1
+        assert beta["model_id"] == hashlib.sha256(b"beta").hexdigest()
+        assert models["models"][0]["active"] is None and models["models"][0]["model_id"] is None
+
+        monkeypatch.setattr(api_module, "MAX_MODEL_LIST", 3)  # exactly at the bound
+        at_bound = await (await client.get("/v1/models")).json()
+        assert len(at_bound["models"]) == 3 and not at_bound["complete"]
+        monkeypatch.setattr(api_module, "MAX_MODEL_LIST", 2)
+        over = await (await client.get("/v1/models")).json()
+        assert len(over["models"]) == 2 and not over["complete"]
+
+        monkeypatch.setattr(api_module, "MAX_BLOCK_LIST", 3)
+        for limit, shown in ((2, 2), (3, 3), (4, 3)):
+            answer = await (await client.get(f"/v1/blocks?limit={limit}")).json()
+            assert len(answer["blocks"]) == shown, limit
+        assert (await (await client.get("/v1/blocks?limit=0")).json())["blocks"] != []  # >= 1
+
+        monkeypatch.setattr(api_module, "MAX_ANCHOR_LIST", 2)
+        page = await (await client.get("/v1/anchors?limit=50")).json()
+        assert len(page["anchors"]) == 2 and page["next"] == page["anchors"][1]["digest"]
+    finally:
+        await client.close()
         await node.stop()
