@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 import click
 
 from cli.output import emit, json_flag, wants_json
+from consensus.crypto import sha256
 from ml.errors import ModelError
-from ml.limits import DIGEST_BYTES, MAX_ARTIFACT_BYTES, MAX_CSV_BYTES, MAX_TOP_K, MAX_TREES
+from ml.limits import MAX_ARTIFACT_BYTES, MAX_CSV_BYTES, MAX_TOP_K, MAX_TREES
 
 if TYPE_CHECKING:
     from ml.dataset import Dataset
@@ -104,17 +105,8 @@ def _number_or_auto(text: str, name: str, allow_int: bool) -> str | int | float:
         raise click.BadParameter(f"{text!r}: expected {kinds}", param_hint=name) from None
 
 
-def _parse_anchor(text: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text.strip())
-    except ValueError:
-        raw = b""
-    if len(raw) != DIGEST_BYTES:
-        raise click.BadParameter(
-            f"{text!r}: expected a SHA-256 digest ({2 * DIGEST_BYTES} hex digits)",
-            param_hint="--anchor",
-        )
-    return raw
+MAX_TRAINING_FILES = 64
+"""CSV files one `vigil model train` reads (each at most MAX_CSV_BYTES)."""
 
 
 @click.group()
@@ -130,7 +122,7 @@ def model() -> None:
 
 
 @model.command()
-@click.argument("data", type=_FILE)
+@click.argument("data", type=_FILE, nargs=-1, required=True)
 @click.option("--out", required=True, type=_OUT, help="Where to write the model artifact.")
 @click.option(
     "--trees", default=100, show_default=True, type=click.IntRange(1, MAX_TREES), help="Trees."
@@ -154,28 +146,26 @@ def model() -> None:
     help="Features per tree (count or fraction).",
 )
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
-@click.option(
-    "--anchor",
-    "anchors",
-    multiple=True,
-    metavar="DIGEST",
-    help="Hex SHA-256 of a training dataset anchored on chain (repeatable). The SHA-256 of "
-    "DATA itself is always recorded.",
-)
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @json_flag
 def train(
-    data: Path,
+    data: tuple[Path, ...],
     out: Path,
     trees: int,
     max_samples: str,
     contamination: str,
     max_features: str,
     seed: int,
-    anchors: tuple[str, ...],
     force: bool,
 ) -> None:
-    """Train an IsolationForest on DATA (CSV with a header) and write the artifact."""
+    """Train an IsolationForest on the rows of DATA... (CSVs with one header) and write the
+    artifact.
+
+    Each file's SHA-256 and row count are recorded in the artifact as a training dataset.
+    Anchor the same files on chain (`vigil anchor FILE`): a chain that requires anchored
+    training data approves the model only if every one of them is anchored by a member.
+    Raw data never leaves this machine.
+    """
     from ml.train import TrainParams, train_csv
 
     if out.exists() and not force:
@@ -189,22 +179,28 @@ def train(
     )
     if params.max_features == "auto":
         raise click.BadParameter("'auto' is not a feature count", param_hint="--max-features")
-    raw = _read(data, MAX_CSV_BYTES)
-    extra = [_parse_anchor(a) for a in anchors]
+    if len(data) > MAX_TRAINING_FILES:
+        raise click.UsageError(f"at most {MAX_TRAINING_FILES} training files")
+    raws = [_read(path, MAX_CSV_BYTES) for path in data]
     try:
-        result = train_csv(raw, params, extra)
+        result = train_csv(raws, params)
     except ModelError as exc:
-        raise click.ClickException(f"{data}: {exc}") from None
+        raise click.ClickException(f"{', '.join(map(str, data))}: {exc}") from None
     _write(out, result.model.data, force)
+    m = result.model
+    rows = dict(m.datasets or ())
+    datasets = []
+    for path, raw in zip(data, raws, strict=True):
+        digest = sha256(raw)
+        datasets.append({"file": str(path), "digest": digest.hex(), "rows": rows[digest]})
     if wants_json():
-        m = result.model
         emit({"file": str(out), "model_id": m.model_id.hex(), "trees": m.n_trees,
-              "features": list(m.feature_names)})  # fmt: skip
+              "features": list(m.feature_names), "datasets": datasets})  # fmt: skip
         return
-    click.echo(
-        f"wrote {out}: model {result.model.model_id.hex()}, {result.model.n_trees} trees, "
-        f"{result.model.n_features} features"
-    )
+    click.echo(f"wrote {out}: model {m.model_id.hex()}, {m.n_trees} trees, {m.n_features} features")
+    for d in datasets:
+        click.echo(f"  trained on {d['file']}: {d['rows']} rows, sha256 {d['digest']}")
+    click.echo("  anchor these files on chain (vigil anchor FILE) before proposing the model")
 
 
 def _describe(m: Model) -> dict:
@@ -212,7 +208,7 @@ def _describe(m: Model) -> dict:
 
     return {
         "model_id": m.model_id.hex(),
-        "format": f"{artifact.MAGIC} v{artifact.FORMAT_VERSION}",
+        "format": f"{artifact.MAGIC} v{3 if m.datasets else 2 if m.training_bins else 1}",
         "bytes": len(m.data),
         "features": list(m.feature_names),
         "trees": m.n_trees,
@@ -236,6 +232,9 @@ def _describe(m: Model) -> dict:
             }
             for digest, sub in zip(m.digests, m.contributors, strict=True)
         ],
+        "datasets": None
+        if m.datasets is None
+        else [{"digest": d.hex(), "rows": rows} for d, rows in m.datasets],
     }
 
 
@@ -264,6 +263,10 @@ def inspect(path: Path, as_json: bool) -> None:
         click.echo(f"  training offset {c['training_offset']!r}")
         for anchor in c["anchors"]:
             click.echo(f"  anchor {anchor}")
+    if info["datasets"] is None:
+        click.echo("datasets    not recorded (format before v3): no chain can check them")
+    for d in info["datasets"] or ():
+        click.echo(f"dataset     {d['digest']}  {d['rows']} rows")
 
 
 def _share(weight_ppm: int) -> str:

@@ -3,7 +3,7 @@
 An artifact is one canonical msgpack array (``consensus.codec``)::
 
     [MAGIC, FORMAT_VERSION, feature_names, offset, threshold, contributors, training_bins,
-     checksum]
+     datasets, checksum]
 
 * ``feature_names``: the schema, a list of distinct non-empty strings;
 * ``offset``: scikit-learn's ``offset_`` (``decision_function = score - offset``),
@@ -15,11 +15,19 @@ An artifact is one canonical msgpack array (``consensus.codec``)::
   ``ml.drift`` (``DRIFT_BINS`` integers), the distribution drift is measured
   against. It is the trainer's claim (the rows stay off chain); for a merged
   model it is the sum of the inputs' counts, each under its own forest;
+* ``datasets``: ``[digest, rows]`` for every training dataset, sorted by
+  digest: the SHA-256 of the file (what an ``anchor`` transaction records) and
+  how many of the training rows came from it. The digests are exactly the
+  anchors of the sub-forests (checked at load); governance looks each one up
+  on chain before a version is approved, and the rows are the trainer's
+  contribution (raw data never leaves the trainer);
 * ``checksum``: SHA-256 of the encoding of the fields before it, so any
   damaged byte is caught even before the structure is examined.
 
-Version 1 artifacts (no ``training_bins``) still load: their models score as
-before and report no drift (``Model.training_bins`` is None).
+Older versions still load. Version 1 (no ``training_bins``) scores as before
+and reports no drift (``Model.training_bins`` is None); versions 1 and 2 have
+no ``datasets`` (``Model.datasets`` is None), so a chain that requires anchored
+training data refuses to approve them.
 
 A sub-forest record is::
 
@@ -57,6 +65,7 @@ from ml.limits import (
     MAX_ANCHORS,
     MAX_ARTIFACT_BYTES,
     MAX_CONTRIBUTORS,
+    MAX_DATASET_ROWS,
     MAX_FEATURE_NAME_BYTES,
     MAX_FEATURES,
     MAX_LIBRARIES,
@@ -67,12 +76,13 @@ from ml.limits import (
 )
 
 MAGIC = "vigil-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The version this code writes; ``READABLE_VERSIONS`` lists what it loads."""
 SUBFOREST_DOMAIN = "vigil/ml/subforest/v1"
 TOP_FIELDS_V1 = ("magic", "format_version", "feature_names", "offset", "threshold", "contributors")
-TOP_FIELDS = (*TOP_FIELDS_V1, "training_bins")
-FIELDS_OF_VERSION = {1: TOP_FIELDS_V1, 2: TOP_FIELDS}
+TOP_FIELDS_V2 = (*TOP_FIELDS_V1, "training_bins")
+TOP_FIELDS = (*TOP_FIELDS_V2, "datasets")
+FIELDS_OF_VERSION = {1: TOP_FIELDS_V1, 2: TOP_FIELDS_V2, 3: TOP_FIELDS}
 READABLE_VERSIONS = tuple(FIELDS_OF_VERSION)
 assert FORMAT_VERSION in READABLE_VERSIONS
 HYPER_FIELDS = ("n_estimators", "max_samples", "max_features", "contamination", "random_state")
@@ -138,11 +148,15 @@ def encode_model(
     offset: float,
     contributors: Sequence[SubForest],
     training_bins: Sequence[int] | None = None,
+    datasets: Sequence[tuple[bytes, int]] | None = None,
 ) -> bytes:
     """Canonical artifact bytes; contributors are ordered by digest so the order given is moot.
 
-    Without ``training_bins`` the artifact is written in version 1 (no drift baseline).
+    Without ``training_bins`` the artifact is written in version 1 (no drift baseline);
+    with them but without ``datasets``, in version 2 (no training datasets to check).
     """
+    if datasets is not None and training_bins is None:
+        raise ValueError("an artifact with datasets needs training bins (version 3)")
     names = list(feature_names)
     records = []
     for sub in contributors:
@@ -153,7 +167,10 @@ def encode_model(
     threshold = threshold_fixed(float(offset), n_trees) if n_trees else 0
     fields = [MAGIC, 1, names, float(offset), threshold, records]
     if training_bins is not None:
-        fields = [MAGIC, FORMAT_VERSION, *fields[2:], list(training_bins)]
+        fields = [MAGIC, 2, *fields[2:], list(training_bins)]
+    if datasets is not None:
+        rows = sorted([bytes(d), int(n)] for d, n in datasets)
+        fields = [MAGIC, FORMAT_VERSION, *fields[2:], rows]
     return seal(fields)
 
 
@@ -162,9 +179,10 @@ def build_model(
     offset: float,
     contributors: Sequence[SubForest],
     training_bins: Sequence[int] | None = None,
+    datasets: Sequence[tuple[bytes, int]] | None = None,
 ) -> Model:
     """Encode and then load (fully validate) a model: nothing unvalidated leaves this module."""
-    return load(encode_model(feature_names, offset, contributors, training_bins))
+    return load(encode_model(feature_names, offset, contributors, training_bins, datasets))
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -498,6 +516,9 @@ def load(
         raise _fail(
             "threshold", f"{threshold} != {threshold_fixed(offset, trees)} derived from offset"
         )
+    datasets = None
+    if top[1] >= 3:
+        datasets = _load_datasets(top[7], {a for sub in contributors for a in sub.anchors})
     return Model(
         feature_names=feature_names,
         offset=offset,
@@ -507,4 +528,25 @@ def load(
         data=data,
         model_id=digest,
         training_bins=training_bins,
+        datasets=datasets,
     )
+
+
+def _load_datasets(value: object, anchors: set[bytes]) -> tuple[tuple[bytes, int], ...]:
+    """``[[digest, rows], ...]`` sorted by digest, naming exactly the sub-forests' anchors."""
+    entries = _expect_list(value, "datasets")
+    if len(entries) > len(anchors):
+        raise _fail("datasets", f"{len(entries)} entries for {len(anchors)} anchored datasets")
+    out: list[tuple[bytes, int]] = []
+    for i, entry in enumerate(entries):
+        digest, rows = _expect_list(entry, f"datasets[{i}]", 2)
+        out.append(
+            (
+                _expect_digest(digest, f"datasets[{i}].digest"),
+                _expect_int(rows, f"datasets[{i}].rows", 1, MAX_DATASET_ROWS),
+            )
+        )
+    _expect_sorted_unique([d for d, _ in out], "datasets")
+    if {d for d, _ in out} != anchors:
+        raise _fail("datasets", "must name exactly the anchors of the contributors")
+    return tuple(out)

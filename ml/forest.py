@@ -76,6 +76,8 @@ class Model:
     model_id: bytes
     training_bins: tuple[int, ...] | None = None
     """The training scores per ``ml.drift`` bin; None for a version 1 artifact."""
+    datasets: tuple[tuple[bytes, int], ...] | None = None
+    """``(digest, rows)`` of each training dataset, by digest; None before version 3."""
 
     @property
     def n_trees(self) -> int:

@@ -55,6 +55,8 @@ MAX_TOP_K = 16
 """Most features an explanation may list per row."""
 
 DIGEST_BYTES = 32
+MAX_DATASET_ROWS = 2**53
+"""Most training rows an artifact may credit to one dataset (exact in a float64 and in JSON)."""
 """SHA-256 digest length: model ids, sub-forest digests and data anchors."""
 
 INT64_MAX = 2**63 - 1

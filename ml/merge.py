@@ -10,7 +10,8 @@ estimators are the union; with different sizes it is the same average with
 each tree normalised by its own ``c(psi)``.
 
 The drift baseline is the sum of the inputs' training histograms
-(``merged_training_bins``). The result does not depend on the order of the inputs: contributors are
+(``merged_training_bins``); the training datasets are the union of the inputs'
+(``merged_datasets``). The result does not depend on the order of the inputs: contributors are
 stored sorted by digest and the threshold is derived from the offset and
 the total tree count. The offset must be given unless all inputs agree on it.
 """
@@ -59,9 +60,33 @@ def merge(models: Sequence[Model], offset: float | None = None) -> Model:
         offset = offsets.pop()
     if not isinstance(offset, float) or not math.isfinite(offset):
         raise MergeError(f"offset must be a finite float, got {offset!r}")
+    bins = merged_training_bins(models)
     return build_model(
-        schema, offset, [by_digest[d] for d in sorted(by_digest)], merged_training_bins(models)
+        schema,
+        offset,
+        [by_digest[d] for d in sorted(by_digest)],
+        bins,
+        merged_datasets(models) if bins is not None else None,
     )
+
+
+def merged_datasets(models: Sequence[Model]) -> list[tuple[bytes, int]] | None:
+    """The training datasets of all inputs (None if any input records none).
+
+    Two inputs trained on the same anchored file must credit it with the same rows; it then
+    counts once.
+    """
+    if any(model.datasets is None for model in models):
+        return None
+    rows: dict[bytes, int] = {}
+    for i, model in enumerate(models):
+        for digest, n in model.datasets or ():
+            if rows.setdefault(digest, n) != n:
+                raise MergeError(
+                    f"model {i} credits dataset {digest.hex()} with {n} rows, another with "
+                    f"{rows[digest]}"
+                )
+    return sorted(rows.items())
 
 
 def merged_training_bins(models: Sequence[Model]) -> list[int] | None:

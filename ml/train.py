@@ -192,10 +192,28 @@ def train(
     feature_names: Sequence[str] | None = None,
     params: TrainParams | None = None,
     anchors: Sequence[bytes] = (),
+    datasets: Sequence[tuple[bytes, int]] | None = None,
 ) -> TrainResult:
-    """Fit on ``data`` (rows x features) and export; names default to ``x0, x1, ...``."""
+    """Fit on ``data`` (rows x features) and export; names default to ``x0, x1, ...``.
+
+    ``datasets`` names the files the rows came from, as ``(sha256 of the file, rows)``
+    in any order; their rows must add up to the data's. They are the sub-forest's anchors
+    and the artifact's ``datasets`` (format 3), which governance checks against the
+    chain. ``anchors`` alone (no row counts) writes a format 2 artifact.
+    """
     params = params or TrainParams()
     matrix = as_matrix(data)
+    if datasets is not None:
+        if anchors:
+            raise InputError("give datasets (digest, rows) or anchors, not both")
+        if not datasets or sum(n for _, n in datasets) != matrix.shape[0]:
+            raise InputError(
+                f"the datasets' rows ({sum(n for _, n in datasets)}) must add up to the "
+                f"{matrix.shape[0]} training rows"
+            )
+        if len({d for d, _ in datasets}) != len(datasets):
+            raise InputError("a dataset is listed twice")
+        anchors = sorted(d for d, _ in datasets)
     if not np.isfinite(matrix).all() or (np.abs(matrix) > FLOAT32_MAX).any():
         raise InputError("training data must be finite and within float32 range")
     names = (
@@ -214,16 +232,32 @@ def train(
     sub = export_subforest(estimator, params, anchors)
     plain = build_model(names, float(estimator.offset_), [sub])
     bins = histogram(Scorer(plain).score_batch(matrix).path_sums, plain.n_trees)
-    return TrainResult(build_model(names, float(estimator.offset_), [sub], bins), estimator)
+    model = build_model(names, float(estimator.offset_), [sub], bins, datasets)
+    return TrainResult(model, estimator)
 
 
-def train_csv(
-    data: bytes, params: TrainParams | None = None, anchors: Sequence[bytes] = ()
-) -> TrainResult:
-    """Train on CSV bytes with a header; the SHA-256 of ``data`` is recorded as an anchor.
+def train_csv(files: Sequence[bytes], params: TrainParams | None = None) -> TrainResult:
+    """Train on the rows of one or more CSV files (each with the same header).
 
-    That digest is what an ``anchor`` transaction for this exact file records,
-    so the model names the dataset it was trained on without being told.
+    Each file's SHA-256 and row count are recorded as a training dataset: that digest is
+    what an ``anchor`` transaction for this exact file records, so the model names the data
+    it was trained on without being told, and governance can look each one up on chain.
     """
-    dataset = parse_csv(data)
-    return train(dataset.matrix, dataset.feature_names, params, [sha256(data), *anchors])
+    if not files:
+        raise InputError("no training data")
+    parsed = [parse_csv(data) for data in files]
+    names = parsed[0].feature_names
+    for i, dataset in enumerate(parsed[1:], start=1):
+        if dataset.feature_names != names:
+            raise InputError(
+                f"file {i + 1} has columns {list(dataset.feature_names)}, file 1 has "
+                f"{list(names)}; training files must share one header"
+            )
+    rows: dict[bytes, int] = {}
+    for data, dataset in zip(files, parsed, strict=True):
+        digest = sha256(data)
+        if digest in rows:
+            raise InputError(f"the same file is given twice (sha256 {digest.hex()})")
+        rows[digest] = dataset.matrix.shape[0]
+    matrix = np.concatenate([d.matrix for d in parsed]) if len(parsed) > 1 else parsed[0].matrix
+    return train(matrix, names, params, datasets=list(rows.items()))

@@ -41,29 +41,35 @@ def run(*args: str, ok: bool = True):
     return result
 
 
-def train(workdir: Path, name: str, *extra: str) -> Path:
+def train(workdir: Path, name: str, *extra: str, files: tuple[str, ...] = ("train.csv",)) -> Path:
     out = workdir / name
     if not out.exists():
-        run(
-            "model", "train", str(workdir / "train.csv"), "--out", str(out), "--trees", "40", *extra
-        )
+        paths = [str(workdir / f) for f in files]
+        run("model", "train", *paths, "--out", str(out), "--trees", "40", *extra)
     return out
 
 
 def test_train_inspect_and_score(workdir: Path) -> None:
-    anchor = "ab" * 32
-    model = train(workdir, "a.vmodel", "--seed", "1", "--anchor", anchor)
+    more = workdir / "more.csv"
+    more.write_text("amount,hour,velocity\n" + "0.5,0.1,-0.2\n" * 30)
+    model = train(workdir, "a.vmodel", "--seed", "1", files=("train.csv", "more.csv"))
     info = json.loads(run("model", "inspect", str(model), "--json").output)
     assert info["model_id"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert info["features"] == ["amount", "hour", "velocity"]
     assert info["trees"] == 40 and info["offset"] == -0.5
     contributor = info["contributors"][0]
     data_digest = hashlib.sha256((workdir / "train.csv").read_bytes()).hexdigest()
-    assert sorted(contributor["anchors"]) == sorted([anchor, data_digest])
+    more_digest = hashlib.sha256(more.read_bytes()).hexdigest()
+    assert sorted(contributor["anchors"]) == sorted([more_digest, data_digest])
+    assert sorted((d["digest"], d["rows"]) for d in info["datasets"]) == sorted(
+        [(data_digest, 400), (more_digest, 30)]
+    )
+    assert "format" in info and info["format"].endswith("v3")
     assert contributor["hyper_parameters"]["random_state"] == 1
     assert "scikit-learn" in contributor["libraries"]
     text = run("model", "inspect", str(model)).output
     assert info["model_id"] in text and "amount, hour, velocity" in text
+    assert f"dataset     {more_digest}  30 rows" in text
 
     result = run("model", "score", str(model), str(workdir / "rows.csv"), "--top", "2")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))

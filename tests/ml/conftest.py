@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from ml_testing import make_data
 
@@ -10,8 +12,11 @@ from ml.train import TrainParams, TrainResult, train
 
 @pytest.fixture(scope="session")
 def small() -> TrainResult:
-    """A small model (5 trees of 16 samples, 3 features) for corruption tests."""
-    return train(make_data(7, n=200, d=3), ["a", "b", "c"], TrainParams(5, 16, "auto", 1.0, 11))
+    """A small model (5 trees of 16 samples, 3 features, one 200-row dataset; format 3) for
+    corruption tests."""
+    data = make_data(7, n=200, d=3)
+    return train(data, ["a", "b", "c"], TrainParams(5, 16, "auto", 1.0, 11),
+                 datasets=[(hashlib.sha256(data.tobytes()).digest(), 200)])  # fmt: skip
 
 
 @pytest.fixture(scope="session")

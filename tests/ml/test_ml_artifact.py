@@ -19,6 +19,7 @@ from ml.limits import (
     MAX_ANCHORS,
     MAX_ARTIFACT_BYTES,
     MAX_CONTRIBUTORS,
+    MAX_DATASET_ROWS,
     MAX_FEATURE_NAME_BYTES,
     MAX_FEATURES,
     MAX_LIBRARIES,
@@ -38,7 +39,7 @@ def test_round_trip_keeps_the_id(small) -> None:
     again = artifact.load(model.data)
     assert again.model_id == model.model_id == sha256(model.data)
     rebuilt = artifact.encode_model(
-        again.feature_names, again.offset, again.contributors, again.training_bins
+        again.feature_names, again.offset, again.contributors, again.training_bins, again.datasets
     )
     assert rebuilt == model.data
     assert artifact.load(model.data, expected_id=model.model_id).model_id == model.model_id
@@ -118,8 +119,17 @@ def _grandchild(arr, i, record) -> None:
 R0 = (5, 0)
 CORRUPTIONS = {
     "magic": (_set((0,), "other-model"), {"magic"}),
-    "version": (_set((1,), 3), {"format_version"}),
-    "version-old": (_set((1,), 1), {"artifact"}),  # version 1 has one field fewer
+    "version": (_set((1,), 99), {"format_version"}),
+    "version-old": (_set((1,), 2), {"artifact"}),  # version 2 has one field fewer
+    "datasets-type": (_set((7,), "x"), {"datasets"}),
+    "datasets-empty": (_set((7,), []), {"datasets"}),
+    "datasets-extra": (lambda top: top[7].append([b"\xff" * 32, 5]), {"datasets"}),
+    "datasets-other": (_set((7, 0, 0), b"\xee" * 32), {"datasets"}),
+    "datasets-digest-short": (_set((7, 0, 0), b"x"), {"datasets[0].digest"}),
+    "datasets-rows-zero": (_set((7, 0, 1), 0), {"datasets[0].rows"}),
+    "datasets-rows-huge": (_set((7, 0, 1), MAX_DATASET_ROWS + 1), {"datasets[0].rows"}),
+    "datasets-rows-float": (_set((7, 0, 1), 200.0), {"datasets[0].rows"}),
+    "datasets-entry-short": (_set((7, 0), [b"\x00" * 32]), {"datasets[0]"}),
     "training_bins-short": (lambda top: top[6].pop(), {"training_bins"}),
     "training_bins-negative": (_set((6, 0), -1), {"training_bins"}),
     "training_bins-float": (_set((6, 0), 1.0), {"training_bins"}),
@@ -218,8 +228,8 @@ CORRUPTIONS = {
     "value-inner": (_blob("value", "root", lambda a, i, r: a.__setitem__(i, 1)), None),
     "value-leaf-plus": (_blob("value", "leaf", lambda a, i, r: a.__setitem__(i, a[i] + 1)), None),
     "value-leaf-minus": (_blob("value", "leaf", lambda a, i, r: a.__setitem__(i, a[i] - 1)), None),
-    "checksum-flip": (lambda top: top.__setitem__(6, bytes(32)), {"checksum"}),
-    "checksum-short": (lambda top: top.__setitem__(6, b"x"), {"checksum"}),
+    "checksum-flip": (lambda top: top.__setitem__(8, bytes(32)), {"checksum"}),
+    "checksum-short": (lambda top: top.__setitem__(8, b"x"), {"checksum"}),
     "digest-flip": (_set((*R0, 0), bytes(32)), {"contributors[0].digest"}),
     "digest-short": (_set((*R0, 0), b"abc"), {"contributors[0].digest"}),
 }
@@ -283,6 +293,36 @@ def test_a_version_1_artifact_still_loads_and_scores_the_same(small) -> None:
     assert artifact.encode_model(model.feature_names, model.offset, model.contributors) == old
 
 
+def test_a_version_2_artifact_still_loads_without_datasets(small) -> None:
+    top = decode(small.model.data)
+    old = reseal([top[0], 2, *top[2:7], None])
+    model = artifact.load(old)
+    assert model.datasets is None and model.training_bins == small.model.training_bins
+    assert (
+        artifact.encode_model(
+            model.feature_names, model.offset, model.contributors, model.training_bins
+        )
+        == old
+    )
+
+
+def test_datasets_round_trip_and_name_the_anchors(small) -> None:
+    [(digest, rows)] = small.model.datasets
+    assert rows == 200 and small.model.contributors[0].anchors == (digest,)
+    again = artifact.build_model(
+        small.model.feature_names,
+        small.model.offset,
+        small.model.contributors,
+        small.model.training_bins,
+        [(digest, rows)],
+    )
+    assert again.data == small.model.data
+    with pytest.raises(ValueError, match="training bins"):
+        artifact.encode_model(
+            small.model.feature_names, small.model.offset, small.model.contributors, None, []
+        )
+
+
 def test_a_trained_model_counts_every_training_row_in_its_bins(small) -> None:
     bins = small.model.training_bins
     assert bins is not None and len(bins) == DRIFT_BINS
@@ -299,6 +339,7 @@ def test_every_field_of_the_schema_has_a_corruption_case() -> None:
         "threshold",
         "contributors",
         "training_bins",
+        "datasets",
         "checksum",
     ):
         assert top_field in covered

@@ -135,9 +135,17 @@ def test_train_csv_records_the_data_digest() -> None:
     from ml.train import train_csv
 
     data = b"a,b\n" + b"".join(f"{i % 7},{i % 5}\n".encode() for i in range(60))
-    extra = sha256(b"other dataset")
-    model = train_csv(data, TrainParams(5, "auto", "auto", 1.0, 0), [extra]).model
+    other = b"a,b\n" + b"".join(f"{i % 3},{i % 2}\n".encode() for i in range(25))
+    model = train_csv([data, other], TrainParams(5, "auto", "auto", 1.0, 0)).model
     assert model.feature_names == ("a", "b")
-    assert model.contributors[0].anchors == tuple(sorted([sha256(data), extra]))
+    assert model.contributors[0].anchors == tuple(sorted([sha256(data), sha256(other)]))
+    assert model.datasets == tuple(sorted([(sha256(data), 60), (sha256(other), 25)]))
+    assert sum(model.training_bins) == 85  # the rows of both files
     with pytest.raises(InputError, match="line 2"):
-        train_csv(b"a,b\n1\n")
+        train_csv([b"a,b\n1\n"])
+    with pytest.raises(InputError, match="share one header"):
+        train_csv([data, b"a,c\n1,2\n"])
+    with pytest.raises(InputError, match="twice"):
+        train_csv([data, data])
+    with pytest.raises(InputError, match="no training data"):
+        train_csv([])

@@ -107,3 +107,23 @@ def test_merge_limits_at_their_edges() -> None:
     assert len(merge(models[:MAX_CONTRIBUTORS]).contributors) == MAX_CONTRIBUTORS
     with pytest.raises(MergeError, match="contributors"):
         merge(models)
+
+
+def _member_on(seed: int, digest_of: bytes, rows: int = 400):  # type: ignore[no-untyped-def]
+    x = make_data(seed, n=rows, d=4)
+    params = TrainParams(10, 64, "auto", 1.0, seed)
+    return train(x, ["a", "b", "c", "d"], params, datasets=[(digest_of * 32, rows)]).model
+
+
+def test_merged_datasets_are_the_union_of_the_members(members) -> None:
+    a, b = _member_on(1, b"\x01"), _member_on(2, b"\x02", rows=300)
+    merged = merge([a, b])
+    assert merged.datasets == ((b"\x01" * 32, 400), (b"\x02" * 32, 300))
+    assert merge([b, a]).data == merged.data
+    same_file = _member_on(3, b"\x01")  # another member trained on the same anchored file
+    assert merge([a, same_file]).datasets == ((b"\x01" * 32, 400),)
+    other_count = _member_on(4, b"\x01", rows=200)
+    with pytest.raises(MergeError, match="credits dataset"):
+        merge([a, other_count])
+    legacy = members[0].model  # format 2: no datasets, so the merge records none
+    assert merge([a, legacy]).datasets is None
