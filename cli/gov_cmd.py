@@ -259,8 +259,9 @@ def model_propose(artifact: Path, name: str, contributors: tuple[str, ...], key_
     anchors = sorted({a for sub in model.contributors for a in sub.anchors})
     if not anchors:
         raise click.ClickException(
-            f"{artifact} names no training-data anchors; train it with `vigil model train` "
-            "(which anchors the CSV's digest) or pass --anchor DIGEST"
+            f"{artifact} names no training datasets; train it with `vigil model train FILE...` "
+            "(which records each file's digest and rows), and anchor those files with "
+            "`vigil anchor FILE`"
         )
     args = {
         "name": name,

@@ -26,8 +26,11 @@ from consensus.crypto import KeyFileError, PrivateKey
 from consensus.record import FieldError
 from node.app.anchors import AnchorRecord
 from node.app.genesis import Genesis
-from node.app.state import ANCHOR, VALIDATORS
+from node.app.state import ANCHOR, VALIDATORS, storage_key
+from node.app.system import MODELS_CONTRACT
 from node.app.types import AnchorPayload, Tx
+from vm.gas import MAX_STORAGE_VALUE_BYTES
+from vm.values import decode_value
 
 DEFAULT_VALIDITY = 100
 """Heights a CLI transaction stays valid for (must not exceed the chain's max_tx_window)."""
@@ -210,16 +213,19 @@ def _anchor_answer(url: str, genesis: Genesis | None, digest: bytes) -> dict[str
         if info is None:
             return {"digest": digest.hex(), "anchored": False, "anchor": None, "verified": None}
         return {"digest": digest.hex(), "anchored": True, "anchor": info["anchor"],
-                "ancestors": info["ancestors"], "descendants": info["descendants"],
-                "verified": None}  # fmt: skip
+                "models": info.get("models", []), "ancestors": info["ancestors"],
+                "descendants": info["descendants"], "verified": None}  # fmt: skip
     verifier = Verifier(url, genesis)
     value, header, cert = verifier.state(ANCHOR + digest)
     if value is None:
         verified = verifier.verified("absence", header, cert)
         return {"digest": digest.hex(), "anchored": False, "anchor": None, "verified": verified}
     record = AnchorRecord.from_wire(digest, codec.decode(value))
-    verified = verifier.verified("anchor record", header, cert)
+    used, header, cert = verifier.state(storage_key(MODELS_CONTRACT, "trained:" + digest.hex()))
+    trained = [] if used is None else decode_value(used, MAX_STORAGE_VALUE_BYTES)
+    verified = verifier.verified("anchor record and the models trained on it", header, cert)
     return {"digest": digest.hex(), "anchored": True, "anchor": record.to_json(),
+            "models": [{"name": n, "version": v} for n, v in trained],
             "verified": verified}  # fmt: skip
 
 
@@ -265,4 +271,6 @@ def _print_anchor(file: Path, size: int, out: dict[str, Any]) -> None:
         click.echo(f"  derives from {parent}")
     for r in out.get("descendants", []):
         click.echo(f"  used by      {r['digest']} (height {r['height']})")
+    for m in out.get("models", []):
+        click.echo(f"  trained      model {m['name']} version {m['version']}")
     click.echo(verified_text(out["verified"]))

@@ -27,8 +27,8 @@ from node.app import anchors, contracts
 from node.app.drift_state import drift_key
 from node.app.execution import tx_proof
 from node.app.light import ReadRecorder, TooManyReads, run_query
-from node.app.scoring import MODELS_CONTRACT
 from node.app.state import ANCHOR, storage_key
+from node.app.system import MODELS_CONTRACT
 from node.app.types import NAME_PATTERN, Block, Certificate, Event, Header, Receipt, Tx
 from node.metrics import CONTENT_TYPE as metrics_content_type
 from node.service import Node
@@ -401,9 +401,12 @@ class Api:
         record = anchors.lookup(read, digest)
         if record is None:
             return error(404, "not_found", f"digest {digest.hex()} is not anchored")
+        raw = read(storage_key(MODELS_CONTRACT, "trained:" + digest.hex()))
+        trained = [] if raw is None else decode_value(raw, MAX_VALUE_BYTES)
         return web.json_response(
             {
                 "anchor": record.to_json(),
+                "models": [{"name": n, "version": v} for n, v in trained],
                 "ancestors": [r.to_json() for r in anchors.ancestors(read, record)],
                 "descendants": [
                     r.to_json() for r in anchors.descendants(read, self.node.store.scan, digest)

@@ -118,9 +118,13 @@ GAS_HOST_QUERY = 20
 """Price of the host queries (caller, caller_org, height, time, members)."""
 
 GAS_SCORE = 5_000
+"""Base price of ``ledger.score`` (the host runs a model)."""
 GAS_KEY_CHECK = 2_000
 """Price of ``ledger.key_ok``: the host decodes a curve point and multiplies it by 8."""
-"""Base price of ``ledger.score`` (the host runs a model)."""
+GAS_ANCHOR_LOOKUP = 300
+"""Price of ``ledger.anchor``: one state read and a client lookup."""
+GAS_MODEL_LOOKUP = 5_000
+"""Price of ``ledger.model``: the host loads (or finds loaded) a model artifact."""
 
 GAS_CONTRACT_CALL = 1_000
 """Base price of ``ledger.call``; the callee's own gas use is added to it."""

@@ -66,6 +66,14 @@ class Host(Protocol):
     def key_ok(self, key: bytes) -> bool:
         """Whether ``key`` may enter the chain as a public key (canonical, not small order)."""
 
+    def anchor(self, digest: bytes) -> dict | None:
+        """The anchor record of a dataset digest: ``{"height", "org", "parents"}`` (``org``
+        the anchoring client's organisation, None if it has none now), or None."""
+
+    def model(self, model_id: bytes) -> dict:
+        """What a model artifact records: ``{"size", "trees", "features", "datasets"}``
+        (``datasets`` a list of ``[digest, rows]``, None before artifact version 3)."""
+
 
 @dataclass
 class InMemoryHost:
@@ -89,6 +97,10 @@ class InMemoryHost:
     models: dict[str, Callable[[list[int]], int]] = field(default_factory=dict)
     events: list[tuple[str, str, bytes]] = field(default_factory=list)
     active: list[str] = field(default_factory=list)
+    anchors: dict[bytes, dict] = field(default_factory=dict)
+    """What ``ledger.anchor`` answers, by digest."""
+    models_by_id: dict[bytes, dict] = field(default_factory=dict)
+    """What ``ledger.model`` answers, by model id."""
     key_check: Callable[[bytes], bool] = field(default=lambda key: len(key) == 32)
     """What ``ledger.key_ok`` answers; the node and the CLI give it the curve check of
     ``consensus.crypto`` (the VM imports nothing from the other packages)."""
@@ -122,6 +134,15 @@ class InMemoryHost:
 
     def key_ok(self, key: bytes) -> bool:
         return bool(self.key_check(key))
+
+    def anchor(self, digest: bytes) -> dict | None:
+        return copy.deepcopy(self.anchors.get(digest))
+
+    def model(self, model_id: bytes) -> dict:
+        facts = self.models_by_id.get(model_id)
+        if facts is None:
+            raise HostError(f"no model artifact {model_id.hex()}")
+        return copy.deepcopy(facts)
 
     def score(self, model: str, features: list[int]) -> int:
         fn = self.models.get(model)

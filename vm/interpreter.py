@@ -31,10 +31,12 @@ from vm.errors import (
 )
 from vm.gas import (
     DEFAULT_GAS_LIMIT,
+    GAS_ANCHOR_LOOKUP,
     GAS_CONTRACT_CALL,
     GAS_EMIT,
     GAS_HOST_QUERY,
     GAS_KEY_CHECK,
+    GAS_MODEL_LOOKUP,
     GAS_PER_BYTE_ALLOCATED,
     GAS_PER_BYTE_HASHED,
     GAS_PER_EVENT_BYTE,
@@ -834,6 +836,14 @@ class _Machine:
             value = self.ask_host("key_ok", key)
             if type(value) is not bool:
                 raise HostError("host key_ok must return a bool")
+            return value
+        if name in ("anchor", "model"):
+            digest = args[0]
+            if type(digest) is not bytes or len(digest) != 32:
+                raise ExecutionError("TypeError", f"ledger.{name} needs a 32-byte digest")
+            self.charge(GAS_ANCHOR_LOOKUP if name == "anchor" else GAS_MODEL_LOOKUP)
+            value = self.ask_host(name, digest)
+            self.accept(value)
             return value
         raise AssertionError(f"host function {name} not implemented")  # pragma: no cover
 

@@ -168,6 +168,8 @@ HOST_FUNCTIONS: dict[str, Arity] = {
     "call": Arity(9, 3, 3),
     "score": Arity(10, 2, 2),
     "key_ok": Arity(11, 1, 1),
+    "anchor": Arity(12, 1, 1),
+    "model": Arity(13, 1, 1),
 }
 """Functions of the ``ledger`` object; each becomes one CALL_HOST instruction."""
 

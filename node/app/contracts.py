@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consensus.crypto import is_acceptable_public_key
-from node.app import governance
+from node.app import anchors, governance
 from node.app.state import CODE, Overlay, Revert, storage_key
 from node.app.types import MAX_EVENTS_PER_RECEIPT, CallPayload, DeployPayload, Event, Tx
 from vm.bytecode import code_hash
@@ -123,6 +123,29 @@ class ChainHost:
 
     def key_ok(self, key: bytes) -> bool:
         return is_acceptable_public_key(key)
+
+    def anchor(self, digest: bytes) -> dict | None:
+        """An anchored dataset: its height, parents and the organisation of the client that
+        anchored it (None unless that client's organisation is a member now)."""
+        record = anchors.lookup(self.ctx.state.get, digest)
+        if record is None:
+            return None
+        found = governance.client(self.ctx.state, record.sender)
+        org = found[0] if found and found[0] in governance.members(self.ctx.state) else None
+        return {"height": record.height, "org": org, "parents": list(record.parents)}
+
+    def model(self, model_id: bytes) -> dict:
+        """What the artifact ``model_id`` records. Raises ArtifactMissing (the block waits for
+        the artifact, on every node alike) when this node does not hold it yet."""
+        if self.ctx.scoring is None:
+            raise HostError("model artifacts are not available here")
+        m = self.ctx.scoring.models.scorer(model_id).model
+        return {
+            "size": len(m.data),
+            "trees": m.n_trees,
+            "features": list(m.feature_names),
+            "datasets": None if m.datasets is None else [[d, n] for d, n in m.datasets],
+        }
 
     def score(self, model: str, features: list[int]) -> int:
         if self.ctx.score is None:

@@ -73,8 +73,14 @@ OPTIONAL_PARAMS: dict[str, int] = {
     "drift_window": 1000,
     "drift_notice_ppm": 100_000,
     "drift_alarm_ppm": 250_000,
+    "require_anchored_training": 1,
 }
 """Parameters a genesis file may omit (they came later); these defaults apply then.
+
+``require_anchored_training`` = 1: governance approves a model version only if its
+artifact records its training datasets (format 3) and each is anchored on chain by a
+member (the governance contract's approve_model). On for every new chain; a chain whose
+state predates the parameter has no value for it, which the contract reads as 0.
 
 Drift (node/app/drift_state.py): PSI is measured over windows of ``drift_window``
 committed scores; a window at or above ``drift_notice_ppm`` millionths (0.1)
@@ -91,6 +97,7 @@ PARAM_RANGES: dict[str, tuple[int, int]] = {
     "drift_window": (50, 1_000_000),
     "drift_notice_ppm": (1, 100_000_000),
     "drift_alarm_ppm": (1, 100_000_000),
+    "require_anchored_training": (0, 1),
 }
 assert set(PARAM_RANGES) == set(DEFAULT_PARAMS) | set(OPTIONAL_PARAMS)
 

@@ -33,13 +33,13 @@ from node.app import drift_state, governance
 from node.app.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
 from node.app.drift_state import DRIFT_EVENT
 from node.app.state import CODE, Overlay, Revert, storage_key
+from node.app.system import MODELS_CONTRACT
 from node.app.types import Event, ScorePayload, Tx
 from vm.errors import HostError, HostUnavailable, VMError
 from vm.gas import MAX_STORAGE_VALUE_BYTES
 from vm.interpreter import execute
 from vm.values import decode_value
 
-MODELS_CONTRACT = "models"
 ROYALTIES_CONTRACT = "royalties"
 SYSTEM_ADDRESS = hashlib.sha256(b"vigil/system").digest()
 """The caller the node presents when it charges royalties itself."""

@@ -16,6 +16,9 @@ from node.app.state import CODE
 from vm.compiler import compile_to_bytes
 
 SYSTEM_CONTRACTS = ("governance", "models", "royalties")
+MODELS_CONTRACT = "models"
+"""The model registry: the node reads ``active:<name>`` and ``trained:<digest>`` from it."""
+assert MODELS_CONTRACT in SYSTEM_CONTRACTS
 SOURCE_DIR = Path(__file__).resolve().parent / "system_contracts"
 
 

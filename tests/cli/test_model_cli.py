@@ -202,3 +202,18 @@ def test_bad_training_csv_gives_a_clear_error(workdir: Path, content: str, messa
     out = workdir / "never.vmodel"
     result = run("model", "train", str(data), "--out", str(out), ok=False)
     assert message in result.output and not out.exists()
+
+
+def test_train_reads_at_most_max_training_files(tmp_path: Path) -> None:
+    from cli.model import MAX_TRAINING_FILES
+
+    paths = []
+    for i in range(MAX_TRAINING_FILES + 1):
+        path = tmp_path / f"part{i}.csv"
+        path.write_text(f"a,b\n{i},{i % 3}\n{i + 1},{i % 5}\n{i + 2},{i % 7}\n")
+        paths.append(str(path))
+    over = run("model", "train", *paths, "--out", str(tmp_path / "x.vmodel"), ok=False)
+    assert f"at most {MAX_TRAINING_FILES} training files" in over.output
+    at_bound = run("model", "train", *paths[:-1], "--out", str(tmp_path / "m.vmodel"),
+                   "--trees", "3", "--json")  # fmt: skip
+    assert len(json.loads(at_bound.output)["datasets"]) == MAX_TRAINING_FILES

@@ -78,6 +78,10 @@ class World:
     params: dict[str, int] = field(default_factory=lambda: {"proposal_ttl": 1000, "score_fee": 10})
     state: dict[str, dict[str, bytes]] = field(default_factory=dict)
     events: list[tuple[str, str, bytes]] = field(default_factory=list)
+    artifacts: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    """What ``ledger.model`` answers by model id: the artifacts the nodes hold."""
+    anchored: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    """What ``ledger.anchor`` answers by digest: the datasets anchored on chain."""
 
     def __post_init__(self) -> None:
         self.put(
@@ -117,6 +121,8 @@ class World:
             member_orgs=sorted(self.members()),
             contracts={name: program(name) for name in NAMES},
             events=self.events,
+            anchors=self.anchored,
+            models_by_id=self.artifacts,
         )
         return host.run(program(contract), method, args, gas_limit=gas)
 
@@ -132,7 +138,20 @@ class World:
         return self.call("governance", method, args, caller=admin_key(org, i), org=org)
 
     def propose(self, org: str, kind: str, args: dict[str, Any]) -> Result:
+        if kind == "approve_model" and type(args.get("model_id")) is bytes:
+            self.upload(args)
         return self.as_admin(org, "propose", [kind, args])
+
+    def upload(self, args: dict[str, Any]) -> None:
+        """The artifact an approve_model proposal names, as its proposer uploads it first:
+        its size and training datasets are those the proposal lists (one row each), unless a
+        test put a different artifact under that id."""
+        anchors = args.get("anchors")
+        datasets = sorted([d, 1] for d in anchors) if type(anchors) is list else []
+        self.artifacts.setdefault(
+            args["model_id"],
+            {"size": args.get("size"), "trees": 1, "features": ["x"], "datasets": datasets},
+        )
 
     def vote(self, org: str, pid: int, approve: bool = True) -> Result:
         return self.as_admin(org, "vote", [pid, approve])

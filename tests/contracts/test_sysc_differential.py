@@ -71,6 +71,12 @@ class OracleLedger:
     def key_ok(self, key: Any) -> bool:
         return is_acceptable_public_key(key)
 
+    def anchor(self, digest: bytes) -> Any:
+        return copy.deepcopy(self.world.anchored.get(digest))
+
+    def model(self, model_id: bytes) -> Any:
+        return copy.deepcopy(self.world.artifacts[model_id])
+
     def caller(self) -> bytes:
         return self._caller
 
@@ -92,6 +98,8 @@ class OracleLedger:
 class OracleWorld:
     def __init__(self, vm_world: World) -> None:
         self.height = vm_world.height
+        self.anchored = vm_world.anchored
+        self.artifacts = vm_world.artifacts
         self.state = {
             c: {k: decode_value(v, MAX_STORAGE_VALUE_BYTES) for k, v in kv.items()}
             for c, kv in vm_world.state.items()
@@ -195,6 +203,9 @@ steps = st.lists(
 @given(steps=steps, seeded=st.booleans())
 def test_vm_and_cpython_agree(steps: list[tuple[Any, ...]], seeded: bool) -> None:
     vm = World(list(ORGS))
+    for kind, args in ACTIONS:  # every model a step may propose has been uploaded
+        if kind == "approve_model":
+            vm.upload(args)
     if seeded:
         vm.enact(*ACTIONS[9])
         vm.enact("activate_model", {"name": "fraud", "version": 1})

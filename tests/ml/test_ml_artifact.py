@@ -533,3 +533,9 @@ def test_resealed_node_damage_is_refused_or_still_a_scorable_model(small, data) 
         return
     result = Scorer(model).score_batch(make_data(3, n=30, d=3, outliers=3))
     assert (result.path_sums >= 0).all()
+
+
+def test_dataset_rows_at_their_bound_load(small) -> None:
+    top = decode(small.model.data)
+    top[7][0][1] = MAX_DATASET_ROWS
+    assert artifact.load(reseal(top)).datasets[0][1] == MAX_DATASET_ROWS

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -150,7 +149,10 @@ async def test_every_api_route_is_described_in_the_openapi_document(tmp_path: Pa
 async def test_list_limits_hold_at_their_edges(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import numpy as np
     from test_scoring import decide
+
+    from ml.train import TrainParams, train
 
     node = _node(tmp_path)
     client = await _client(node)
@@ -159,13 +161,18 @@ async def test_list_limits_hold_at_their_edges(
             await node.worker.client(
                 lambda i=i: commit(node.ledger, [anchor_tx(f"edge {i}".encode())])
             )
-        for name in ("alpha", "beta", "gamma"):
+        ids = {}
+        for seed, name in enumerate(("alpha", "beta", "gamma")):
+            rows = np.random.default_rng(seed).normal(size=(64, 2))
+            model = train(rows, ("a", "b"), TrainParams(n_estimators=3), [bytes(32)]).model
+            node.store.put_artifact(model.model_id, model.data)  # uploaded before proposing
+            ids[name] = model.model_id
             approve = {
                 "name": name,
-                "model_id": hashlib.sha256(name.encode()).digest(),
-                "size": 1000,
+                "model_id": model.model_id,
+                "size": len(model.data),
                 "contributors": {"org0": 1},
-                "anchors": [hashlib.sha256(b"data").digest()],
+                "anchors": [bytes(32)],
             }
             await node.worker.client(lambda a=approve: decide(node.ledger, "approve_model", a))
         await node.worker.client(
@@ -179,7 +186,7 @@ async def test_list_limits_hold_at_their_edges(
         ]
         beta = models["models"][1]
         assert beta["active"] == 1 and beta["versions"] == 1
-        assert beta["model_id"] == hashlib.sha256(b"beta").hexdigest()
+        assert beta["model_id"] == ids["beta"].hex()
         assert models["models"][0]["active"] is None and models["models"][0]["model_id"] is None
 
         monkeypatch.setattr(api_module, "MAX_MODEL_LIST", 3)  # exactly at the bound

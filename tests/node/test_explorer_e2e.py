@@ -98,7 +98,7 @@ def _setup_chain(n: Net, tmp_path: Path) -> dict:
     root = _anchor(n, data.tobytes())
     derived = _anchor(n, data[:150].tobytes(), parents=(root,), note=HOSTILE_TEXT)
     model = train(data, ("amount", "hour", "risk"), TrainParams(n_estimators=25),
-                  anchors=[root]).model  # fmt: skip
+                  datasets=[(root, len(data))]).model  # fmt: skip
     artifact = tmp_path / "payments.vmodel"
     artifact.write_bytes(model.data)
     approve = govern(n, str(artifact), "--name", "payments", "--contributor", "org1=3",
@@ -112,6 +112,12 @@ def _setup_chain(n: Net, tmp_path: Path) -> dict:
     for csv, reference in ((calm, "calm"), (rows, "batch7")):
         vigil("score", "--model", "payments", "--csv", str(csv), "--reference", reference,
               "--key", str(n.net.client_key), "--node", n.node("org1").url, "--wait")  # fmt: skip
+    training_file = tmp_path / "training.bin"
+    training_file.write_bytes(data.tobytes())
+    shown = vigil("verify-file", str(training_file), "--node", n.node("org3").url,
+                  "--genesis", str(n.net.genesis_path))  # fmt: skip
+    assert "trained      model payments version 1" in shown, shown
+    assert "verified: anchor record and the models trained on it" in shown, shown
     anomalies = _get(n, "/v1/anomalies")["anomalies"]
     [flagged] = [a for a in anomalies if a["reference"] == "batch7#2"]
     return {"root": root, "derived": derived, "approve": approve, "flagged": flagged}
@@ -253,6 +259,7 @@ def _walk_through(n: Net, page, url: str, chain: dict, flagged: dict) -> None:  
     page.locator(f"#versions a[href='#/anchor/{chain['root'].hex()}']").click()
     page.wait_for_selector("#lineage")
     assert _field(page, "anchor", "digest") == chain["root"].hex()
+    assert _field(page, "anchor", "models") == "payments v1"
     boxes = page.locator("#lineage g.lineage-node")
     assert boxes.count() == 2
     assert page.locator(f"#lineage g[data-digest='{chain['derived'].hex()}']").count() == 1

@@ -177,10 +177,11 @@ def test_every_altered_answer_is_refused_and_honest_nodes_verify(net: Net, tmp_p
     data = tmp_path / "payments.csv"
     _anchored(net, data, "amount\n10\n20\n")
     honest = vigil("verify-file", str(data), "--node", net.node("org2").url, "--genesis", genesis)
-    assert "verified: anchor record proven" in honest
+    assert "verified: anchor record and the models trained on it proven" in honest
     with LyingProxy(net.node("org1").url) as proxy:
         proxied = vigil("verify-file", str(data), "--node", proxy.url, "--genesis", genesis)
-        assert "verified: anchor record proven" in proxied  # forwarding alone changes nothing
+        # forwarding alone changes nothing
+        assert "verified: anchor record and the models trained on it proven" in proxied
         key = (ANCHOR + hashlib.sha256(data.read_bytes()).digest()).hex()
         with urllib.request.urlopen(f"{net.node('org1').url}/v1/state/{key}") as resp:
             state = json.loads(resp.read())

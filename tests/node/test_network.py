@@ -155,6 +155,19 @@ def govern(n: Net, *proposal: str, command: tuple[str, ...] = ("gov", "propose")
     return pid
 
 
+def anchored(n: Net, data: object) -> list[tuple[bytes, int]]:
+    """Anchor a training matrix's bytes on chain (as its owner would anchor the file) and
+    return it as the one training dataset of a model: this chain approves only models
+    trained on anchored data."""
+    raw = data.tobytes()  # type: ignore[attr-defined]
+    digest = hashlib.sha256(raw).digest()
+    payload = AnchorPayload(digest, len(raw), "application/octet-stream", (), ())
+    tx = Tx.create(n.client, n.chain_id, n.genesis_hash, payload, 10_000 // 20)
+    [tx_hash] = n.submit("org1", [tx])
+    n.wait("the training data is anchored", lambda: n.committed("org1", tx_hash))
+    return [(digest, len(data))]  # type: ignore[arg-type]
+
+
 def all_equal(n: Net, orgs: list[str], height: int) -> bool:
     states = [n.status(o) for o in orgs]
     if any(s is None or s["height"] < height for s in states):
@@ -444,7 +457,8 @@ def test_cli_reads_are_checked_against_the_genesis_file(net: Net, tmp_path: Path
     vigil("anchor", str(data), "--key", str(net.net.client_key), "--node", url, "--wait")
     out = vigil("verify-file", str(data), "--node", net.node("org3").url, "--genesis", genesis)
     assert "anchored at height" in out
-    assert "verified: anchor record proven at height" in out and "of 4 validators" in out
+    assert "verified: anchor record and the models trained on it proven at height" in out
+    assert "of 4 validators" in out
     stranger = tmp_path / "never.csv"
     stranger.write_text("never anchored\n")
     absent = CliRunner().invoke(
@@ -514,7 +528,7 @@ def test_scores_are_agreed_and_a_node_fetches_a_missing_model(net: Net, tmp_path
     rng = np.random.default_rng(11)
     data = rng.normal(0, 1, (400, 3))
     model = train(data, ("amount", "hour", "risk"), TrainParams(n_estimators=30),
-                  anchors=[hashlib.sha256(data.tobytes()).digest()]).model  # fmt: skip
+                  datasets=anchored(net, data)).model  # fmt: skip
     artifact = tmp_path / "fraud.vmodel"
     artifact.write_bytes(model.data)
     rows = tmp_path / "rows.csv"
@@ -620,7 +634,7 @@ def test_score_rows_of_the_wrong_width_are_refused_before_submitting(
     rng = np.random.default_rng(5)
     data = rng.normal(0, 1, (200, 4))
     model = train(data, ("amount", "hour", "risk", "country"), TrainParams(n_estimators=10),
-                  anchors=[hashlib.sha256(data.tobytes()).digest()]).model  # fmt: skip
+                  datasets=anchored(net, data)).model  # fmt: skip
     artifact = tmp_path / "wide.vmodel"
     artifact.write_bytes(model.data)
     url = net.node("org1").url
@@ -661,7 +675,7 @@ def test_drift_is_the_same_on_every_node_and_shown_verified(net: Net, tmp_path: 
     rng = np.random.default_rng(21)
     data = rng.normal(0, 1, (2000, 3))
     model = train(data, ("amount", "hour", "risk"), TrainParams(n_estimators=40),
-                  anchors=[hashlib.sha256(data.tobytes()).digest()]).model  # fmt: skip
+                  datasets=anchored(net, data)).model  # fmt: skip
     artifact = tmp_path / "drifty.vmodel"
     artifact.write_bytes(model.data)
     govern(net, str(artifact), "--name", "drifty", "--contributor", "org1=1",

@@ -93,7 +93,7 @@ def test_a_consortium_governs_its_fraud_model(net: Net, tmp_path: Path) -> None:
     def model_file(seed: int, name: str) -> tuple[Path, bytes]:
         model = train(np.vstack(parts), ("amount", "hour", "risk"),
                       TrainParams(n_estimators=40, random_state=seed),
-                      anchors=sorted(digests)).model  # fmt: skip
+                      datasets=[(d, 150) for d in digests]).model  # fmt: skip
         path = tmp_path / name
         path.write_bytes(model.data)
         return path, model.model_id

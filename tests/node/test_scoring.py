@@ -23,7 +23,7 @@ from consensus.crypto import PrivateKey
 from ml.score import Scorer
 from ml.train import TrainParams, train
 from node.app.ledger import Ledger
-from node.app.scoring import ArtifactMissing
+from node.app.scoring import ArtifactMissing, ModelCache
 from node.app.types import ScorePayload, Tx
 from vm.gas import MAX_VALUE_BYTES
 from vm.values import decode_value
@@ -89,7 +89,7 @@ def test_scores_match_the_scorer_and_outliers_are_flagged(tmp_path: Path, model)
 
 def test_batched_and_single_scoring_agree_across_replicas(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
     a = ready(tmp_path / "a", model)
-    b = follower(a, tmp_path / "b")
+    b = follower(a, tmp_path / "b", model)
     b.store.put_artifact(model.model_id, model.data)
     rng = np.random.default_rng(3)
     txs = [score_tx([float(x) for x in rng.normal(0, 2, 3)], f"r{i}") for i in range(40)]
@@ -103,11 +103,17 @@ def test_batched_and_single_scoring_agree_across_replicas(tmp_path: Path, model)
     assert a.store.receipts(height) == b.store.receipts(height)
 
 
-def follower(a: Ledger, path: Path) -> Ledger:
-    """A second ledger that has committed a's blocks."""
+def follower(a: Ledger, path: Path, model) -> Ledger:  # type: ignore[no-untyped-def]
+    """A second ledger that has committed a's blocks (approving ``model`` needed its
+    artifact), and then lost that artifact: it must fetch it before it scores."""
+    from node.store import ARTIFACT
+
     b = open_ledger(path)
+    b.store.put_artifact(model.model_id, model.data)
     for height in range(1, a.height + 1):
         b.commit(a.store.block(height), a.certificate(height))  # type: ignore[arg-type]
+    b.store.db.delete(ARTIFACT + model.model_id)
+    b.executor.models = ModelCache(b.store.artifact)  # nothing of it stays in memory
     return b
 
 
@@ -136,7 +142,7 @@ def test_contracts_can_score_through_the_ledger(tmp_path: Path, model) -> None: 
 
 def test_a_node_without_the_artifact_must_fetch_it(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
     a = ready(tmp_path / "a", model)
-    b = follower(a, tmp_path / "b")
+    b = follower(a, tmp_path / "b", model)
     height = a.height + 1
     proposal = a.build(height, 0, proposer(a, height), [score_tx([0.0, 0.0, 0.0])])
     with pytest.raises(ArtifactMissing) as info:
@@ -163,7 +169,7 @@ def test_a_contract_score_without_the_artifact_waits_instead_of_reverting(
     from vm.bytecode import code_hash
 
     a = ready(tmp_path / "a", model)
-    b = follower(a, tmp_path / "b")
+    b = follower(a, tmp_path / "b", model)
     for ledger in (a, b):  # governance approves the code (written as if voted)
         govern(ledger, "deploy:screen", code_hash(code(SCREEN, "screen")))
     commit(a, [deploy("screen", SCREEN)])

@@ -451,3 +451,29 @@ def test_key_ok_asks_the_host_and_charges_for_the_check() -> None:
     assert execute(program(src), "check", [b"\x02" * 32], host).value is False
     wrong = execute(program(src), "check", ["not bytes"], host)
     assert isinstance(wrong.error, ExecutionError) and "needs bytes" in str(wrong.error)
+
+
+def test_anchor_and_model_ask_the_host_and_charge_for_the_lookup() -> None:
+    from vm.gas import GAS_ANCHOR_LOOKUP, GAS_MODEL_LOOKUP
+
+    src = "def a(d):\n    return ledger.anchor(d)\ndef m(i):\n    return ledger.model(i)\n"
+    digest = b"\x07" * 32
+    facts = {"size": 10, "trees": 2, "features": ["x"], "datasets": [[digest, 5]]}
+    host = InMemoryHost(
+        anchors={digest: {"height": 3, "org": "org1", "parents": []}},
+        models_by_id={digest: facts},
+    )
+    found = execute(program(src), "a", [digest], host)
+    assert found.error is None and found.value == {"height": 3, "org": "org1", "parents": []}
+    assert found.gas_used >= GAS_ANCHOR_LOOKUP
+    assert execute(program(src), "a", [b"\x08" * 32], host).value is None
+    model = execute(program(src), "m", [digest], host)
+    assert model.error is None and model.value == facts and model.gas_used >= GAS_MODEL_LOOKUP
+    unknown = execute(program(src), "m", [b"\x08" * 32], host)
+    assert isinstance(unknown.error, HostError)
+    for method in ("a", "m"):
+        for bad in (b"\x07" * 31, "text", 7):
+            wrong = execute(program(src), method, [bad], host)
+            assert isinstance(wrong.error, ExecutionError) and "32-byte digest" in str(wrong.error)
+    starved = execute(program(src), "m", [digest], host, gas_limit=GAS_MODEL_LOOKUP // 2)
+    assert isinstance(starved.error, OutOfGas)

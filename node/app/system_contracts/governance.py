@@ -48,6 +48,8 @@ MAX_CONTRIBUTORS = 32
 MAX_WEIGHT = 1000000000000000000
 # Most training-data anchors of one model version.
 MAX_ANCHORS = 256
+# Training datasets a dry run names one by one (the rest are counted).
+MAX_DATASETS_SHOWN = 8
 # Largest model artifact size in bytes (1 TiB).
 MAX_MODEL_SIZE = 1099511627776
 MAX_PROPOSAL_ID = 9223372036854775807
@@ -190,6 +192,8 @@ def _param_range(name):
         return (50, 1000000)
     if name == "drift_notice_ppm" or name == "drift_alarm_ppm":
         return (1, 100000000)
+    if name == "require_anchored_training":
+        return (0, 1)
     if name.startswith(APPROVAL_PREFIX) and name[len(APPROVAL_PREFIX) :] in _kinds():
         return (1, 100)
     return None
@@ -399,11 +403,63 @@ def _check_approve_model(a, roster):
         seen[d] = True
     known = ledger.call(MODELS, "find", [name, model_id])
     require(known is None, f"model {_short(model_id)} is already version {known} of {name}")
+    trained_on = _check_training_data(model_id, a["size"], anchors, roster)
     n = ledger.call(MODELS, "versions", [name])
     return (
         f"register model {name} version {n + 1} (id {_short(model_id)}, {a['size']} bytes, "
-        f"contributors {sorted(contributors.keys())}, {len(anchors)} anchor(s))"
+        f"contributors {sorted(contributors.keys())}, {len(anchors)} anchor(s)){trained_on}"
     )
+
+
+def _check_training_data(model_id, size, anchors, roster):
+    """The artifact itself (the node reads it by id) must match the proposal: its size, and
+    its training datasets must be the anchors listed. With require_anchored_training = 1
+    each dataset must be anchored on chain by a member. Returns the datasets in words."""
+    facts = ledger.model(model_id)
+    require(facts["size"] == size, f"size must be the artifact's {facts['size']} bytes")
+    required = ledger.get("param:require_anchored_training", 0) == 1
+    datasets = facts["datasets"]
+    if datasets is None:
+        require(
+            not required,
+            "the artifact records no training datasets (model artifacts of version 3 do); "
+            "this chain approves only models trained on anchored data",
+        )
+        return ""
+    listed = {}
+    for d in anchors:
+        listed[d] = True
+    require(
+        len(datasets) == len(anchors),
+        f"anchors must be the artifact's {len(datasets)} training dataset(s)",
+    )
+    words = []
+    for pair in datasets:
+        digest = pair[0]
+        require(digest in listed, f"anchors must include training dataset {_short(digest)}")
+        found = ledger.anchor(digest)
+        if found is None or found["org"] is None or found["org"] not in roster:
+            require(
+                not required,
+                f"training dataset {_short(digest)} is not anchored on chain by a member",
+            )
+            text = f"{_short(digest)}: {pair[1]} rows, not anchored by a member"
+        else:
+            text = (
+                f"{_short(digest)}: {pair[1]} rows, anchored at height {found['height']} "
+                f"by {found['org']}"
+            )
+            if len(found["parents"]) > 0:
+                parents = []
+                for p in found["parents"]:
+                    parents.append(_short(p))
+                text = text + f", derived from {parents}"
+        if len(words) < MAX_DATASETS_SHOWN:
+            words.append(text)
+    shown = "; ".join(words)
+    if len(datasets) > MAX_DATASETS_SHOWN:
+        shown = shown + f"; and {len(datasets) - MAX_DATASETS_SHOWN} more"
+    return "; trained on " + shown
 
 
 def _apply_approve_model(a, roster):

@@ -6,7 +6,9 @@ Only the governance contract may change it (it calls ``register``, ``activate`` 
 
 Storage: ``versions:<name>`` -> count; ``model:<name>:<version>`` -> {"version", "model_id",
 "size", "contributors", "anchors", "approved_at"}; ``id:<name>:<model id hex>`` -> version;
-``history:<name>`` -> [(height, version), ...] (the last MAX_HISTORY activations).
+``history:<name>`` -> [(height, version), ...] (the last MAX_HISTORY activations);
+``trained:<digest hex>`` -> [[name, version], ...]: the versions trained on that anchored
+dataset (the last MAX_TRAINED_LISTED; the "registered" events name them all).
 """
 
 # ruff: noqa: F821  (ledger, require and sha256 come from the VM)
@@ -24,6 +26,8 @@ KEY_BYTES = 32
 MAX_VERSION = 9223372036854775807
 # Activations kept in ``history:<name>`` (older ones remain in the "activated" events).
 MAX_HISTORY = 1000
+# Versions kept in ``trained:<digest>`` per dataset.
+MAX_TRAINED_LISTED = 64
 
 
 def _type(x):
@@ -107,6 +111,12 @@ def register(name, model_id, size, contributors, anchors):
     )
     ledger.put("versions:" + name, v)
     ledger.put(id_key, v)
+    for digest in anchors:
+        used = ledger.get("trained:" + digest.hex(), [])
+        used.append([name, v])
+        if len(used) > MAX_TRAINED_LISTED:
+            used = used[len(used) - MAX_TRAINED_LISTED :]
+        ledger.put("trained:" + digest.hex(), used)
     ledger.emit("registered", {"name": name, "version": v, "model_id": model_id})
     return v
 
@@ -172,6 +182,12 @@ def find(name, model_id):
     _check_name(name)
     require(_type(model_id) == "bytes" and len(model_id) == KEY_BYTES, "model_id must be 32 bytes")
     return ledger.get("id:" + name + ":" + model_id.hex())
+
+
+def trained_on(digest):
+    """[[name, version], ...] of the model versions trained on the dataset ``digest``."""
+    require(_type(digest) == "bytes" and len(digest) == KEY_BYTES, "digest must be 32 bytes")
+    return ledger.get("trained:" + digest.hex(), [])
 
 
 def history(name):

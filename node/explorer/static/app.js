@@ -976,6 +976,9 @@ async function anchorPage(digest) {
         ["Media type", a.media_type],
         ["Sender", shortHash(a.sender, 16)],
         ["Metadata", Object.keys(a.metadata || {}).length ? pretty(a.metadata) : "none"],
+        ["Models trained on it", (got.models || []).length
+          ? got.models.map((m) => h("div", {}, link(`#/model/${m.name}`, `${m.name} v${m.version}`)))
+          : "none", "models"],
       ], { id: "anchor" })),
       panel(`Lineage: ${got.ancestors.length} ancestors, ${got.descendants.length} descendants`,
         h("h2", {}, "Derived from"), lineageRows(got.ancestors, "ancestors"),
