@@ -18,6 +18,7 @@ from cli.client import NodeError, call, find, node_option
 from cli.model import _write
 from cli.tx_cmd import checked_tx
 from cli.verify import VerificationFailed, Verifier, load_genesis
+from ml.limits import MAX_ARTIFACT_BYTES
 from node.app import bundle_check
 from node.app.bundle import MAX_BUNDLE_BYTES, Certified, Item, QueryItem, StateItem
 from node.app.light import VerificationError
@@ -233,13 +234,26 @@ def export(tx_hash: str | None, digest: str | None, model_spec: str | None,
 @proof.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_genesis_option
+@click.option(
+    "--artifact",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A score bundle's model artifact: re-derive the certified score from the signed "
+    "features with it, bit for bit (it must be the model the chain approved).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def verify(file: Path, genesis_file: Path | None, as_json: bool) -> None:
+def verify(file: Path, genesis_file: Path | None, artifact: Path | None, as_json: bool) -> None:
     """Check a proof bundle against the genesis file alone (no network); print its facts.
 
+    A score's bundle carries its model artifact unless it was exported with --no-artifact;
+    then --artifact MODEL.vmodel re-derives the score with the auditor's own copy.
     Exit 3 with the failing step if anything in FILE does not check out.
     """
     genesis = load_genesis(genesis_file)
+    model = None
+    if artifact is not None:
+        if artifact.stat().st_size > MAX_ARTIFACT_BYTES:
+            raise click.ClickException(f"{artifact}: over {MAX_ARTIFACT_BYTES} bytes")
+        model = artifact.read_bytes()
     try:
         if file.stat().st_size > MAX_BUNDLE_BYTES:
             raise VerificationFailed(
@@ -249,7 +263,7 @@ def verify(file: Path, genesis_file: Path | None, as_json: bool) -> None:
     except OSError as exc:
         raise click.ClickException(f"{file}: cannot read: {exc.strerror}") from None
     try:
-        bundle, facts = bundle_check.verify(data, genesis)
+        bundle, facts = bundle_check.verify(data, genesis, model)
     except VerificationError as exc:
         raise VerificationFailed(f"verification failed: {exc} (in {file})") from None
     if as_json:

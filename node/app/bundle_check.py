@@ -131,15 +131,21 @@ def ascending(values: Sequence[Any], what: str) -> None:
         raise bundle_error(f"{what} must be distinct and in ascending order")
 
 
-def verify(data: bytes, genesis: Genesis) -> tuple[Bundle, list[str]]:
+def verify(
+    data: bytes, genesis: Genesis, artifact: bytes | None = None
+) -> tuple[Bundle, list[str]]:
     """Check every byte of a bundle against ``genesis``; the facts it proves, in words.
 
-    Raises VerificationError naming the step that failed.
+    With ``artifact`` (a score's model, held by the auditor) the certified score is also
+    re-derived from it, which adds one fact. Raises VerificationError naming the step that
+    failed.
     """
     bundle = decode(data)
     facts = derive(bundle, genesis)
     if tuple(facts) != bundle.facts:
         raise bundle_error("its fact lines differ from what its proofs show")
+    if artifact is not None:
+        facts = [*facts, rederive_with(bundle, artifact)]
     return bundle, facts
 
 
@@ -300,13 +306,7 @@ def _score_facts(checked: Checked, payload: ScorePayload, result: Any, rest: lis
     if artifact is None:
         score = f"with path sum {path_sum} (the model's artifact is not in the bundle)"
     else:
-        from ml.artifact import load
-
-        try:
-            trees = load(artifact).n_trees
-        except ModelError as exc:
-            raise bundle_error(f"its model artifact does not load: {exc}") from None
-        score = f"{score_from_path_sum(path_sum, trees):.6f}"
+        score = rederive(artifact, payload, result)
     verdict = "flagged as an outlier" if outlier else "not flagged"
     shares = ", ".join(f"{name} {ppm / 10_000:.0f}%" for name, ppm in top)
     row = repr(payload.reference) if payload.reference else "the row"
@@ -315,6 +315,60 @@ def _score_facts(checked: Checked, payload: ScorePayload, result: Any, rest: lis
         f"(id {model_id.hex()[:16]}...), {verdict}",
         f"features {_shown(list(payload.features))}; top contributions: {shares or 'none'}",
     ]
+
+
+def rederive(artifact: bytes, payload: ScorePayload, result: Any) -> str:
+    """Score the signed features again with ``artifact`` and demand the certified receipt's
+    exact integers: path sum, verdict and top features (the score in words if they agree).
+
+    ``artifact`` must be the model the receipt names (its SHA-256 is the model id)."""
+    from ml.artifact import load
+    from ml.score import Scorer
+    from node.app.scoring import score_rows
+
+    model_id, path_sum, outlier, top = result
+    if sha256(artifact) != model_id:
+        raise VerificationError(
+            "artifact",
+            f"{sha256(artifact).hex()[:16]}... is not the model that scored this transaction "
+            f"({model_id.hex()[:16]}...)",
+        )
+    try:
+        model = load(artifact, expected_id=model_id)
+    except ModelError as exc:
+        raise bundle_error(f"its model artifact does not load: {exc}") from None
+    if len(payload.features) != model.n_features:
+        raise bundle_error(f"the model takes {model.n_features} features, the row has "
+                           f"{len(payload.features)}")  # fmt: skip
+    [again] = score_rows(Scorer(model), model_id, [payload.features])
+    recorded = (path_sum, bool(outlier), [list(t) for t in top])
+    if (again.path_sum, again.outlier, [list(t) for t in again.top]) != recorded:
+        raise VerificationError(
+            "score",
+            f"the artifact gives path sum {again.path_sum} (outlier {again.outlier}) for the "
+            f"signed features, the certified receipt records {path_sum} (outlier {outlier})",
+        )
+    return (
+        f"{score_from_path_sum(path_sum, model.n_trees):.6f} (re-derived bit for bit from the "
+        "signed features and the artifact)"
+    )
+
+
+def rederive_with(bundle: Bundle, artifact: bytes) -> str:
+    """For a checked score bundle: re-derive its certified score with an artifact the
+    auditor holds (a bundle exported without one). The fact line it proves."""
+    item = bundle.items[0] if bundle.items else None
+    if (
+        bundle.subject[:1] != ("tx",)
+        or not isinstance(item, TxItem)
+        or not isinstance(item.tx.payload, ScorePayload)
+        or item.receipt.status != "ok"
+    ):
+        raise VerificationError(
+            "artifact", "only a committed score's bundle has a score to re-derive"
+        )
+    score = rederive(artifact, item.tx.payload, item.receipt.result)
+    return f"re-derived: the artifact {sha256(artifact).hex()[:16]}... scores the row {score}"
 
 
 def anchor_facts(checked: Checked) -> list[str]:

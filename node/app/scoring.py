@@ -112,7 +112,15 @@ class ScoreReport:
 
 def _reports(scorer: Scorer, model_id: bytes, txs: Sequence[Tx]) -> list[ScoreReport]:
     """Score and explain the txs' feature rows in one kernel call each."""
-    rows = np.array([t.payload.features for t in txs], dtype=np.float64)  # type: ignore[attr-defined]
+    return score_rows(scorer, model_id, [t.payload.features for t in txs])  # type: ignore[attr-defined]
+
+
+def score_rows(
+    scorer: Scorer, model_id: bytes, features: Sequence[Sequence[float]]
+) -> list[ScoreReport]:
+    """What a score receipt records for each row: the exact path sum, the verdict and the top
+    features. An auditor re-derives a certified score with this and the approved artifact."""
+    rows = np.array(features, dtype=np.float64)
     scores = scorer.score_batch(rows)
     explained = explain_batch(scorer, rows, TOP_FEATURES)
     names = scorer.model.feature_names
@@ -123,7 +131,7 @@ def _reports(scorer: Scorer, model_id: bytes, txs: Sequence[Tx]) -> list[ScoreRe
             bool(scores.outliers[i]),
             tuple(explained.row(i, names)),
         )
-        for i in range(len(txs))
+        for i in range(len(rows))
     ]
 
 

@@ -142,6 +142,42 @@ def test_a_score_bundle_proves_the_score_the_model_and_who_certified_it(story: S
         facts
     )
     assert len(bare.encode()) < len(bundle.encode())
+    assert "(re-derived bit for bit from the signed features and the artifact)" in text
+
+
+def test_an_auditor_re_derives_a_certified_score_from_the_approved_artifact(
+    story: Story,
+    model,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    import numpy as np
+
+    from ml.train import TrainParams, train
+    from node.app.types import ScorePayload
+
+    bare, _ = score_bundle(story, artifact=False)
+    _, facts = bundle_check.verify(bare.encode(), genesis(), story.artifact)
+    assert facts[-1].startswith(f"re-derived: the artifact {model.model_id.hex()[:16]}...")
+    assert "re-derived bit for bit" in facts[-1]
+    other = train(np.random.default_rng(1).normal(size=(100, 3)), ("a", "b", "c"),
+                  TrainParams(n_estimators=5)).model  # fmt: skip
+    with pytest.raises(VerificationError, match="is not the model that scored"):
+        bundle_check.verify(bare.encode(), genesis(), other.data)
+    # The score of other features (or a receipt recording another score) is not reproduced.
+    tx = tx_item(story, story.scored).tx
+    payload = tx.payload
+    result = tx_item(story, story.scored).receipt.result
+    moved = ScorePayload(payload.model, (0.0, 0.0, 0.0), payload.reference)  # type: ignore[attr-defined]
+    with pytest.raises(VerificationError, match="the certified receipt records"):
+        bundle_check.rederive(story.artifact, moved, result)
+    model_id, path_sum, outlier, top = result
+    with pytest.raises(VerificationError, match="the certified receipt records"):
+        bundle_check.rederive(story.artifact, payload, (model_id, path_sum + 1, outlier, top))  # type: ignore[arg-type]
+    anchor_only, _ = bundle_check.build(
+        genesis(), ("anchor", story.derived), story.chain.changes, blocks(story),
+        [state_item(story, ANCHOR + story.derived), state_item(story, ANCHOR + story.raw)],
+    )  # fmt: skip
+    with pytest.raises(VerificationError, match="only a committed score"):
+        bundle_check.verify(anchor_only.encode(), genesis(), story.artifact)
 
 
 def test_a_model_bundle_proves_its_approval_and_training_data(story: Story) -> None:

@@ -120,7 +120,29 @@ def _setup_chain(n: Net, tmp_path: Path) -> dict:
     assert "verified: anchor record and the models trained on it" in shown, shown
     anomalies = _get(n, "/v1/anomalies")["anomalies"]
     [flagged] = [a for a in anomalies if a["reference"] == "batch7#2"]
+    _an_auditor_re_derives_the_flagged_score(n, tmp_path, flagged, artifact)
     return {"root": root, "derived": derived, "approve": approve, "flagged": flagged}
+
+
+def _an_auditor_re_derives_the_flagged_score(n: Net, tmp_path: Path, flagged: dict,
+                                             artifact: Path) -> None:  # fmt: skip
+    """An offline proof of the flagged score, without the artifact; the auditor's own copy of
+    the approved artifact reproduces the certified score, another model does not."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    genesis = str(n.net.genesis_path)
+    bundle = tmp_path / "flagged.proof"
+    vigil("proof", "export", "--tx", flagged["tx"], "--no-artifact", "--out", str(bundle),
+          "--node", n.node("org4").url, "--genesis", genesis)  # fmt: skip
+    out = vigil("proof", "verify", str(bundle), "--genesis", genesis, "--artifact", str(artifact))
+    assert "re-derived: the artifact" in out and "bit for bit" in out, out
+    other = tmp_path / "other.vmodel"
+    vigil("model", "train", str(tmp_path / "rows.csv"), "--out", str(other), "--trees", "5")
+    refused = CliRunner().invoke(main, ["proof", "verify", str(bundle), "--genesis", genesis,
+                                        "--artifact", str(other)])  # fmt: skip
+    assert refused.exit_code == 3 and "is not the model that scored" in refused.output
 
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
