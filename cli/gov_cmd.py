@@ -231,14 +231,21 @@ def show(proposal: int, node: str, genesis_file: Path | None, no_verify: bool, q
 @click.command("propose")
 @click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Model family, e.g. fraud.")
-@click.option("--contributor", "contributors", multiple=True, metavar="ORG=WEIGHT", required=True,
-              help="An org whose data trained the model, with its share (repeat).")  # fmt: skip
+@click.option("--contributor", "contributors", multiple=True, metavar="ORG=WEIGHT",
+              help="An org whose data trained the model, with its share (repeat). Leave it out "
+                   "on a chain that requires anchored training data: the weights are then the "
+                   "training rows each member anchored, as the artifact records them.")  # fmt: skip
 @KeyOption
 @node_option
 @WaitOption
 def model_propose(artifact: Path, name: str, contributors: tuple[str, ...], key_file: Path,
                   node: str, wait: bool) -> None:  # fmt: skip
-    """Upload ARTIFACT to the nodes and propose it as a new version of model family NAME."""
+    """Upload ARTIFACT to the nodes and propose it as a new version of model family NAME.
+
+    The chain reads the artifact itself: its size, and its training datasets, which must be
+    anchored by members (unless governance turned require_anchored_training off). The
+    proposal's dry run lists each dataset and the royalty weights the version will get.
+    """
     from ml.artifact import load
     from ml.errors import ModelError
 

@@ -101,8 +101,7 @@ def _setup_chain(n: Net, tmp_path: Path) -> dict:
                   datasets=[(root, len(data))]).model  # fmt: skip
     artifact = tmp_path / "payments.vmodel"
     artifact.write_bytes(model.data)
-    approve = govern(n, str(artifact), "--name", "payments", "--contributor", "org1=3",
-                     "--contributor", "org2=1", command=("model", "propose"))  # fmt: skip
+    approve = govern(n, str(artifact), "--name", "payments", command=("model", "propose"))
     govern(n, "activate-model", "payments", "1")
     govern(n, "set-param", "drift_window", "50")  # two windows for the drift chart
     calm = tmp_path / "calm.csv"
@@ -274,7 +273,8 @@ def _walk_through(n: Net, page, url: str, chain: dict, flagged: dict) -> None:  
     page.goto(url + "/#/model/payments")
     page.wait_for_selector("#versions")
     versions = page.locator("#versions").inner_text()
-    assert "org1: 3 (75%)" in versions and f"#{chain['approve']}" in versions, versions
+    # the royalty weight is the recorded contribution: org1 anchored all 300 training rows
+    assert "org1: 300 (100%)" in versions and f"#{chain['approve']}" in versions, versions
     _shot(page, "6-model")
 
     # The lineage of the anchored dataset the model was trained on.

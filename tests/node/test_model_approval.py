@@ -49,7 +49,7 @@ def _args(model, **over) -> dict:  # type: ignore[no-untyped-def]
         "name": "fraud",
         "model_id": model.model_id,
         "size": len(model.data),
-        "contributors": {"org0": 1, "org1": 1},
+        "contributors": {},
         "anchors": [d for d, _ in model.datasets or ()] or [bytes(32)],
     }
     return args | over
@@ -96,6 +96,26 @@ def test_anchored_training_data_is_approved_and_the_dry_run_names_it(
     for digest in (parent, hashlib.sha256(second).digest()):
         [used] = commit(ledger, [call("models", "trained_on", [digest], CLIENT)])
         assert result(used) == [["fraud", 1]]  # the anchor's lineage names the model version
+    [version] = commit(ledger, [call("models", "version", ["fraud", 1], CLIENT)])
+    assert result(version)["contributors"] == {"org0": 120}  # the rows org0's client anchored
+
+
+def test_royalty_weights_are_the_recorded_contributions(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+    from ledger_helpers import ADMIN
+
+    v3, _ = trained
+    ledger = _ledger(tmp_path, v3)
+    first, second = _files()
+    commit(ledger, [anchor_tx(first)])  # org0's client
+    commit(ledger, [anchor_tx(second, key=ADMIN)])  # org2's client
+    typed = _propose(ledger, _args(v3, contributors={"org0": 1, "org2": 1}))
+    assert "contributors must be the recorded contributions" in typed.error
+    assert "{'org0': 70, 'org2': 50}" in typed.error, typed.error
+    repeated = _propose(ledger, _args(v3, contributors={"org0": 70, "org2": 50}))
+    assert repeated.status == "ok", repeated.error  # repeating them exactly is fine
+    pid = decode_value(repeated.result, MAX_VALUE_BYTES)
+    [shown] = commit(ledger, [call("governance", "get", [pid], CLIENT)])
+    assert "royalty weights ['org0=70', 'org2=50']" in result(shown)["dry_run"]
 
 
 def test_the_proposal_must_match_the_artifact(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
@@ -117,7 +137,9 @@ def test_with_the_rule_off_an_old_artifact_is_still_approved(tmp_path: Path, tra
     _, v2 = trained
     ledger = open_ledger(tmp_path)  # these test ledgers start with the rule off
     ledger.store.put_artifact(v2.model_id, v2.data)
-    assert _propose(ledger, _args(v2)).status == "ok"
+    off = _propose(ledger, _args(v2))
+    assert "contributors must have 1..32 orgs" in off.error  # typed weights, as before
+    assert _propose(ledger, _args(v2, contributors={"org0": 1})).status == "ok"
 
 
 def test_a_proposal_waits_for_an_artifact_this_node_lacks(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]

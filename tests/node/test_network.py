@@ -538,8 +538,7 @@ def test_scores_are_agreed_and_a_node_fetches_a_missing_model(net: Net, tmp_path
     late = "org4"
     net.kill(late)
     url = net.node("org1").url
-    govern(net, str(artifact), "--name", "fraud", "--contributor", "org1=3", "--contributor",
-           "org2=1", command=("model", "propose"))  # fmt: skip
+    govern(net, str(artifact), "--name", "fraud", command=("model", "propose"))
     govern(net, "activate-model", "fraud", "1")
     listed = vigil("model", "list", "fraud", "--node", url, "--genesis", str(net.net.genesis_path))
     assert "1 version(s), active v1" in listed and "verified: model fraud's records" in listed
@@ -638,8 +637,7 @@ def test_score_rows_of_the_wrong_width_are_refused_before_submitting(
     artifact = tmp_path / "wide.vmodel"
     artifact.write_bytes(model.data)
     url = net.node("org1").url
-    govern(net, str(artifact), "--name", "wide", "--contributor", "org1=1",
-           command=("model", "propose"))  # fmt: skip
+    govern(net, str(artifact), "--name", "wide", command=("model", "propose"))
     govern(net, "activate-model", "wide", "1")
     key = str(net.net.client_key)
     rows = tmp_path / "narrow.csv"
@@ -678,8 +676,7 @@ def test_drift_is_the_same_on_every_node_and_shown_verified(net: Net, tmp_path: 
                   datasets=anchored(net, data)).model  # fmt: skip
     artifact = tmp_path / "drifty.vmodel"
     artifact.write_bytes(model.data)
-    govern(net, str(artifact), "--name", "drifty", "--contributor", "org1=1",
-           command=("model", "propose"))  # fmt: skip
+    govern(net, str(artifact), "--name", "drifty", command=("model", "propose"))
     govern(net, "activate-model", "drifty", "1")
     govern(net, "set-param", "drift_window", "500")
     key, genesis = str(net.net.client_key), str(net.net.genesis_path)

@@ -75,32 +75,47 @@ def test_a_consortium_governs_its_fraud_model(net: Net, tmp_path: Path) -> None:
     url = net.node("org1").url
     rng = np.random.default_rng(5)
 
-    # Each organisation anchors the digest of its training data.
-    parts, digests = [], []
-    for org in ORGS:
-        data = rng.normal(0, 1, (150, 3))
+    # Every other organisation gets a client key of its own (org1 has the network's).
+    keys = {"org1": client}
+    for org in ORGS[1:]:
+        path = tmp_path / f"client-{org}.key"
+        PrivateKey.generate().save(path)
+        public = PrivateKey.load(path).public.hex()
+        pid = propose(net, "gov", "propose", "authorize-client", public, "--org", org,
+                      "--role", "submit")  # fmt: skip
+        vote(net, pid, ("org1", "org2", "org3"))
+        keys[org] = str(path)
+
+    # Each organisation anchors the digest of its own training data (rows differ per org).
+    parts, digests = {}, {}
+    for i, org in enumerate(ORGS):
+        data = rng.normal(0, 1, (100 + 20 * i, 3))
         path = tmp_path / f"{org}.csv"
         path.write_text(
             "amount,hour,risk\n" + "\n".join(",".join(f"{x:.6f}" for x in row) for row in data)
         )
-        vigil(
-            "anchor", str(path), "--meta", f"owner={org}", "--key", client, "--node", url, "--wait"
-        )
-        parts.append(data)
-        digests.append(hashlib.sha256(path.read_bytes()).digest())
+        vigil("anchor", str(path), "--meta", f"owner={org}", "--key", keys[org], "--node", url,
+              "--wait")  # fmt: skip
+        parts[org] = data
+        digests[org] = hashlib.sha256(path.read_bytes()).digest()
 
-    # A model trained on all of it is proposed, approved by three members, activated.
-    def model_file(seed: int, name: str) -> tuple[Path, bytes]:
-        model = train(np.vstack(parts), ("amount", "hour", "risk"),
+    # A model trained on the members' data is proposed (its royalty weights are the rows each
+    # member anchored, not typed), approved by three members, activated.
+    def model_file(seed: int, name: str, orgs: tuple[str, ...]) -> tuple[Path, bytes]:
+        model = train(np.vstack([parts[o] for o in orgs]), ("amount", "hour", "risk"),
                       TrainParams(n_estimators=40, random_state=seed),
-                      datasets=[(d, 150) for d in digests]).model  # fmt: skip
+                      datasets=[(digests[o], len(parts[o])) for o in orgs]).model  # fmt: skip
         path = tmp_path / name
         path.write_bytes(model.data)
         return path, model.model_id
 
-    v1, v1_id = model_file(1, "fraud-v1.vmodel")
-    weights = [f"--contributor={org}=150" for org in ORGS]
-    pid = propose(net, "model", "propose", str(v1), "--name", "fraud", *weights)
+    v1, v1_id = model_file(1, "fraud-v1.vmodel", ORGS)
+    typed = fails("model", "propose", str(v1), "--name", "fraud", "--contributor", "org1=1",
+                  "--key", admin(net, "org1"), "--node", url, "--wait")  # fmt: skip
+    assert "contributors must be the recorded contributions" in typed, typed
+    pid = propose(net, "model", "propose", str(v1), "--name", "fraud")
+    shown = vigil("gov", "show", str(pid), "--node", url, "--genesis", str(net.net.genesis_path))
+    assert "royalty weights ['org1=100', 'org2=120', 'org3=140', 'org4=160']" in shown, shown
     vote(net, pid, ("org1", "org2", "org3"))
     pid = propose(net, "gov", "propose", "activate-model", "fraud", "1")
     vote(net, pid, ("org2", "org3", "org4"))
@@ -183,9 +198,8 @@ def test_a_consortium_governs_its_fraud_model(net: Net, tmp_path: Path) -> None:
         assert node4 not in latest_signers(net, "org1")
 
     # The model is rolled back: later scores use the earlier version.
-    v2, v2_id = model_file(2, "fraud-v2.vmodel")
-    members_now = [f"--contributor={org}=150" for org in ("org1", "org2", "org3")]
-    pid = propose(net, "model", "propose", str(v2), "--name", "fraud", *members_now)
+    v2, v2_id = model_file(2, "fraud-v2.vmodel", ("org1", "org2", "org3"))
+    pid = propose(net, "model", "propose", str(v2), "--name", "fraud")
     vote(net, pid, ("org1", "org2", "org3"))
     pid = propose(net, "gov", "propose", "activate-model", "fraud", "2")
     vote(net, pid, ("org1", "org2", "org3"))

@@ -387,8 +387,7 @@ def _check_approve_model(a, roster):
     contributors = a["contributors"]
     require(_type(contributors) == "dict", "contributors must be a dict org -> weight")
     require(
-        len(contributors) >= 1 and len(contributors) <= MAX_CONTRIBUTORS,
-        f"contributors must have 1..{MAX_CONTRIBUTORS} orgs",
+        len(contributors) <= MAX_CONTRIBUTORS, f"contributors must have 0..{MAX_CONTRIBUTORS} orgs"
     )
     for org, weight in contributors.items():
         _check_org(org, "contributor")
@@ -403,29 +402,61 @@ def _check_approve_model(a, roster):
         seen[d] = True
     known = ledger.call(MODELS, "find", [name, model_id])
     require(known is None, f"model {_short(model_id)} is already version {known} of {name}")
-    trained_on = _check_training_data(model_id, a["size"], anchors, roster)
+    checked = _check_training_data(model_id, a["size"], anchors, roster)
+    weights = _weights(contributors, checked[1])
     n = ledger.call(MODELS, "versions", [name])
+    shown = []
+    for org in sorted(weights.keys()):
+        shown.append(f"{org}={weights[org]}")
     return (
         f"register model {name} version {n + 1} (id {_short(model_id)}, {a['size']} bytes, "
-        f"contributors {sorted(contributors.keys())}, {len(anchors)} anchor(s)){trained_on}"
+        f"royalty weights {shown}, {len(anchors)} anchor(s)){checked[0]}"
     )
+
+
+def _weights(contributors, recorded):
+    """The royalty weights a version gets. On a chain that requires anchored training data
+    they are the recorded contributions: the training rows each member anchored. The
+    proposal then leaves contributors empty or repeats exactly those."""
+    if not _anchored_training_required():
+        require(len(contributors) >= 1, f"contributors must have 1..{MAX_CONTRIBUTORS} orgs")
+        return contributors
+    require(len(recorded) >= 1, "the artifact records no training datasets anchored by members")
+    if len(contributors) == 0:
+        return recorded
+    same = len(contributors) == len(recorded)
+    for org, weight in contributors.items():
+        if org not in recorded or recorded[org] != weight:
+            same = False
+    require(
+        same,
+        f"contributors must be the recorded contributions {recorded} (training rows each "
+        "member anchored), or left empty",
+    )
+    return recorded
+
+
+def _anchored_training_required():
+    return ledger.get("param:require_anchored_training", 0) == 1
 
 
 def _check_training_data(model_id, size, anchors, roster):
     """The artifact itself (the node reads it by id) must match the proposal: its size, and
     its training datasets must be the anchors listed. With require_anchored_training = 1
-    each dataset must be anchored on chain by a member. Returns the datasets in words."""
+    each dataset must be anchored on chain by a member. Returns the datasets in words and
+    the rows each member's anchored datasets contributed ({org: rows})."""
     facts = ledger.model(model_id)
     require(facts["size"] == size, f"size must be the artifact's {facts['size']} bytes")
-    required = ledger.get("param:require_anchored_training", 0) == 1
+    required = _anchored_training_required()
     datasets = facts["datasets"]
+    rows_by_org = {}
     if datasets is None:
         require(
             not required,
             "the artifact records no training datasets (model artifacts of version 3 do); "
             "this chain approves only models trained on anchored data",
         )
-        return ""
+        return ["", rows_by_org]
     listed = {}
     for d in anchors:
         listed[d] = True
@@ -445,9 +476,11 @@ def _check_training_data(model_id, size, anchors, roster):
             )
             text = f"{_short(digest)}: {pair[1]} rows, not anchored by a member"
         else:
+            org = found["org"]
+            rows_by_org[org] = rows_by_org.get(org, 0) + pair[1]
             text = (
                 f"{_short(digest)}: {pair[1]} rows, anchored at height {found['height']} "
-                f"by {found['org']}"
+                f"by {org}"
             )
             if len(found["parents"]) > 0:
                 parents = []
@@ -459,14 +492,21 @@ def _check_training_data(model_id, size, anchors, roster):
     shown = "; ".join(words)
     if len(datasets) > MAX_DATASETS_SHOWN:
         shown = shown + f"; and {len(datasets) - MAX_DATASETS_SHOWN} more"
-    return "; trained on " + shown
+    return ["; trained on " + shown, rows_by_org]
 
 
 def _apply_approve_model(a, roster):
+    checked = _check_training_data(a["model_id"], a["size"], a["anchors"], roster)
     ledger.call(
         MODELS,
         "register",
-        [a["name"], a["model_id"], a["size"], a["contributors"], a["anchors"]],
+        [
+            a["name"],
+            a["model_id"],
+            a["size"],
+            _weights(a["contributors"], checked[1]),
+            a["anchors"],
+        ],
     )
 
 
