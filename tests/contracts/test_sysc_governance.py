@@ -290,8 +290,12 @@ def test_contributor_limit() -> None:
     ok = model_args(key("m"), dict.fromkeys(names, 1))
     assert world.propose(names[0], "approve_model", ok).ok
     over = model_args(key("m"), {f"org-{i}": 1 for i in range(33)})
-    assert "contributors must have 1..32 orgs" in revert_message(
+    assert "contributors must have at most 32 orgs" in revert_message(
         world.propose(names[0], "approve_model", over)
+    )
+    none = model_args(key("m2"), {}) | {"anchors": [key("anchor/x")]}  # rule off: typed, >= 1
+    assert "contributors must have 1..32 orgs" in revert_message(
+        world.propose(names[0], "approve_model", none)
     )
 
 

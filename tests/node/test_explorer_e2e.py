@@ -77,10 +77,14 @@ def _get(n: Net, path: str) -> dict:
 
 
 def _query(n: Net, method: str, args: list) -> object:
+    return _query_contract(n, "governance", method, args)
+
+
+def _query_contract(n: Net, contract: str, method: str, args: list) -> object:
     answer = off_loop(
         localnet.http,
         "POST",
-        n.node("org1").url + "/v1/contracts/governance/query",
+        n.node("org1").url + f"/v1/contracts/{contract}/query",
         {"method": method, "args": args},
     )
     assert answer is not None and answer[0] == 200, answer
@@ -181,6 +185,10 @@ def test_a_person_follows_a_flagged_payment_to_its_block_a_proposal_and_a_lineag
         finally:
             context.close()
         assert problems == [], problems
+
+
+def members_text(page) -> str:  # type: ignore[no-untyped-def]
+    return page.locator("main").inner_text()
 
 
 def _all_checks_pass(page) -> None:  # type: ignore[no-untyped-def]
@@ -304,6 +312,12 @@ def _walk_through(n: Net, page, url: str, chain: dict, flagged: dict) -> None:  
     page.wait_for_selector("#members")
     members = page.locator("#members").inner_text()
     assert all(f"org{i}" in members for i in range(1, 5)) and "this node" in members
+    balances = _query_contract(n, "royalties", "balances", [])
+    for org in ("org1", "org2", "org3", "org4"):
+        cell = page.locator(f"#members td[data-balance='{org}']").inner_text()
+        assert int(cell) == balances.get(org, 0), (org, cell, balances)  # type: ignore[union-attr]
+    fee = _query(n, "param", ["score_fee"])
+    assert f"(now {fee})" in members_text(page)
     _shot(page, "8-members")
     page.fill("#search-input", flagged["tx"])
     page.press("#search-input", "Enter")

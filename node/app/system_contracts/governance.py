@@ -387,7 +387,8 @@ def _check_approve_model(a, roster):
     contributors = a["contributors"]
     require(_type(contributors) == "dict", "contributors must be a dict org -> weight")
     require(
-        len(contributors) <= MAX_CONTRIBUTORS, f"contributors must have 0..{MAX_CONTRIBUTORS} orgs"
+        len(contributors) <= MAX_CONTRIBUTORS,
+        f"contributors must have at most {MAX_CONTRIBUTORS} orgs",
     )
     for org, weight in contributors.items():
         _check_org(org, "contributor")

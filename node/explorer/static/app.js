@@ -55,7 +55,7 @@ const card = (k, v, id) => h("div", { class: "card" }, h("div", { class: "k" }, 
   h("div", { class: "v", id: id || null }, v));
 
 // Columns whose cells are right-aligned numbers (their cells carry class "num" too).
-const NUMERIC = /^(#|gas|txs|size|yes|no|score|versions|parents|admins)$/i;
+const NUMERIC = /^(#|gas|txs|size|yes|no|score|versions|parents|admins|royalties)$/i;
 
 function table(headers, rows, attrs) {
   return h("table", attrs || {},
@@ -870,6 +870,8 @@ async function membersPage() {
     const full = await api(`/v1/blocks/${b.height}`);
     for (const v of full.certificate.votes) signedCount[v.validator] = (signedCount[v.validator] || 0) + 1;
   }
+  const balances = await query("royalties", "balances").catch(() => ({}));
+  const fee = await query("governance", "param", ["score_fee"]).catch(() => null);
   const st = ctx.status;
   const linked = new Set(st.peers);
   const rows = Object.entries(ctx.members).sort().map(([org, m]) => {
@@ -879,13 +881,16 @@ async function membersPage() {
       h("td", {}, h("strong", {}, org)),
       h("td", {}, state, m.node_key === st.primary ? [" ", badge("primary", "notice")] : null),
       h("td", {}, `${signedCount[m.node_key] || 0} of ${latest.blocks.length}`),
+      h("td", { class: "num", "data-balance": org }, String(balances[org] || 0)),
       h("td", {}, shortHash(m.node_key, 16)),
       h("td", {}, mono(m.peer)), h("td", {}, mono(m.api)),
       h("td", { class: "num" }, m.admins.length));
   });
   return page("Members", `${rows.length} organisations`, panel(null,
-    table(["Organisation", "Node (seen from this node)", "Signed recent blocks", "Node key", "Peer address", "API address", "Admins"], rows, { id: "members" }),
-    h("p", { class: "small muted" }, `Link state is this node's view; signatures are counted in the certificates of the last ${latest.blocks.length} blocks.`)));
+    table(["Organisation", "Node (seen from this node)", "Signed recent blocks", "Royalties", "Node key", "Peer address", "API address", "Admins"], rows, { id: "members" }),
+    h("p", { class: "small muted" }, `Link state is this node's view; signatures are counted in the certificates of the last ${latest.blocks.length} blocks. `,
+      `Royalties: each score pays the fee (now ${fee === null ? "—" : fee}) to the scored model's contributors, split by the training rows each anchored; a negative balance is fees owed. `,
+      "Verified: ", h("code", {}, "vigil contract query royalties balances --genesis genesis.json"))));
 }
 
 async function anchorsPage(after) {
