@@ -71,7 +71,8 @@ class Host(Protocol):
         the anchoring client's organisation, None if it has none now), or None."""
 
     def model(self, model_id: bytes) -> dict:
-        """What a model artifact records: ``{"size", "trees", "features", "datasets"}``
+        """What a model artifact records: ``{"size", "trees", "threshold", "features",
+        "datasets"}`` (a row is an outlier iff its path sum is below ``threshold``)
         (``datasets`` a list of ``[digest, rows]``, None before artifact version 3)."""
 
 

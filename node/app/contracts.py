@@ -143,6 +143,7 @@ class ChainHost:
         return {
             "size": len(m.data),
             "trees": m.n_trees,
+            "threshold": m.threshold,
             "features": list(m.feature_names),
             "datasets": None if m.datasets is None else [[d, n] for d, n in m.datasets],
         }
