@@ -142,3 +142,45 @@ def test_balances_always_sum_to_zero(weights: dict[str, int], fee: int, payers: 
     balances = world.view("royalties", "balances", [])
     assert sum(balances.values()) == 0
     assert balances == dict(sorted(expected.items()))
+
+
+def test_balances_add_up_across_versions_a_rollback_and_a_removal() -> None:
+    """Each charge is split by the weights of the version active when it is made; over a
+    new version, a rollback and a contributor's removal, what scorers paid is exactly what
+    contributors received, and every org's balance is the sum of its own shares."""
+    world = World(list(ORGS))
+    versions = {1: {"bank-a": 3, "bank-b": 1}, 2: {"bank-b": 1, "bank-c": 2}}
+    for n, weights in versions.items():
+        args = {"name": "fraud", "model_id": key(f"v{n}"), "size": 1, "contributors": weights,
+                "anchors": [key(f"a{n}")]}  # fmt: skip
+        world.enact("approve_model", args)
+    expected = dict.fromkeys(ORGS, 0)
+    paid = credited = 0
+
+    def charges(version: int, payers: list[str]) -> None:
+        nonlocal paid, credited
+        weights = versions[version]
+        total = sum(weights.values())
+        for payer in payers:
+            assert charge(world, payer).value == 10
+            paid += 10
+            expected[payer] -= 10
+            shares = {org: 10 * w // total for org, w in weights.items()}
+            shares[min(weights)] += 10 - sum(shares.values())
+            for org, share in shares.items():
+                expected[org] += share
+                credited += share
+
+    world.enact("activate_model", {"name": "fraud", "version": 1})
+    charges(1, ["bank-c", "bank-d", "bank-c"])
+    world.enact("activate_model", {"name": "fraud", "version": 2})
+    charges(2, ["bank-a", "bank-d"])
+    world.enact("rollback_model", {"name": "fraud", "version": 1})
+    charges(1, ["bank-d"])
+    world.enact("remove_member", {"org": "bank-b"})  # a contributor of both versions leaves
+    charges(1, ["bank-c", "bank-a"])
+    balances = world.view("royalties", "balances", [])
+    assert balances == {org: v for org, v in expected.items() if org in balances}
+    assert sum(balances.values()) == 0
+    assert paid == 80 and credited == paid  # every fee paid went to the contributors
+    assert balances["bank-b"] == expected["bank-b"] != 0  # a removed member keeps its earnings
