@@ -125,6 +125,10 @@ GAS_ANCHOR_LOOKUP = 300
 """Price of ``ledger.anchor``: one state read and a client lookup."""
 GAS_MODEL_LOOKUP = 5_000
 """Price of ``ledger.model``: the host loads (or finds loaded) a model artifact."""
+GAS_MERGE = 50_000
+"""Price of ``ledger.merge_id`` per model merged: the host merges and encodes the forests."""
+MAX_MERGE_MODELS = 32
+"""Models one ``ledger.merge_id`` merges (a federated round has at most one per member)."""
 
 GAS_CONTRACT_CALL = 1_000
 """Base price of ``ledger.call``; the callee's own gas use is added to it."""

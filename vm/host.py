@@ -70,6 +70,9 @@ class Host(Protocol):
         """The anchor record of a dataset digest: ``{"height", "org", "parents"}`` (``org``
         the anchoring client's organisation, None if it has none now), or None."""
 
+    def merge_id(self, model_ids: list[bytes]) -> bytes:
+        """The id of the deterministic federated merge (``ml.merge``) of these artifacts."""
+
     def model(self, model_id: bytes) -> dict:
         """What a model artifact records: ``{"size", "trees", "threshold", "features",
         "datasets"}`` (a row is an outlier iff its path sum is below ``threshold``)
@@ -102,6 +105,8 @@ class InMemoryHost:
     """What ``ledger.anchor`` answers, by digest."""
     models_by_id: dict[bytes, dict] = field(default_factory=dict)
     """What ``ledger.model`` answers, by model id."""
+    merges: dict[tuple[bytes, ...], bytes] = field(default_factory=dict)
+    """What ``ledger.merge_id`` answers, by the sorted input ids."""
     key_check: Callable[[bytes], bool] = field(default=lambda key: len(key) == 32)
     """What ``ledger.key_ok`` answers; the node and the CLI give it the curve check of
     ``consensus.crypto`` (the VM imports nothing from the other packages)."""
@@ -138,6 +143,12 @@ class InMemoryHost:
 
     def anchor(self, digest: bytes) -> dict | None:
         return copy.deepcopy(self.anchors.get(digest))
+
+    def merge_id(self, model_ids: list[bytes]) -> bytes:
+        merged = self.merges.get(tuple(sorted(model_ids)))
+        if merged is None:
+            raise HostError("these models cannot be merged here")
+        return merged
 
     def model(self, model_id: bytes) -> dict:
         facts = self.models_by_id.get(model_id)

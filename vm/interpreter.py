@@ -36,6 +36,7 @@ from vm.gas import (
     GAS_EMIT,
     GAS_HOST_QUERY,
     GAS_KEY_CHECK,
+    GAS_MERGE,
     GAS_MODEL_LOOKUP,
     GAS_PER_BYTE_ALLOCATED,
     GAS_PER_BYTE_HASHED,
@@ -55,6 +56,7 @@ from vm.gas import (
     MAX_EVENTS,
     MAX_GAS_LIMIT,
     MAX_MEMORY_BYTES,
+    MAX_MERGE_MODELS,
     MAX_STORAGE_KEY_BYTES,
     MAX_STORAGE_VALUE_BYTES,
     MAX_STR_BYTES,
@@ -844,6 +846,19 @@ class _Machine:
             self.charge(GAS_ANCHOR_LOOKUP if name == "anchor" else GAS_MODEL_LOOKUP)
             value = self.ask_host(name, digest)
             self.accept(value)
+            return value
+        if name == "merge_id":
+            ids = args[0]
+            if type(ids) not in (list, tuple) or not 2 <= len(ids) <= MAX_MERGE_MODELS:
+                raise ExecutionError(
+                    "TypeError", f"ledger.merge_id needs a list of 2..{MAX_MERGE_MODELS} model ids"
+                )
+            if any(type(i) is not bytes or len(i) != 32 for i in ids):
+                raise ExecutionError("TypeError", "ledger.merge_id needs 32-byte model ids")
+            self.charge(GAS_MERGE * len(ids))
+            value = self.ask_host("merge_id", list(ids))
+            if type(value) is not bytes or len(value) != 32:
+                raise HostError("host merge_id must return a 32-byte id")
             return value
         raise AssertionError(f"host function {name} not implemented")  # pragma: no cover
 

@@ -170,6 +170,7 @@ HOST_FUNCTIONS: dict[str, Arity] = {
     "key_ok": Arity(11, 1, 1),
     "anchor": Arity(12, 1, 1),
     "model": Arity(13, 1, 1),
+    "merge_id": Arity(14, 1, 1),
 }
 """Functions of the ``ledger`` object; each becomes one CALL_HOST instruction."""
 

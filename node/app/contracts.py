@@ -148,6 +148,20 @@ class ChainHost:
             "datasets": None if m.datasets is None else [[d, n] for d, n in m.datasets],
         }
 
+    def merge_id(self, model_ids: list[bytes]) -> bytes:
+        """The id of ``ml.merge.merge`` of these artifacts: the same bytes on every node, so a
+        contract can demand that a proposed merged model is exactly that merge."""
+        from ml.errors import MergeError
+        from ml.merge import merge
+
+        if self.ctx.scoring is None:
+            raise HostError("model artifacts are not available here")
+        models = [self.ctx.scoring.models.scorer(i).model for i in model_ids]
+        try:
+            return merge(models).model_id
+        except MergeError as exc:
+            raise HostError(f"the models do not merge: {exc}") from None
+
     def score(self, model: str, features: list[int]) -> int:
         if self.ctx.score is None:
             raise HostError("anomaly scoring is not available on this chain yet")

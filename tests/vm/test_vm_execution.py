@@ -477,3 +477,22 @@ def test_anchor_and_model_ask_the_host_and_charge_for_the_lookup() -> None:
             assert isinstance(wrong.error, ExecutionError) and "32-byte digest" in str(wrong.error)
     starved = execute(program(src), "m", [digest], host, gas_limit=GAS_MODEL_LOOKUP // 2)
     assert isinstance(starved.error, OutOfGas)
+
+
+def test_merge_id_asks_the_host_and_charges_per_model() -> None:
+    from vm.gas import GAS_MERGE, MAX_MERGE_MODELS
+
+    src = "def m(ids):\n    return ledger.merge_id(ids)\n"
+    a, b, merged = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+    host = InMemoryHost(merges={(a, b): merged})
+    done = execute(program(src), "m", [[b, a]], host)
+    assert done.error is None and done.value == merged and done.gas_used >= 2 * GAS_MERGE
+    unknown = execute(program(src), "m", [[a, b"\x04" * 32]], host)
+    assert isinstance(unknown.error, HostError)
+    too_many = [bytes([i]) * 32 for i in range(MAX_MERGE_MODELS + 1)]
+    for bad in ([a], too_many, [a, b"short"], "not a list"):
+        wrong = execute(program(src), "m", [bad], host)
+        assert isinstance(wrong.error, ExecutionError), bad
+    at_bound = [bytes([i]) * 32 for i in range(MAX_MERGE_MODELS)]
+    edge = execute(program(src), "m", [at_bound], host, gas_limit=10**8)
+    assert isinstance(edge.error, HostError)  # accepted by the VM, then the host answers

@@ -169,6 +169,8 @@ def _kinds():
         "activate_model",
         "rollback_model",
         "allow_deploy",
+        "open_round",
+        "approve_round",
     ]
 
 
@@ -552,6 +554,67 @@ def _apply_rollback_model(a, roster):
     ledger.call(MODELS, "rollback", [a["name"], a["version"]])
 
 
+def _check_open_round(a, roster):
+    _check_args(a, ["name", "features", "deadline", "min_members"])
+    _check_name(a["name"], "model name")
+    _check_list(a["features"], "features", 1024)
+    for f in a["features"]:
+        _check_str(f, "feature name", 128)
+    height = ledger.height()
+    _check_int(a["deadline"], "deadline", height + 1, height + 1000000)
+    _check_int(a["min_members"], "min_members", 2, len(roster))
+    return (
+        f"open a federated round for model {a['name']}: features {a['features']}, "
+        f"submissions until height {a['deadline']}, at least {a['min_members']} members"
+    )
+
+
+def _apply_open_round(a, roster):
+    ledger.call(MODELS, "open_round", [a["name"], a["features"], a["deadline"], a["min_members"]])
+
+
+def _check_approve_round(a, roster):
+    """The round's merged model: its id must be the chain's own merge of the submissions;
+    its weights are the rows each member submitted; it registers as the next version."""
+    _check_args(a, ["round", "model_id", "size"])
+    _check_int(a["round"], "round", 1, MAX_PROPOSAL_ID)
+    model_id = a["model_id"]
+    _check_key(model_id, "model_id")
+    r = ledger.call(MODELS, "get_round", [a["round"]])
+    require(r is not None, f"no round {a['round']}")
+    require(r["status"] == "closed", f"round {a['round']} is {r['status']}, not closed")
+    require(
+        model_id == r["merged"],
+        f"model {_short(model_id)} is not the merge of round {a['round']}'s submissions "
+        f"(that is {_short(r['merged'])})",
+    )
+    facts = ledger.model(model_id)
+    require(facts["size"] == a["size"], f"size must be the artifact's {facts['size']} bytes")
+    shown = []
+    for org in sorted(r["submissions"].keys()):
+        if org in roster:
+            shown.append(f"{org}={r['submissions'][org]['rows']}")
+    require(len(shown) >= 1, "no submitter of the round is still a member")
+    return (
+        f"register the merge of round {a['round']} as model {r['name']} version "
+        f"{ledger.call(MODELS, 'versions', [r['name']]) + 1} (id {_short(model_id)}), "
+        f"royalty weights {shown} (rows each member trained on)"
+    )
+
+
+def _apply_approve_round(a, roster):
+    r = ledger.call(MODELS, "get_round", [a["round"]])
+    weights = {}
+    for org, sub in r["submissions"].items():
+        if org in roster:
+            weights[org] = sub["rows"]
+    anchors = []
+    for pair in ledger.model(a["model_id"])["datasets"]:
+        anchors.append(pair[0])
+    ledger.call(MODELS, "register", [r["name"], a["model_id"], a["size"], weights, anchors])
+    ledger.call(MODELS, "round_approved", [a["round"]])
+
+
 def _check_allow_deploy(a, roster):
     _check_args(a, ["name", "code_hash"])
     name = a["name"]
@@ -587,6 +650,10 @@ def _check(kind, args, roster):
         return _check_rollback_model(args, roster)
     if kind == "allow_deploy":
         return _check_allow_deploy(args, roster)
+    if kind == "open_round":
+        return _check_open_round(args, roster)
+    if kind == "approve_round":
+        return _check_approve_round(args, roster)
     require(False, f"unknown action kind {kind} (expected one of {_kinds()})")
 
 
@@ -608,6 +675,10 @@ def _apply(kind, args, roster):
         _apply_activate_model(args, roster)
     elif kind == "rollback_model":
         _apply_rollback_model(args, roster)
+    elif kind == "open_round":
+        _apply_open_round(args, roster)
+    elif kind == "approve_round":
+        _apply_approve_round(args, roster)
     else:
         _apply_allow_deploy(args, roster)
 

@@ -9,6 +9,14 @@ Storage: ``versions:<name>`` -> count; ``model:<name>:<version>`` -> {"version",
 ``history:<name>`` -> [(height, version), ...] (the last MAX_HISTORY activations);
 ``trained:<digest hex>`` -> [[name, version], ...]: the versions trained on that anchored
 dataset (the last MAX_TRAINED_LISTED; the "registered" events name them all).
+
+Federated rounds (opened by governance): ``round:<id>`` -> {"id", "name", "features",
+"deadline", "min_members", "opened_at", "status" (open, closed, failed, approved),
+"submissions" {org: {"model_id", "rows"}}, "merged" (the id of the deterministic merge of
+the submissions, once closed)}; ``next_round`` -> int. Each member submits one local model
+trained only on data that member anchored; after the deadline anyone closes the round and
+the chain computes the merge's id (``ledger.merge_id``), which is the only model
+governance's ``approve_round`` accepts, with each member's weight its recorded rows.
 """
 
 # ruff: noqa: F821  (ledger, require and sha256 come from the VM)
@@ -28,6 +36,9 @@ MAX_VERSION = 9223372036854775807
 MAX_HISTORY = 1000
 # Versions kept in ``trained:<digest>`` per dataset.
 MAX_TRAINED_LISTED = 64
+MAX_ROUND_FEATURES = 1024
+# Longest a round stays open (heights).
+MAX_ROUND_SPAN = 1000000
 
 
 def _type(x):
@@ -182,6 +193,109 @@ def find(name, model_id):
     _check_name(name)
     require(_type(model_id) == "bytes" and len(model_id) == KEY_BYTES, "model_id must be 32 bytes")
     return ledger.get("id:" + name + ":" + model_id.hex())
+
+
+def open_round(name, features, deadline, min_members):
+    """Open a federated round for ``name`` (governance only); returns its id."""
+    _only_governance()
+    _check_name(name)
+    require(_type(features) == "list", "features must be a list of names")
+    require(len(features) >= 1 and len(features) <= MAX_ROUND_FEATURES, "features: 1..1024")
+    for f in features:
+        require(_type(f) == "str" and len(f) >= 1, "each feature must be a non-empty string")
+    now = ledger.height()
+    require(_type(deadline) == "int", "deadline must be a height")
+    require(deadline > now and deadline <= now + MAX_ROUND_SPAN, "deadline out of range")
+    require(_type(min_members) == "int" and min_members >= 1, "min_members must be >= 1")
+    rid = ledger.get("next_round", 1)
+    ledger.put(
+        "round:" + str(rid),
+        {
+            "id": rid,
+            "name": name,
+            "features": features,
+            "deadline": deadline,
+            "min_members": min_members,
+            "opened_at": now,
+            "status": "open",
+            "submissions": {},
+            "merged": None,
+        },
+    )
+    ledger.put("next_round", rid + 1)
+    ledger.emit("round_opened", {"id": rid, "name": name, "deadline": deadline})
+    return rid
+
+
+def submit(rid, model_id):
+    """A member submits its local model for round ``rid``: trained on the round's features
+    and only on datasets that member anchored. Returns the rows credited to it."""
+    r = _round(rid)
+    require(r["status"] == "open", f"round {rid} is {r['status']}")
+    require(
+        ledger.height() < r["deadline"], f"round {rid} closed for submissions at {r['deadline']}"
+    )
+    org = ledger.caller_org()
+    require(org in ledger.members(), "only a member organisation may submit")
+    require(org not in r["submissions"], f"{org} has already submitted to round {rid}")
+    require(_type(model_id) == "bytes" and len(model_id) == KEY_BYTES, "model_id must be 32 bytes")
+    facts = ledger.model(model_id)
+    require(facts["features"] == r["features"], f"the model's features are not round {rid}'s")
+    datasets = facts["datasets"]
+    require(datasets is not None and len(datasets) >= 1, "the model records no training datasets")
+    rows = 0
+    for pair in datasets:
+        found = ledger.anchor(pair[0])
+        require(
+            found is not None and found["org"] == org,
+            f"training dataset {pair[0].hex()[:16]} is not anchored by {org}",
+        )
+        rows += pair[1]
+    for other in r["submissions"].values():
+        require(other["model_id"] != model_id, "that model was submitted already")
+    r["submissions"][org] = {"model_id": model_id, "rows": rows}
+    ledger.put("round:" + str(rid), r)
+    ledger.emit("round_submitted", {"id": rid, "org": org, "model_id": model_id, "rows": rows})
+    return rows
+
+
+def close_round(rid):
+    """After the deadline anyone closes a round: with enough submissions the chain records
+    the id of their deterministic merge, the only model approve_round accepts."""
+    r = _round(rid)
+    require(r["status"] == "open", f"round {rid} is {r['status']}")
+    require(ledger.height() >= r["deadline"], f"round {rid} is open until height {r['deadline']}")
+    ids = []
+    for sub in r["submissions"].values():
+        ids.append(sub["model_id"])
+    if len(ids) < r["min_members"] or len(ids) < 2:
+        r["status"] = "failed"
+    else:
+        r["merged"] = ledger.merge_id(ids)
+        r["status"] = "closed"
+    ledger.put("round:" + str(rid), r)
+    ledger.emit("round_closed", {"id": rid, "status": r["status"], "merged": r["merged"]})
+    return r["status"]
+
+
+def round_approved(rid):
+    """Mark a closed round's merged model approved (governance only)."""
+    _only_governance()
+    r = _round(rid)
+    require(r["status"] == "closed", f"round {rid} is {r['status']}")
+    r["status"] = "approved"
+    ledger.put("round:" + str(rid), r)
+
+
+def get_round(rid):
+    return ledger.get("round:" + str(rid))
+
+
+def _round(rid):
+    require(_type(rid) == "int" and rid >= 1, "round id must be a positive integer")
+    r = ledger.get("round:" + str(rid))
+    require(r is not None, f"no round {rid}")
+    return r
 
 
 def trained_on(digest):
