@@ -9,6 +9,7 @@ from cli.block_cmd import block
 from cli.contract import contract
 from cli.contract_node import call_cmd, deploy, query
 from cli.drift_cmd import model_drift
+from cli.fl_cmd import fl
 from cli.genesis_cmd import genesis
 from cli.gov_cmd import gov, model_list, model_propose
 from cli.keys import keygen
@@ -61,6 +62,7 @@ for _command in (tx_sign, tx_send):
     tx.add_command(_command)
 main.add_command(block)
 main.add_command(model)
+main.add_command(fl)
 main.add_command(contract)
 for _command in (deploy, call_cmd, query):
     contract.add_command(_command)
