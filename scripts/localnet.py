@@ -61,6 +61,10 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=4, help="organisations (new networks only)")
     parser.add_argument("--dir", type=Path, default=None, help="network directory (./localnet)")
     parser.add_argument(
+        "--demo", action="store_true",
+        help="play the consortium story (federated model, scores, proofs, drift, royalties)",
+    )  # fmt: skip
+    parser.add_argument(
         "--duration", type=float, default=None,
         help="stop after this many seconds of live status (default: until Ctrl-C)",
     )  # fmt: skip
@@ -123,6 +127,10 @@ def main() -> int:
         if tx_hash:
             wait_for("first anchor committed", n, committed_everywhere)
         print_table(net, directory, demo, first)
+        if args.demo:
+            from demo_story import Story
+
+            Story(net, directory, shown).play()
         follow(net, args.duration)
     except KeyboardInterrupt:
         pass
