@@ -58,6 +58,21 @@ def test_pro_rata_split_with_remainder_to_first_contributor() -> None:
     assert world.view("royalties", "balance", ["bank-z"]) == 0
 
 
+def test_each_charge_says_who_was_paid() -> None:
+    from vm.gas import MAX_STORAGE_VALUE_BYTES
+    from vm.values import decode_value
+
+    world = World(list(ORGS))
+    with_model(world, {"bank-b": 2, "bank-a": 1})
+    charge(world, "bank-d")
+    [(contract, _, data)] = [e for e in world.events if e[1] == "charged"]
+    assert contract == "royalties"
+    event = decode_value(data, MAX_STORAGE_VALUE_BYTES)
+    assert event == {"org": "bank-d", "model": "fraud", "fee": 10,
+                     "paid": {"bank-a": 4, "bank-b": 6}}  # fmt: skip
+    assert sum(event["paid"].values()) == event["fee"]
+
+
 def test_weighted_split_and_self_charge() -> None:
     world = World(list(ORGS))
     world.put("governance", "param:score_fee", 100)

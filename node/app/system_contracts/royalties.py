@@ -6,6 +6,8 @@ floor(fee * w_c / W) and the remainder goes to the contributor that sorts first,
 of all balances is always exactly 0. Balances are ints and may go negative.
 
 Storage: ``balance:<org>`` -> int; ``orgs`` -> sorted list of orgs that have a balance.
+Each charge emits ``charged`` {"org", "model", "fee", "paid": {contributor: share}}, so a
+score's receipt proves what it cost and who was paid.
 """
 
 # ruff: noqa: F821  (ledger, require and sha256 come from the VM)
@@ -99,7 +101,9 @@ def charge(org, model_name):
         if shares[c] != 0:
             _add(c, shares[c], orgs)
     ledger.put("orgs", orgs)
-    ledger.emit("charged", {"org": org, "model": model_name, "fee": fee})
+    # The payout of this charge, per contributor: the receipt (and so any proof of it)
+    # says who earned what from this score.
+    ledger.emit("charged", {"org": org, "model": model_name, "fee": fee, "paid": shares})
     return fee
 
 
