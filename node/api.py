@@ -429,7 +429,7 @@ class Api:
     def _anchors(self, after: bytes, limit: int) -> web.Response:
         found = [
             anchors.AnchorRecord.from_wire(key[len(ANCHOR) :], codec.decode(value)).to_json()
-            for key, value in self.node.store.scan_after(ANCHOR, after, limit)
+            for key, value in self.node.store.scan(ANCHOR, limit, after)
         ]
         full = len(found) == limit
         return web.json_response({"anchors": found, "next": found[-1]["digest"] if full else None})

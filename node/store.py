@@ -166,22 +166,16 @@ class Store:
     def get(self, key: bytes) -> bytes | None:
         return self.db.get(STATE + key)
 
-    def scan(self, prefix: bytes, limit: int = MAX_STATE_SCAN) -> Iterator[tuple[bytes, bytes]]:
-        """State entries whose key starts with ``prefix``, in key order, at most ``limit``."""
+    def scan(
+        self, prefix: bytes, limit: int = MAX_STATE_SCAN, after: bytes = b""
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """State entries whose key starts with ``prefix``, in key order, at most ``limit``;
+        with ``after``, only keys above ``prefix + after`` (the page after the last one)."""
         limit = min(limit, MAX_STATE_SCAN)
-        with self.db.iterator(prefix=STATE + prefix) as it:
+        first = STATE + prefix
+        with self.db.iterator(start=first + after, include_start=not after) as it:
             for n, (key, value) in enumerate(it):
-                if n >= limit:
-                    return
-                yield key[len(STATE) :], value
-
-    def scan_after(self, prefix: bytes, after: bytes, limit: int) -> Iterator[tuple[bytes, bytes]]:
-        """Like ``scan``, but only keys above ``prefix + after`` (a page after the last one)."""
-        limit = min(limit, MAX_STATE_SCAN)
-        start = STATE + prefix + after
-        with self.db.iterator(start=start, include_start=not after) as it:
-            for n, (key, value) in enumerate(it):
-                if n >= limit or not key.startswith(STATE + prefix):
+                if n >= limit or not key.startswith(first):
                     return
                 yield key[len(STATE) :], value
 

@@ -327,10 +327,11 @@ def rederive(artifact: bytes, payload: ScorePayload, result: Any) -> str:
     from node.app.scoring import score_rows
 
     model_id, path_sum, outlier, top = result
-    if sha256(artifact) != model_id:
+    given = sha256(artifact)
+    if given != model_id:
         raise VerificationError(
             "artifact",
-            f"{sha256(artifact).hex()[:16]}... is not the model that scored this transaction "
+            f"{given.hex()[:16]}... is not the model that scored this transaction "
             f"({model_id.hex()[:16]}...)",
         )
     try:
@@ -368,7 +369,8 @@ def rederive_with(bundle: Bundle, artifact: bytes) -> str:
             "artifact", "only a committed score's bundle has a score to re-derive"
         )
     score = rederive(artifact, item.tx.payload, item.receipt.result)
-    return f"re-derived: the artifact {sha256(artifact).hex()[:16]}... scores the row {score}"
+    model_id = item.receipt.result[0]  # rederive showed the artifact's id is this one
+    return f"re-derived: the artifact {model_id.hex()[:16]}... scores the row {score}"
 
 
 def anchor_facts(checked: Checked) -> list[str]:

@@ -137,9 +137,7 @@ class ChainHost:
     def model(self, model_id: bytes) -> dict:
         """What the artifact ``model_id`` records. Raises ArtifactMissing (the block waits for
         the artifact, on every node alike) when this node does not hold it yet."""
-        if self.ctx.scoring is None:
-            raise HostError("model artifacts are not available here")
-        m = self.ctx.scoring.models.scorer(model_id).model
+        m = self._loaded(model_id)
         return {
             "size": len(m.data),
             "trees": m.n_trees,
@@ -154,13 +152,17 @@ class ChainHost:
         from ml.errors import MergeError
         from ml.merge import merge
 
-        if self.ctx.scoring is None:
-            raise HostError("model artifacts are not available here")
-        models = [self.ctx.scoring.models.scorer(i).model for i in model_ids]
+        models = [self._loaded(i) for i in model_ids]
         try:
             return merge(models).model_id
         except MergeError as exc:
             raise HostError(f"the models do not merge: {exc}") from None
+
+    def _loaded(self, model_id: bytes) -> Any:
+        """A model from the block's model cache (ArtifactMissing if this node lacks it)."""
+        if self.ctx.scoring is None:
+            raise HostError("model artifacts are not available here")
+        return self.ctx.scoring.models.scorer(model_id).model
 
     def score(self, model: str, features: list[int]) -> int:
         if self.ctx.score is None:
