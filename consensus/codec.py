@@ -72,8 +72,36 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise UnsupportedTypeError(f"msgpack extension type {code} is not allowed")
 
 
+def _valid(value: Any, allow_float: bool, allow_map: bool, depth: int) -> bool:
+    """Whether ``value`` lies in the canonical value space: ``_check`` without building the
+    path of every item (the common case is valid; only a failure needs the path, so
+    ``encode`` asks ``_check`` for the reason only then)."""
+    t = type(value)
+    if value is None or t is bool or t is str or t is bytes:
+        return True
+    if t is int:
+        return INT_MIN <= value <= INT_MAX
+    if t is float:
+        return allow_float and math.isfinite(value)
+    if depth >= MAX_DEPTH:
+        return False
+    if t is list or t is tuple:
+        for item in value:
+            if not _valid(item, allow_float, allow_map, depth + 1):
+                return False
+        return True
+    if t is dict:
+        if not allow_map:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or not _valid(item, allow_float, allow_map, depth + 1):
+                return False
+        return True
+    return False
+
+
 def _check(value: Any, allow_float: bool, allow_map: bool, depth: int, path: str) -> None:
-    """Raise if ``value`` holds anything outside the canonical value space."""
+    """Raise if ``value`` holds anything outside the canonical value space, naming where."""
     t = type(value)
     if value is None or t is bool or t is str or t is bytes:
         return
@@ -131,7 +159,9 @@ def _pack(value: Any, allow_map: bool) -> bytes:
 
 def encode(value: Any, *, allow_float: bool = False, allow_map: bool = False) -> bytes:
     """Encode ``value`` canonically; raise a CodecError subclass if it cannot be."""
-    _check(value, allow_float, allow_map, 0, "$")
+    if not _valid(value, allow_float, allow_map, 0):
+        _check(value, allow_float, allow_map, 0, "$")
+        raise AssertionError("_valid and _check disagree")  # _check raised for anything invalid
     return _pack(value, allow_map)
 
 

@@ -235,3 +235,49 @@ def test_integer_range_edges() -> None:
 def test_bool_and_int_stay_distinct() -> None:
     assert codec.encode(True) != codec.encode(1)
     assert codec.decode(codec.encode(True)) is True
+
+
+anything = st.recursive(
+    scalars
+    | st.floats()
+    | st.integers(codec.INT_MIN - 2, codec.INT_MAX + 2)
+    | st.sets(st.integers(), max_size=2)
+    | st.builds(object),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=4) | st.integers(0, 3), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+def deep(levels: int) -> list:
+    """``levels`` arrays, each inside the next."""
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@settings(max_examples=400)
+@given(anything, st.booleans(), st.booleans())
+def test_the_fast_validity_walk_agrees_with_the_reasoned_check(
+    value: object, allow_float: bool, allow_map: bool
+) -> None:
+    """encode decides with _valid and asks _check only for the reason: the two never differ."""
+    try:
+        codec._check(value, allow_float, allow_map, 0, "$")
+        reasoned = True
+    except codec.CodecError:
+        reasoned = False
+    assert codec._valid(value, allow_float, allow_map, 0) == reasoned
+
+
+@pytest.mark.parametrize("levels", [codec.MAX_DEPTH, codec.MAX_DEPTH + 1])
+def test_the_fast_walk_holds_the_depth_edge(levels: int) -> None:
+    ok = levels <= codec.MAX_DEPTH
+    assert codec._valid(deep(levels), False, False, 0) == ok
+    if not ok:
+        with pytest.raises(DepthError):
+            codec.encode(deep(levels))
