@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,3 +64,24 @@ def test_localnet_bench_prints_json() -> None:
     result = json.loads(out.stdout)
     assert result["network"]["nodes"] == 4 and result["baseline_1_node"]["nodes"] == 1
     assert result["network"]["committed"] > 0
+    for key in ("committed_per_s", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99",
+                "ceiling_per_s", "ratio_to_ceiling", "nodes", "kind"):  # fmt: skip
+        assert key in result, key
+    assert result["kind"] == "anchor" and result["ceiling_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_localnet_bench_sets_up_every_kind_and_plots(tmp_path: Path) -> None:
+    """The mix needs an active model (scores) and a deployed contract (calls): the set-up
+    runs on a real 4-node network and every kind commits."""
+    plot = tmp_path / "load.png"
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/bench/localnet.py"), "--seconds", "3",
+         "--clients", "1", "--batch", "30", "--kind", "mix", "--no-baseline", "--plot", str(plot)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["kind"] == "mix" and "baseline_1_node" not in result
+    assert result["network"]["committed"] > 0 and result["network"]["refused"] == 0
+    assert len(result["sweep"]) >= 3 and plot.read_bytes().startswith(b"\x89PNG")

@@ -1,17 +1,27 @@
-"""Committed anchors per second and submit-to-commit latency on real local networks.
+"""Committed transactions per second and submit-to-commit latency on real local networks.
 
-A closed-loop load generator: each client submits a batch of pre-signed
-anchors to one node (clients spread over the nodes), waits until the whole
-batch is committed, and submits the next. A watcher follows new blocks and
-stamps each transaction's commit time. The 4-node figure is compared with a
-1-node network measured in the same run (the cost of agreement). JSON goes to
-stdout, progress to stderr.
+The reference throughput benchmark. A closed-loop load generator: each client
+submits a batch of pre-signed transactions of one kind (``--kind anchor |
+score | call | mix``) to one node (clients spread over all nodes), waits until
+the whole batch is committed, and submits the next. A watcher follows new
+blocks and stamps each transaction's commit time.
+
+Every node must verify every client signature once, so the machine's
+signature-verification rate bounds what any network of ``nodes`` nodes on it
+can commit: ``ceiling_per_s = pool_verify_per_s / nodes``, i.e. cores /
+(nodes / per-core rate), with the pool rate measured in this run on this
+machine (all cores, the node's own thread pool). ``ratio_to_ceiling`` is the
+committed rate against it. The network is also compared with a 1-node network
+measured in the same run (the cost of agreement). JSON goes to stdout,
+progress to stderr; ``--plot out.png`` adds a sweep over offered load
+(throughput and latency against it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -19,27 +29,200 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 
-from consensus.crypto import PrivateKey
+from consensus.crypto import DOMAIN_TX, PrivateKey, SignedItem, verify_batch
 from node import localnet
-from node.app.types import AnchorPayload, Tx
+from node.app.types import AnchorPayload, CallPayload, ScorePayload, Tx
+from vm.gas import MAX_VALUE_BYTES
+from vm.values import encode_value
+
+KINDS = ("anchor", "score", "call", "mix")
+MODEL_NAME = "bench"
+MODEL_FEATURES = 8
+MODEL_TREES = 100
+CONTRACT_NAME = "benchkv"
+CONTRACT_SOURCE = '''
+"""Benchmark contract: one storage write per call."""
 
 
-def presign(key: PrivateKey, chain_id: str, genesis_hash: bytes, count: int) -> list[Tx]:
-    txs = []
-    for i in range(count):
-        data = f"bench {i} {os.urandom(8).hex()}".encode()
-        payload = AnchorPayload(hashlib.sha256(data).digest(), len(data), "text/plain", (), ())
-        txs.append(Tx.create(key, chain_id, genesis_hash, payload, 900))
-    return txs
+def put(key, value):
+    ledger.put("k:" + key, value)
+    return value
+'''
+TX_EXPIRY_BLOCKS = 900
+VERIFY_SECONDS = 2.0
+"""Time spent measuring the signature-verification rate."""
+MAX_PRESIGNED = 400_000
+"""Pre-signed transactions at most, whatever the ceiling (memory and set-up time)."""
+LINK_TIMEOUT_S = 60.0
+WATCH_POLL_S = 0.01
 
 
-async def watch(
-    session: aiohttp.ClientSession, url: str, committed: dict[str, float], stop: asyncio.Event
-) -> None:
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ the machine's ceiling
+
+
+def verify_rates(seconds: float) -> dict:
+    """Signature verifications per second on one thread and on the node's pool."""
+    key = PrivateKey.generate()
+    txs = [anchor_tx(key, "bench", bytes(32), i) for i in range(256)]
+    items = [SignedItem(t.sender, DOMAIN_TX, bytes(32), t.body_bytes(), t.signature) for t in txs]
+    batch = items * 8
+
+    def rate(threads: int | None) -> float:
+        verify_batch(batch, threads=threads)
+        done, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds / 2:
+            verify_batch(batch, threads=threads)
+            done += len(batch)
+        return done / elapsed
+
+    one, pool = rate(1), rate(None)
+    log(f"  signature verification: {one:,.0f}/s on one thread, {pool:,.0f}/s on the pool")
+    return {"verify_per_s_1_thread": round(one), "verify_per_s_pool": round(pool)}
+
+
+# ------------------------------------------------------------------ transactions
+
+
+def anchor_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int) -> Tx:
+    data = f"bench {i} {os.urandom(8).hex()}".encode()
+    payload = AnchorPayload(hashlib.sha256(data).digest(), len(data), "text/plain", (), ())
+    return Tx.create(key, chain_id, genesis_hash, payload, TX_EXPIRY_BLOCKS)
+
+
+def score_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int, rng) -> Tx:  # type: ignore[no-untyped-def]
+    features = tuple(float(round(x, 4)) for x in rng.normal(0, 1, MODEL_FEATURES))
+    payload = ScorePayload(MODEL_NAME, features, f"bench-{i}")
+    return Tx.create(key, chain_id, genesis_hash, payload, TX_EXPIRY_BLOCKS)
+
+
+def call_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int) -> Tx:
+    args = encode_value([f"{i}-{os.urandom(4).hex()}", i], MAX_VALUE_BYTES)
+    payload = CallPayload(CONTRACT_NAME, "put", args)
+    return Tx.create(key, chain_id, genesis_hash, payload, TX_EXPIRY_BLOCKS)
+
+
+def presign(kind: str, key: PrivateKey, chain_id: str, genesis_hash: bytes, count: int,
+            offset: int) -> list[Tx]:  # fmt: skip
+    rng = np.random.default_rng(offset)
+    out = []
+    for j in range(count):
+        i = offset + j
+        pick = KINDS[i % 3] if kind == "mix" else kind
+        if pick == "anchor":
+            out.append(anchor_tx(key, chain_id, genesis_hash, i))
+        elif pick == "score":
+            out.append(score_tx(key, chain_id, genesis_hash, i, rng))
+        else:
+            out.append(call_tx(key, chain_id, genesis_hash, i))
+    return out
+
+
+# ------------------------------------------------------------------ network set-up
+
+
+def vigil(*args: str) -> str:
+    """Run the CLI in this process (set-up only, never during measurement)."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    if result.exit_code != 0:
+        raise SystemExit(f"set-up step `vigil {' '.join(args)}` failed:\n{result.output}")
+    return result.output
+
+
+def enact(net: localnet.LocalNet, *proposal: str, command: tuple[str, ...] = ("gov", "propose")) -> None:  # fmt: skip
+    """Propose with org1's admin and vote yes with just enough members (more than 2/3)."""
+    url = net.nodes[0].url
+    admin = lambda org: str(net.directory / f"admin-{org}.key")  # noqa: E731
+    out = vigil(*command, *proposal, "--key", admin("org1"), "--node", url, "--wait")
+    pid = next(line for line in out.splitlines() if line.startswith("result")).split()[-1]
+    for node in net.nodes[: 2 * len(net.nodes) // 3 + 1]:
+        vigil("gov", "vote", pid, "yes", "--key", admin(node.org), "--node", url, "--wait")
+
+
+def submit_and_wait(net: localnet.LocalNet, txs: list[Tx]) -> None:
+    url = net.nodes[0].url
+    answer = localnet.http("POST", f"{url}/v1/txs", {"txs": [t.encode().hex() for t in txs]})
+    if answer is None or answer[0] != 202:
+        raise SystemExit(f"set-up submission refused: {answer}")
+    for t in txs:
+        localnet.http("GET", f"{url}/v1/txs/{t.id.hex()}?wait=30", timeout=35)
+
+
+def prepare(net: localnet.LocalNet, kind: str, directory: Path) -> None:
+    """What the kind needs on chain: an active model (score), a deployed contract (call)."""
+    key = PrivateKey.load(net.client_key)
+    chain_id, genesis_hash = net.genesis().chain_id, net.genesis().hash()
+    if kind in ("score", "mix"):
+        from ml.train import TrainParams, train
+
+        data = np.random.default_rng(7).normal(0, 1, (2_000, MODEL_FEATURES))
+        raw = data.tobytes()
+        anchor = AnchorPayload(hashlib.sha256(raw).digest(), len(raw), "application/octet-stream",
+                               (), ())  # fmt: skip
+        submit_and_wait(net, [Tx.create(key, chain_id, genesis_hash, anchor, TX_EXPIRY_BLOCKS)])
+        names = tuple(f"f{i}" for i in range(MODEL_FEATURES))
+        model = train(data, names, TrainParams(n_estimators=MODEL_TREES),
+                      datasets=[(anchor.digest, len(data))]).model  # fmt: skip
+        artifact = directory / "bench.vmodel"
+        artifact.write_bytes(model.data)
+        enact(net, str(artifact), "--name", MODEL_NAME, command=("model", "propose"))
+        enact(net, "activate-model", MODEL_NAME, "1")
+        log(f"  model {MODEL_NAME} ({MODEL_TREES} trees, {MODEL_FEATURES} features) active")
+    if kind in ("call", "mix"):
+        source = directory / f"{CONTRACT_NAME}.py"
+        source.write_text(CONTRACT_SOURCE)
+        enact(net, "allow-deploy", CONTRACT_NAME, str(source))
+        vigil("contract", "deploy", str(source), "--name", CONTRACT_NAME, "--key",
+              str(net.client_key), "--node", net.nodes[0].url, "--wait")  # fmt: skip
+        log(f"  contract {CONTRACT_NAME} deployed")
+
+
+@contextlib.contextmanager
+def network(count: int, directory: Path) -> Iterator[localnet.LocalNet]:
+    net = localnet.create(directory, count)
+    procs = [localnet.start(n) for n in net.nodes]
+    try:
+        deadline = time.monotonic() + LINK_TIMEOUT_S
+        while time.monotonic() < deadline:
+            statuses = [localnet.get_json(n.url + "/v1/status", 1) for n in net.nodes]
+            if all(s is not None and len(s["peers"]) == count - 1 for s in statuses):
+                break
+            time.sleep(0.3)
+        else:
+            raise SystemExit(f"{count}-node network did not link up")
+        log(f"{count}-node network up")
+        yield net
+    finally:
+        for p in procs:
+            localnet.stop(p)
+
+
+# ------------------------------------------------------------------ load
+
+
+@dataclass
+class Load:
+    submitted: dict[str, float]
+    committed: dict[str, float]
+    refused: int = 0
+    ran_out: int = 0
+
+
+async def watch(session: aiohttp.ClientSession, url: str, load: Load, stop: asyncio.Event) -> None:
     height = 0
     while not stop.is_set():
         async with session.get(f"{url}/v1/blocks/{height + 1}") as resp:
@@ -47,16 +230,14 @@ async def watch(
                 block = await resp.json()
                 now = time.monotonic()
                 for h in block["txs"]:
-                    committed[h] = now
+                    load.committed[h] = now
                 height += 1
                 continue
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(WATCH_POLL_S)
 
 
-async def client(
-    session: aiohttp.ClientSession, url: str, txs: list[Tx], batch: int,
-    submitted: dict[str, float], committed: dict[str, float], stop: asyncio.Event,
-) -> None:  # fmt: skip
+async def client(session: aiohttp.ClientSession, url: str, txs: list[Tx], batch: int,
+                 load: Load, stop: asyncio.Event) -> None:  # fmt: skip
     for start in range(0, len(txs), batch):
         if stop.is_set():
             return
@@ -65,11 +246,14 @@ async def client(
         now = time.monotonic()
         async with session.post(f"{url}/v1/txs", json=body) as resp:
             answer = await resp.json()
-        hashes = [r["hash"] for r in answer.get("results", []) if "hash" in r]
+        results = answer.get("results", [])
+        hashes = [r["hash"] for r in results if "hash" in r]
+        load.refused += len(chunk) - len(hashes)
         for h in hashes:
-            submitted[h] = now
-        while not stop.is_set() and not all(h in committed for h in hashes):
+            load.submitted[h] = now
+        while not stop.is_set() and not all(h in load.committed for h in hashes):
             await asyncio.sleep(0.005)
+    load.ran_out += 1
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -77,43 +261,41 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def measure(net: localnet.LocalNet, seconds: float, clients: int, batch: int) -> dict:
-    key = PrivateKey.load(net.client_key)
-    chain_id, genesis_hash = net.genesis().chain_id, net.genesis().hash()
-    per_client = int(batch * max(8, seconds * 20))
-    print(f"  pre-signing {clients * per_client} anchors", file=sys.stderr)
-    loads = [presign(key, chain_id, genesis_hash, per_client) for _ in range(clients)]
-    submitted: dict[str, float] = {}
-    committed: dict[str, float] = {}
+async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
+                  batch: int) -> dict:  # fmt: skip
+    load = Load({}, {})
     stop = asyncio.Event()
-    async with aiohttp.ClientSession() as session:
-        watcher = asyncio.create_task(watch(session, net.nodes[0].url, committed, stop))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        watcher = asyncio.create_task(watch(session, net.nodes[0].url, load, stop))
         started = time.monotonic()
         tasks = [
-            asyncio.create_task(client(session, net.nodes[i % len(net.nodes)].url, loads[i], batch,
-                                       submitted, committed, stop))
-            for i in range(clients)
+            asyncio.create_task(client(session, net.nodes[i % len(net.nodes)].url, txs, batch,
+                                       load, stop))
+            for i, txs in enumerate(loads)
         ]  # fmt: skip
         while time.monotonic() - started < seconds:
             await asyncio.sleep(1)
-            print(
-                f"  {time.monotonic() - started:5.1f} s  {len(committed)} committed",
-                file=sys.stderr,
-            )
+            log(f"  {time.monotonic() - started:5.1f} s  {len(load.committed)} committed")
         stop.set()
         elapsed = time.monotonic() - started
         await asyncio.gather(*tasks, watcher, return_exceptions=True)
-    latencies = [committed[h] - t for h, t in submitted.items() if h in committed]
+    latencies = [load.committed[h] - t for h, t in load.submitted.items() if h in load.committed]
     done = len(latencies)
+    figure = lambda p: round(1000 * percentile(latencies, p), 1) if latencies else None  # noqa: E731
     return {
         "nodes": len(net.nodes),
-        "clients": clients,
+        "clients": len(loads),
         "batch": batch,
         "seconds": round(elapsed, 1),
+        "offered_per_s": round(len(load.submitted) / elapsed, 1),
         "committed": done,
         "committed_per_s": round(done / elapsed, 1),
-        "latency_ms_p50": round(1000 * percentile(latencies, 50), 1) if latencies else None,
-        "latency_ms_p99": round(1000 * percentile(latencies, 99), 1) if latencies else None,
+        "latency_ms_p50": figure(50),
+        "latency_ms_p95": figure(95),
+        "latency_ms_p99": figure(99),
+        "refused": load.refused,
+        "clients_out_of_txs": load.ran_out,
     }
 
 
@@ -128,45 +310,95 @@ def loop_figures(net: localnet.LocalNet) -> dict:
     return out
 
 
-def run_network(count: int, seconds: float, clients: int, batch: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
-        net = localnet.create(Path(tmp), count)
-        procs = [localnet.start(n) for n in net.nodes]
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                statuses = [localnet.get_json(n.url + "/v1/status", 1) for n in net.nodes]
-                if all(s is not None and len(s["peers"]) == count - 1 for s in statuses):
-                    break
-                time.sleep(0.3)
-            else:
-                raise SystemExit(f"{count}-node network did not link up")
-            print(f"{count}-node network up", file=sys.stderr)
-            result = asyncio.run(measure(net, seconds, clients, batch))
+def run(count: int, kind: str, seconds: float, clients: list[int], batch: int,
+        rate_cap: float) -> list[dict]:  # fmt: skip
+    """Measure a fresh ``count``-node network once per client count (one network for all)."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp, network(count, Path(tmp)) as net:
+        prepare(net, kind, Path(tmp))
+        key = PrivateKey.load(net.client_key)
+        chain_id, genesis_hash = net.genesis().chain_id, net.genesis().hash()
+        offset = 0
+        for n_clients in clients:
+            total = min(MAX_PRESIGNED, int(rate_cap * seconds * 1.5) + n_clients * batch * 4)
+            per_client = -(-total // n_clients)
+            log(f"  pre-signing {n_clients * per_client} {kind} transactions for {n_clients} "
+                f"client(s)")  # fmt: skip
+            loads = []
+            for _ in range(n_clients):
+                loads.append(presign(kind, key, chain_id, genesis_hash, per_client, offset))
+                offset += per_client
+            result = asyncio.run(measure(net, loads, seconds, batch))
             result.update(loop_figures(net))
-            return result
-        finally:
-            for p in procs:
-                localnet.stop(p)
+            result["kind"] = kind
+            results.append(result)
+            log(f"  {count} node(s), {n_clients} client(s): {result['committed_per_s']}/s, "
+                f"p99 {result['latency_ms_p99']} ms")  # fmt: skip
+    return results
+
+
+def plot(sweep: list[dict], path: Path, ceiling: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    offered = [r["offered_per_s"] for r in sweep]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    top.plot(offered, [r["committed_per_s"] for r in sweep], "o-", label="committed/s")
+    top.axhline(ceiling, color="grey", linestyle="--", label="signature ceiling")
+    top.set_ylabel("committed tx/s")
+    top.legend()
+    for p in (50, 95, 99):
+        bottom.plot(offered, [r[f"latency_ms_p{p}"] for r in sweep], "o-", label=f"p{p}")
+    bottom.set_xlabel("offered tx/s (closed loop: more clients)")
+    bottom.set_ylabel("submit-to-commit latency (ms)")
+    bottom.legend()
+    kind, nodes = sweep[0]["kind"], sweep[0]["nodes"]
+    fig.suptitle(f"Vigil localnet: {nodes} nodes, {kind} transactions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    log(f"  plot written to {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--kind", choices=KINDS, default="anchor")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the 1-node network measured for comparison")  # fmt: skip
+    parser.add_argument("--plot", type=Path, help="also sweep offered load and plot it (PNG)")
     args = parser.parse_args()
-    baseline = run_network(1, args.seconds, args.clients, args.batch)
-    result = run_network(args.nodes, args.seconds, args.clients, args.batch)
-    ratio = result["committed_per_s"] / max(baseline["committed_per_s"], 1e-9)
-    report = {
+    cores = os.cpu_count() or 1
+    rates = verify_rates(VERIFY_SECONDS)
+    ceiling = rates["verify_per_s_pool"] / args.nodes
+    report: dict = {
         "benchmark": "localnet",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "network": result,
-        "baseline_1_node": baseline,
-        "throughput_vs_1_node": round(ratio, 3),
+        "machine": {"python": platform.python_version(), "cpus": cores, **rates},
     }
+    if not args.no_baseline:
+        [baseline] = run(1, args.kind, args.seconds, [args.clients], args.batch,
+                         rates["verify_per_s_pool"])  # fmt: skip
+        report["baseline_1_node"] = baseline
+    [result] = run(args.nodes, args.kind, args.seconds, [args.clients], args.batch, ceiling)
+    result["ceiling_per_s"] = round(ceiling, 1)
+    result["ratio_to_ceiling"] = round(result["committed_per_s"] / ceiling, 3)
+    report["network"] = result
+    report.update({key: result[key] for key in (
+        "committed_per_s", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "ceiling_per_s",
+        "ratio_to_ceiling", "nodes", "kind")})  # fmt: skip
+    if not args.no_baseline:
+        ratio = result["committed_per_s"] / max(report["baseline_1_node"]["committed_per_s"], 1e-9)
+        report["throughput_vs_1_node"] = round(ratio, 3)
+    if args.plot:
+        counts = sorted({1, 2, 4, args.clients, 2 * args.clients, 4 * args.clients})
+        sweep = run(args.nodes, args.kind, max(5.0, args.seconds / 2), counts, args.batch,
+                    ceiling)  # fmt: skip
+        report["sweep"] = sweep
+        plot(sweep, args.plot, ceiling)
     print(json.dumps(report, indent=2))
 
 
