@@ -143,7 +143,9 @@ def vigil(*args: str) -> str:
     return result.output
 
 
-def enact(net: localnet.LocalNet, *proposal: str, command: tuple[str, ...] = ("gov", "propose")) -> None:  # fmt: skip
+def enact(
+    net: localnet.LocalNet, *proposal: str, command: tuple[str, ...] = ("gov", "propose")
+) -> None:
     """Propose with org1's admin and vote yes with just enough members (more than 2/3)."""
     url = net.nodes[0].url
     admin = lambda org: str(net.directory / f"admin-{org}.key")  # noqa: E731
@@ -314,8 +316,12 @@ def run(count: int, kind: str, seconds: float, clients: list[int], batch: int,
         rate_cap: float) -> list[dict]:  # fmt: skip
     """Measure a fresh ``count``-node network once per client count (one network for all)."""
     results = []
-    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp, network(count, Path(tmp)) as net:
-        prepare(net, kind, Path(tmp))
+    with (
+        tempfile.TemporaryDirectory(prefix="vigil-bench-") as name,
+        network(count, Path(name)) as net,
+    ):
+        tmp = Path(name)
+        prepare(net, kind, tmp)
         key = PrivateKey.load(net.client_key)
         chain_id, genesis_hash = net.genesis().chain_id, net.genesis().hash()
         offset = 0
