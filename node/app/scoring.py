@@ -30,6 +30,8 @@ from ml.errors import InputError
 from ml.explain import explain_batch
 from ml.score import Scorer
 from node.app import drift_state, governance
+from node.app.charge import ROYALTIES_CONTRACT
+from node.app.charge import charge as native_charge
 from node.app.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
 from node.app.drift_state import DRIFT_EVENT
 from node.app.state import CODE, Overlay, Revert, storage_key
@@ -40,7 +42,6 @@ from vm.gas import MAX_STORAGE_VALUE_BYTES
 from vm.interpreter import execute
 from vm.values import decode_value
 
-ROYALTIES_CONTRACT = "royalties"
 SYSTEM_ADDRESS = hashlib.sha256(b"vigil/system").digest()
 """The caller the node presents when it charges royalties itself."""
 SYSTEM_ORG = "system"
@@ -224,10 +225,20 @@ def charge_royalties(state: Overlay, ctx: CallContext, org: str, model: str) -> 
     """Charge the scoring organisation the fee, credited to the model's contributors.
 
     Runs ``royalties.charge(org, model)`` as the system; its failure fails the score.
+    While the contracts are the genesis code the node charges natively
+    (``node/app/charge.py``: same writes and event, fixed gas); the VM does the rest.
     """
     code = state.get(CODE + ROYALTIES_CONTRACT.encode())
     if code is None:
         raise Revert("the royalties contract is not deployed")
+    gas = native_charge(state, ctx, org, model)
+    if gas is not None:
+        return gas
+    return vm_charge(state, ctx, org, model, code)
+
+
+def vm_charge(state: Overlay, ctx: CallContext, org: str, model: str, code: bytes) -> int:
+    """``royalties.charge(org, model)`` run in the VM as the system: the gas it used."""
     host = ChainHost(ctx, ROYALTIES_CONTRACT, SYSTEM_ADDRESS, SYSTEM_ORG, ())
     result = execute(
         program_for(code), "charge", [org, model], host,

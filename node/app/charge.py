@@ -1,0 +1,176 @@
+"""The royalty charge of a score, computed by the node instead of the VM.
+
+Every score transaction charges the scoring organisation the ``score_fee`` and
+credits the model's contributors (``royalties.charge`` in
+``system_contracts/royalties.py``, which stays the rule's text). Run in the VM
+that costs about 2.5 ms a score, three contract executions with their
+nested calls, against a signature check of about 0.1 ms: the VM made scores
+25 times dearer than the floor every node pays (issue 15). So while the
+royalties, governance and models contracts are the system code installed at
+genesis, the node carries the charge out natively, as a precompile: the same
+storage reads, the same writes in the same order, the same ``charged`` event,
+and a fixed gas of ``GAS_ROYALTY_CHARGE``. Anything outside the common path
+(an upgraded contract, a missing or odd stored value, a limit the VM would
+enforce) is handed to the VM, which gives the exact answer and its error, so
+this module never has to reproduce a failure. A differential test
+(tests/node/test_native_charge.py) holds it to the VM's writes and events.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from node.app import governance
+from node.app.contracts import CallContext
+from node.app.state import CODE, Overlay, storage_key
+from node.app.system import MODELS_CONTRACT, system_code
+from vm.errors import VMError
+from vm.gas import (
+    GAS_EMIT,
+    GAS_STORAGE_WRITE,
+    INT_LIMIT,
+    MAX_EVENT_DATA_BYTES,
+    MAX_STORAGE_VALUE_BYTES,
+)
+from vm.values import decode_value, encode_value
+
+ROYALTIES_CONTRACT = "royalties"
+GOVERNANCE_CONTRACT = "governance"
+GAS_ROYALTY_CHARGE = 4 * GAS_STORAGE_WRITE + GAS_EMIT + 2_800
+"""Gas of one native charge: about four storage writes and an event at the VM's rates
+(5,000). The VM's own metering of the same charge is about 11,800, most of it the
+interpreter's walk over the contract; the native charge does none of that."""
+assert GAS_ROYALTY_CHARGE == 5_000
+MAX_NATIVE_ORGS = 256
+"""Orgs with a balance the native charge handles; past it the VM charges (and meters the
+walk over the list the contract does)."""
+MAX_NATIVE_CONTRIBUTORS = 64
+"""Contributors of a model version the native charge handles; past it the VM charges."""
+SCORE_FEE_PARAM = "score_fee"
+ORG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+MODEL_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one charge does: storage writes in the VM's order, and its event's data."""
+
+    writes: dict[str, bytes]
+    event: bytes | None
+
+
+def is_system_code(state: Overlay) -> bool:
+    """Whether the three contracts a charge runs through are still the genesis code."""
+    code = system_code()
+    return all(
+        state.get(CODE + name.encode()) == code[name]
+        for name in (ROYALTIES_CONTRACT, GOVERNANCE_CONTRACT, MODELS_CONTRACT)
+    )
+
+
+def charge(state: Overlay, ctx: CallContext, org: str, model: str) -> int | None:
+    """Charge ``org`` one score of ``model``; the gas, or None where the VM must do it.
+
+    Nothing is written unless the whole charge is computed.
+    """
+    if not is_system_code(state):
+        return None
+    try:
+        planned = plan(state, org, model)
+    except VMError:
+        return None  # a value over a VM limit: the VM names it
+    if planned is None:
+        return None
+    for key, data in planned.writes.items():
+        state.put(storage_key(ROYALTIES_CONTRACT, key), data)
+    if planned.event is not None:
+        ctx.events.append(("charged", planned.event))
+    return GAS_ROYALTY_CHARGE
+
+
+def _read(state: Overlay, contract: str, key: str) -> Any:
+    raw = state.get(storage_key(contract, key))
+    return None if raw is None else decode_value(raw, MAX_STORAGE_VALUE_BYTES)
+
+
+def _int(value: Any) -> bool:
+    return type(value) is int and -INT_LIMIT < value < INT_LIMIT
+
+
+def plan(state: Overlay, org: str, model: str) -> Charge | None:
+    """The charge as ``royalties.charge(org, model)`` makes it, or None off the common path."""
+    if type(org) is not str or not ORG_PATTERN.fullmatch(org):
+        return None
+    if type(model) is not str or not MODEL_NAME_PATTERN.fullmatch(model):
+        return None
+    fee = _read(state, GOVERNANCE_CONTRACT, governance.PARAM_PREFIX + SCORE_FEE_PARAM)
+    if fee is None:
+        fee = governance.GOVERNANCE_PARAMS[SCORE_FEE_PARAM]
+    if not _int(fee) or fee < 0:
+        return None
+    contributors = _contributors(state, model)
+    if contributors is None:
+        return None
+    if fee == 0:
+        return Charge({}, None)
+    names = sorted(contributors)
+    total = sum(contributors.values())
+    if not _int(total) or total <= 0:
+        return None
+    if not all(_int(fee * weight) for weight in contributors.values()):
+        return None  # the contract's fee * weight would overflow the VM's integers
+    orgs = _read(state, ROYALTIES_CONTRACT, "orgs")
+    orgs = [] if orgs is None else orgs
+    if type(orgs) is not list or len(orgs) > MAX_NATIVE_ORGS:
+        return None
+    if any(type(o) is not str for o in orgs):
+        return None
+    balances: dict[str, int] = {}
+    if not _add(state, balances, org, -fee, orgs):
+        return None
+    shares = {c: fee * contributors[c] // total for c in names}
+    shares[names[0]] += fee - sum(shares.values())
+    for c in names:
+        if shares[c] != 0 and not _add(state, balances, c, shares[c], orgs):
+            return None
+    writes = {"balance:" + o: encode_value(v, MAX_STORAGE_VALUE_BYTES) for o, v in balances.items()}
+    writes["orgs"] = encode_value(orgs, MAX_STORAGE_VALUE_BYTES)
+    event = {"org": org, "model": model, "fee": fee, "paid": shares}
+    return Charge(writes, encode_value(event, MAX_EVENT_DATA_BYTES))
+
+
+def _contributors(state: Overlay, model: str) -> dict[str, int] | None:
+    """The active version's contributor weights (``models.active(model)["contributors"]``)."""
+    current = _read(state, MODELS_CONTRACT, "active:" + model)
+    if type(current) is not dict or not _int(current.get("version")):
+        return None
+    record = _read(state, MODELS_CONTRACT, f"model:{model}:{current['version']}")
+    if type(record) is not dict:
+        return None
+    contributors = record.get("contributors")
+    if type(contributors) is not dict or not 1 <= len(contributors) <= MAX_NATIVE_CONTRIBUTORS:
+        return None
+    for name, weight in contributors.items():
+        if type(name) is not str or not _int(weight) or weight < 0:
+            return None
+    return contributors
+
+
+def _add(state: Overlay, balances: dict[str, int], org: str, amount: int, orgs: list[str]) -> bool:
+    """The contract's ``_add``: a new org joins ``orgs`` in sorted place; False off the path."""
+    if org in balances:
+        old: Any = balances[org]
+    else:
+        old = _read(state, ROYALTIES_CONTRACT, "balance:" + org)
+        if old is None:
+            i = 0
+            while i < len(orgs) and orgs[i] < org:
+                i += 1
+            orgs.insert(i, org)
+            old = 0
+    if not _int(old) or not _int(old + amount):
+        return False
+    balances[org] = old + amount
+    return True
