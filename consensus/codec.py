@@ -159,10 +159,15 @@ def _pack(value: Any, allow_map: bool) -> bytes:
 
 def encode(value: Any, *, allow_float: bool = False, allow_map: bool = False) -> bytes:
     """Encode ``value`` canonically; raise a CodecError subclass if it cannot be."""
+    _require_valid(value, allow_float, allow_map)
+    return _pack(value, allow_map)
+
+
+def _require_valid(value: Any, allow_float: bool, allow_map: bool) -> None:
+    """Raise the reasoned CodecError (``_check``) if the fast walk finds ``value`` invalid."""
     if not _valid(value, allow_float, allow_map, 0):
         _check(value, allow_float, allow_map, 0, "$")
         raise AssertionError("_valid and _check disagree")  # _check raised for anything invalid
-    return _pack(value, allow_map)
 
 
 def decode(
@@ -201,7 +206,7 @@ def decode(
         raise
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise MalformedError(f"not valid msgpack: {exc}") from None
-    _check(value, allow_float, allow_map, 0, "$")
+    _require_valid(value, allow_float, allow_map)
     # The re-encoding sorts map keys, so one comparison covers integer, string
     # and float widths, key order and duplicate keys (the last one wins in
     # the dict, so the re-encoding is shorter).
