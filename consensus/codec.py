@@ -170,6 +170,22 @@ def _require_valid(value: Any, allow_float: bool, allow_map: bool) -> None:
         raise AssertionError("_valid and _check disagree")  # _check raised for anything invalid
 
 
+def array_header(count: int) -> bytes:
+    """The canonical (shortest) msgpack header of an array of ``count`` items: an array's
+    encoding is this header followed by its items' encodings."""
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def reencode(value: Any) -> bytes:
+    """The bytes of a map-free part of a value ``decode`` returned: the bytes it was decoded
+    from (the input was canonical), so no check is needed."""
+    return msgpack.packb(value, use_bin_type=True)
+
+
 def decode(
     data: bytes,
     *,

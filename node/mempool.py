@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from node.app.execution import MAX_SIGNATURE_CACHE
+from node.app.ledger import MAX_KNOWN_TXS
 from node.app.types import Tx
 
 MAX_MEMPOOL_TXS = 50_000
@@ -19,6 +20,7 @@ MAX_MEMPOOL_TXS = 50_000
 MAX_MEMPOOL_BYTES = 64 * 1024 * 1024
 """Default bound on the encoded size of pending transactions."""
 assert MAX_MEMPOOL_TXS <= MAX_SIGNATURE_CACHE, "every pending tx's verdict stays cached"
+assert MAX_MEMPOOL_TXS <= MAX_KNOWN_TXS, "every pending tx stays decoded for the block carrying it"
 
 
 class MempoolFull(Exception):

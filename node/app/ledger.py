@@ -23,6 +23,7 @@ from node.app import drift_state, governance
 from node.app.drift_state import DriftView
 from node.app.execution import Executed, Executor, SignatureCache, TxRejected, genesis_writes
 from node.app.genesis import Genesis
+from node.app.known_txs import KnownTxs, decode_block
 from node.app.scoring import ArtifactMissing, ModelCache, active_model
 from node.app.state import VALIDATORS, Overlay
 from node.app.storage import Storage
@@ -35,6 +36,10 @@ MAX_HEADER_CACHE = 64
 MAX_DECODED_CACHE = 8
 """Decoded blocks kept by the hash of their bytes."""
 MAX_EXECUTION_CACHE = 16
+"""Executed proposals kept by block hash, so a committed block is not executed twice."""
+MAX_KNOWN_TXS = 60_000
+"""Admitted transactions kept by their encoding, so a block carrying them is decoded without
+checking each again (at least the mempool's count, asserted in node/mempool.py)."""
 """Executed proposals kept by block hash, so a committed block is not executed twice."""
 MAX_TREE_NODE_CACHE = 200_000
 """State tree nodes kept in memory (65 bytes each, about 30 MB with Python's overhead): the
@@ -94,6 +99,7 @@ class Ledger:
         self._executed: OrderedDict[bytes, Executed] = OrderedDict()
         self._headers: OrderedDict[int, Header] = OrderedDict()
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()
+        self.known_txs = KnownTxs(MAX_KNOWN_TXS)
 
     # ------------------------------------------------------------ chain facts
 
@@ -114,11 +120,22 @@ class Ledger:
         raw = self.store.block(height)
         if raw is None:
             return None
-        header = Block.decode(raw).header
+        header = self.decode_header(raw)
+        self._remember_header(height, header)
+        return header
+
+    def _remember_header(self, height: int, header: Header) -> None:
         self._headers[height] = header
         while len(self._headers) > MAX_HEADER_CACHE:
             self._headers.popitem(last=False)
-        return header
+
+    @staticmethod
+    def decode_header(raw: bytes) -> Header:
+        """A committed block's header, without decoding (and checking) its transactions."""
+        wire = codec.decode(raw, max_size=Block.MAX_BYTES, allow_float=True)
+        if type(wire) is not list or len(wire) != 2:
+            raise codec.MalformedError("a block is [header, txs]")
+        return Header.from_wire(wire[0])
 
     def prev_hash(self, height: int) -> bytes:
         if height == 1:
@@ -152,6 +169,7 @@ class Ledger:
                 out.append(None)
             except TxRejected as exc:
                 out.append(exc)
+        self.known_txs.add(tx for tx, rejected in zip(txs, out, strict=True) if rejected is None)
         return out
 
     def model_trees(self, model_id: bytes) -> int | None:
@@ -184,14 +202,16 @@ class Ledger:
 
     def decode(self, raw: bytes, max_size: int | None = None) -> Block:
         """Decode block bytes once: the digest check, validation and commit all need it."""
-        key = hashlib.sha256(raw).digest()
-        block = self._decoded.get(key)
+        block = self._decoded.get(hashlib.sha256(raw).digest())
         if block is None:
-            block = Block.decode(raw, max_size=max_size)
-            self._decoded[key] = block
-            while len(self._decoded) > MAX_DECODED_CACHE:
-                self._decoded.popitem(last=False)
+            block = decode_block(raw, self.known_txs, max_size)
+            self._keep_decoded(raw, block)
         return block
+
+    def _keep_decoded(self, raw: bytes, block: Block) -> None:
+        self._decoded[hashlib.sha256(raw).digest()] = block
+        while len(self._decoded) > MAX_DECODED_CACHE:
+            self._decoded.popitem(last=False)
 
     def block_digest(self, raw: bytes) -> bytes:
         """The digest the replica uses for a block: its header hash (raises on junk)."""
@@ -227,7 +247,9 @@ class Ledger:
         )
         block = Block(header, tuple(selection.txs))
         self._remember(block.hash(), selection.executed)
-        return Proposal(block.encode(), selection.rejected, selection.missing_models)
+        raw = block.encode()
+        self._keep_decoded(raw, block)  # the replica asks for its digest next
+        return Proposal(raw, selection.rejected, selection.missing_models)
 
     def validate(self, height: int, raw: bytes, *, check_clock: bool = True) -> str | None:
         """None if ``raw`` is a valid next block, else why not.
@@ -308,6 +330,8 @@ class Ledger:
         )
         self._executed.clear()
         self.tree_nodes.add(executed.tree.added)
+        self._remember_header(height, block.header)
+        self.known_txs.forget(block.txs)
         return list(next_validators), tx_ids  # type: ignore[arg-type]
 
     def state_proof(self, key: bytes) -> smt.Proof:
