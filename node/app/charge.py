@@ -24,7 +24,7 @@ from typing import Any
 
 from node.app import governance
 from node.app.contracts import CallContext
-from node.app.state import CODE, Overlay, storage_key
+from node.app.state import CODE, Overlay, decoded_value, storage_key
 from node.app.system import MODELS_CONTRACT, system_code
 from vm.errors import VMError
 from vm.gas import (
@@ -34,7 +34,7 @@ from vm.gas import (
     MAX_EVENT_DATA_BYTES,
     MAX_STORAGE_VALUE_BYTES,
 )
-from vm.values import decode_value, encode_value
+from vm.values import encode_value
 
 ROYALTIES_CONTRACT = "royalties"
 GOVERNANCE_CONTRACT = "governance"
@@ -91,8 +91,9 @@ def charge(state: Overlay, ctx: CallContext, org: str, model: str) -> int | None
 
 
 def _read(state: Overlay, contract: str, key: str) -> Any:
+    """A stored value, decoded once and shared (never change it: copy what you edit)."""
     raw = state.get(storage_key(contract, key))
-    return None if raw is None else decode_value(raw, MAX_STORAGE_VALUE_BYTES)
+    return None if raw is None else decoded_value(raw)
 
 
 def _int(value: Any) -> bool:
@@ -127,6 +128,7 @@ def plan(state: Overlay, org: str, model: str) -> Charge | None:
         return None
     if any(type(o) is not str for o in orgs):
         return None
+    orgs = list(orgs)  # the charge inserts new orgs; the decoded value is shared
     balances: dict[str, int] = {}
     if not _add(state, balances, org, -fee, orgs):
         return None

@@ -18,14 +18,13 @@ native ``validators`` key (node/app/state.py), which the consensus replica is gi
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from node.app.genesis import DEFAULT_PARAMS, OPTIONAL_PARAMS, PARAM_RANGES, Genesis
-from node.app.state import Overlay, storage_key
+from node.app.state import Overlay, decoded_value, storage_key
 from vm.errors import VMError
 from vm.gas import MAX_STORAGE_VALUE_BYTES
-from vm.values import decode_value, encode_value
+from vm.values import encode_value
 
 GOVERNANCE = "governance"
 MEMBERS_KEY = "members"
@@ -37,8 +36,6 @@ GOVERNANCE_PARAMS: dict[str, int] = {"proposal_ttl": 1000, "score_fee": 10}
 """Parameters only the system contracts use; genesis writes these defaults."""
 
 MEMBERS_STATE_KEY = storage_key(GOVERNANCE, MEMBERS_KEY)
-MAX_DECODED_VALUES = 1024
-"""Governance values kept decoded, by their stored bytes."""
 
 
 def _get(state: Overlay, key: str) -> Any:
@@ -46,14 +43,11 @@ def _get(state: Overlay, key: str) -> Any:
     return None if raw is None else _decoded(raw)
 
 
-@lru_cache(maxsize=MAX_DECODED_VALUES)
 def _decoded(raw: bytes) -> Any:
-    """Decode a stored value once: every admission check reads the same few entries.
-
-    Callers only read the result (it is shared between them), never change it.
-    """
+    """A stored governance value (decoded once, shared: see state.decoded_value), None if
+    damaged."""
     try:
-        return decode_value(raw, MAX_STORAGE_VALUE_BYTES)
+        return decoded_value(raw)
     except VMError:
         return None
 

@@ -34,13 +34,11 @@ from node.app.charge import ROYALTIES_CONTRACT
 from node.app.charge import charge as native_charge
 from node.app.contracts import CallContext, ChainHost, ContractRevert, describe, program_for
 from node.app.drift_state import DRIFT_EVENT
-from node.app.state import CODE, Overlay, Revert, storage_key
+from node.app.state import CODE, Overlay, Revert, decoded_value, storage_key
 from node.app.system import MODELS_CONTRACT
 from node.app.types import Event, ScorePayload, Tx
 from vm.errors import HostError, HostUnavailable, VMError
-from vm.gas import MAX_STORAGE_VALUE_BYTES
 from vm.interpreter import execute
-from vm.values import decode_value
 
 SYSTEM_ADDRESS = hashlib.sha256(b"vigil/system").digest()
 """The caller the node presents when it charges royalties itself."""
@@ -71,7 +69,7 @@ def active_model(state: Overlay, name: str) -> bytes | None:
     if raw is None:
         return None
     try:
-        entry = decode_value(raw, MAX_STORAGE_VALUE_BYTES)
+        entry = decoded_value(raw)
     except VMError:
         return None
     model_id = entry.get("model_id") if type(entry) is dict else None

@@ -24,8 +24,12 @@ State key namespaces (bytes):
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
 
 from consensus import codec
+from vm.gas import MAX_STORAGE_VALUE_BYTES
+from vm.values import decode_value
 
 VALIDATORS = b"validators"
 CODE = b"code/"
@@ -130,3 +134,26 @@ class Overlay:
 def storage_key(contract: str, key: str) -> bytes:
     """Where a contract's storage entry lives in the state."""
     return STORAGE + contract.encode() + b"\x00" + key.encode()
+
+
+MAX_DECODED_VALUES = 1024
+"""Stored contract values kept decoded, by their bytes (see ``decoded_value``)."""
+MAX_CACHED_VALUE_BYTES = 16 * 1024
+"""Larger stored values are decoded on every read instead (the cache stays under 16 MiB)."""
+
+
+def decoded_value(raw: bytes) -> Any:
+    """A stored contract value, decoded (raises vm.errors.VMError on damaged bytes).
+
+    Score transactions read the same few entries thousands of times a block (the fee, the
+    active model's record, the balances), so small values are decoded once and shared:
+    callers only read the result, never change it.
+    """
+    if len(raw) > MAX_CACHED_VALUE_BYTES:
+        return decode_value(raw, MAX_STORAGE_VALUE_BYTES)
+    return _decoded_small(raw)
+
+
+@lru_cache(maxsize=MAX_DECODED_VALUES)
+def _decoded_small(raw: bytes) -> Any:
+    return decode_value(raw, MAX_STORAGE_VALUE_BYTES)
