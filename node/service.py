@@ -62,7 +62,7 @@ from node.app.genesis import Genesis
 from node.app.ledger import Ledger, Proposal
 from node.app.scoring import ArtifactMissing
 from node.app.state import Overlay
-from node.app.types import MAX_BLOCK_BYTES, MAX_TX_BYTES, Receipt, Tx
+from node.app.types import MAX_BLOCK_BYTES, MAX_TX_BYTES, Tx
 from node.budget import (
     FETCH_BURST,
     FETCH_PER_S,
@@ -442,18 +442,21 @@ class Node:
         """On the worker: commit, then count the block's transactions by kind and outcome."""
         with self.metrics.timed(self.metrics.commit):
             result = self.ledger.commit(block, certificate)
-        receipts = self.store.receipts(certificate.height) or []
-        scored: set[str] = set()
-        for tx, raw in zip(self.ledger.decode(block).txs, receipts, strict=True):
-            receipt = Receipt.decode(raw)
-            self.metrics.committed_txs.labels(tx.kind, receipt.status).inc()
+        assert self.ledger.last_committed is not None
+        decoded, receipts = self.ledger.last_committed
+        outcomes: Counter[tuple[str, str]] = Counter()
+        verdicts: Counter[tuple[str, str]] = Counter()
+        for tx, receipt in zip(decoded.txs, receipts, strict=True):
+            outcomes[tx.kind, receipt.status] += 1
             if tx.kind == "score":
-                scored.add(tx.payload.model)  # type: ignore[attr-defined]
-                model = self.metrics.model_label(tx.payload.model)  # type: ignore[attr-defined]
                 verdict = "reverted" if receipt.status != "ok" else (
                     "flagged" if receipt.result[2] else "normal")  # fmt: skip
-                self.metrics.scores.labels(model, verdict).inc()
-        for name in sorted(scored):
+                verdicts[tx.payload.model, verdict] += 1  # type: ignore[attr-defined]
+        for (kind, status), count in outcomes.items():  # one series update per label set
+            self.metrics.committed_txs.labels(kind, status).inc(count)
+        for (name, verdict), count in verdicts.items():
+            self.metrics.scores.labels(self.metrics.model_label(name), verdict).inc(count)
+        for name in sorted({name for name, _ in verdicts}):
             self._observe_drift(name)
         return result
 

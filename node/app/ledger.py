@@ -27,7 +27,7 @@ from node.app.known_txs import KnownTxs, decode_block
 from node.app.scoring import ArtifactMissing, ModelCache, active_model
 from node.app.state import VALIDATORS, Overlay
 from node.app.storage import Storage
-from node.app.types import Block, Header, Tx, tx_root
+from node.app.types import Block, Header, Receipt, Tx, tx_root
 
 MAX_CLOCK_DRIFT_MS = 30_000
 """A proposal's timestamp may be at most this far ahead of the validating node's clock."""
@@ -100,6 +100,8 @@ class Ledger:
         self._headers: OrderedDict[int, Header] = OrderedDict()
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()
         self.known_txs = KnownTxs(MAX_KNOWN_TXS)
+        self.last_committed: tuple[Block, tuple[Receipt, ...]] | None = None
+        """The block ``commit`` applied last and its receipts (the node's metrics count them)."""
 
     # ------------------------------------------------------------ chain facts
 
@@ -332,6 +334,7 @@ class Ledger:
         self.tree_nodes.add(executed.tree.added)
         self._remember_header(height, block.header)
         self.known_txs.forget(block.txs)
+        self.last_committed = (block, executed.receipts)
         return list(next_validators), tx_ids  # type: ignore[arg-type]
 
     def state_proof(self, key: bytes) -> smt.Proof:

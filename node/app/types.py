@@ -152,6 +152,11 @@ PAYLOAD_TYPES: dict[str, type[Record]] = {
 }
 
 
+SIGNATURE_HEADER = b"\xc4" + bytes([SIGNATURE_BYTES])
+"""msgpack's header of a 64-byte bin (a transaction's last field)."""
+SIGNED_TAIL = len(SIGNATURE_HEADER) + SIGNATURE_BYTES
+
+
 @dataclass(frozen=True)
 class Tx(Record):
     NAME = "tx"
@@ -186,6 +191,18 @@ class Tx(Record):
         body = [chain_id, key.public, nonce, valid_until_height, kind, payload.to_wire()]
         signature = key.sign(DOMAIN_TX, genesis_hash, codec.encode(body, allow_float=True))
         return cls(chain_id, key.public, nonce, valid_until_height, kind, payload, signature)
+
+    @classmethod
+    def decode(cls, data: bytes, *, max_size: int | None = None) -> Tx:
+        """Decode canonical bytes; the object keeps them as its encoding, and its signed body
+        is those bytes less the signature (no re-encoding: decoding checked they are canonical,
+        and the seven fields' array starts with a one-byte header)."""
+        data = bytes(data)
+        tx = super().decode(data, max_size=max_size)
+        assert data[0] == 0x97 and data[-SIGNED_TAIL:-SIGNATURE_BYTES] == SIGNATURE_HEADER
+        tx.__dict__["_encoded"] = data
+        tx.__dict__["_body"] = codec.array_header(6) + data[1:-SIGNED_TAIL]
+        return tx
 
     def body_bytes(self) -> bytes:
         """The signed part: every field but the signature."""

@@ -8,12 +8,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import anchor_tx
-from strategies import blocks, headers_for, txs
+from strategies import CHAIN_HASH, blocks, headers_for, txs
 
 from consensus import codec
 from consensus.record import FieldError, Record
 from node.app.known_txs import KnownTxs, decode_block
-from node.app.types import Block
+from node.app.types import Block, Tx
+
+
+@settings(max_examples=100, deadline=None)
+@given(txs())
+def test_a_decoded_transaction_keeps_its_bytes_and_signed_body_exactly(tx: Tx) -> None:
+    raw = Record.encode(tx)
+    decoded = Tx.decode(raw)
+    generic = Tx.from_wire(codec.decode(raw, allow_float=True))
+    assert decoded.encode() == raw and decoded.body_bytes() == generic.body_bytes()
+    assert decoded.id == generic.id == tx.id and decoded.verify_signature(CHAIN_HASH)
 
 
 @pytest.mark.parametrize("count", [0, 1, 15, 16, 17, 65_535, 65_536, 70_000])
