@@ -18,7 +18,8 @@ The listener admits only acceptable (not weak) keys of the current validator
 set, the dialer only the key it expected at that address. A peer of another
 chain with the same chain id (a different genesis) fails the signature checks.
 After that every frame is
-``[kind, payload]`` with kind one of consensus, tx, fetch, blocks, model-fetch, model.
+``[kind, payload]`` with kind one of consensus, tx, fetch, blocks, model-fetch, model (a tx
+frame's payload is a list of encoded transactions: a client's batch travels together).
 
 Consensus frames never wait behind client traffic: each outbound link has a
 consensus queue that is always drained first, and separate bounded queues for
@@ -73,7 +74,6 @@ Each holds at least two of the largest frames it carries (consensus traffic keep
 budget, so a flood of answers never starves votes)."""
 assert MAX_CONSENSUS_QUEUE_BYTES >= 2 * (MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES)
 assert MAX_BLOCKS_QUEUE_BYTES >= 2 * MAX_FRAME_BYTES
-assert MAX_TX_QUEUE_BYTES >= 2 * (MAX_TX_BYTES + FRAME_OVERHEAD_BYTES)
 HANDSHAKE_TIMEOUT_S = 5.0
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
@@ -82,7 +82,15 @@ NONCE_BYTES = 32
 CONSENSUS, TX, FETCH, BLOCKS = "consensus", "tx", "fetch", "blocks"
 MODEL_FETCH, MODEL = "model-fetch", "model"
 FRAME_KINDS = frozenset({CONSENSUS, TX, FETCH, BLOCKS, MODEL_FETCH, MODEL})
-FRAME_KINDS = (CONSENSUS, TX, FETCH, BLOCKS, MODEL_FETCH, MODEL)
+MAX_GOSSIP_FRAME_TXS = 1_000
+MAX_GOSSIP_FRAME_BYTES = 4 * 1024 * 1024
+"""A TX frame carries a list of encoded transactions, at most this many and this many bytes
+(a batch a client submitted together travels as one frame, not one frame each)."""
+GOSSIP_ITEM_OVERHEAD = 5
+"""msgpack's header of one bin item in a TX frame."""
+assert MAX_TX_BYTES + GOSSIP_ITEM_OVERHEAD <= MAX_GOSSIP_FRAME_BYTES
+assert MAX_GOSSIP_FRAME_BYTES + FRAME_OVERHEAD_BYTES <= MAX_FRAME_BYTES
+assert MAX_TX_QUEUE_BYTES >= 2 * (MAX_GOSSIP_FRAME_BYTES + FRAME_OVERHEAD_BYTES)
 
 QUEUE_OF = {CONSENSUS: "consensus", BLOCKS: "blocks", MODEL: "blocks"}
 """Which outbound queue a frame kind waits in (everything else: txs)."""
@@ -110,6 +118,22 @@ def _check_part(
 ) -> bool:
     message = codec.encode([role, nonce, signer, other])
     return verify(signer, DOMAIN_HANDSHAKE, chain, message, signature)
+
+
+def gossip_frames(raws: list[bytes]) -> list[list[bytes]]:
+    """Split encoded transactions into TX frame payloads within the frame's count and byte
+    bounds (each transaction fits one: MAX_TX_BYTES is below the byte bound, asserted)."""
+    frames: list[list[bytes]] = []
+    size = 0
+    for raw in raws:
+        item = len(raw) + GOSSIP_ITEM_OVERHEAD
+        full = bool(frames) and len(frames[-1]) >= MAX_GOSSIP_FRAME_TXS
+        if not frames or full or size + item > MAX_GOSSIP_FRAME_BYTES:
+            frames.append([])
+            size = 0
+        frames[-1].append(raw)
+        size += item
+    return frames
 
 
 def encode_frame(kind: str, payload: object) -> bytes:

@@ -81,10 +81,12 @@ from node.p2p import (
     FETCH,
     FRAME_OVERHEAD_BYTES,
     MAX_FRAME_BYTES,
+    MAX_GOSSIP_FRAME_TXS,
     MODEL,
     MODEL_FETCH,
     TX,
     PeerNetwork,
+    gossip_frames,
 )
 from node.store import Store
 from node.worker import AppWorker, Outcome, WorkerBusy
@@ -609,8 +611,10 @@ class Node:
     def _on_frame(self, peer: bytes, kind: str, payload: object) -> None:
         if kind == CONSENSUS and type(payload) is bytes:
             self.feed(MessageReceived(payload))
-        elif kind == TX and type(payload) is bytes:
-            self._on_peer_tx(payload)
+        elif kind == TX and type(payload) is list:
+            self._on_peer_txs(payload)
+        elif kind == TX and type(payload) is bytes:  # one transaction (an older node's frame)
+            self._on_peer_txs([payload])
         elif kind == FETCH:
             if self.budgets.allow(peer, FETCH, FETCH_PER_S, FETCH_BURST):
                 self._serve(peer, payload)  # type: ignore[arg-type]
@@ -662,7 +666,11 @@ class Node:
         """Admit a batch (checked on the worker); the replica hears of the new ones together,
         so they can share a block. Raises WorkerBusy when the worker is full."""
         checked = await self.worker.client(lambda: self._check(raws))
-        results = [self._accept(raw, c, gossip) for raw, c in zip(raws, checked, strict=True)]
+        results = [self._accept(raw, c) for raw, c in zip(raws, checked, strict=True)]
+        if gossip:
+            fresh = [raw for raw, r in zip(raws, results, strict=True) if r.new]
+            for frame in gossip_frames(fresh):  # one frame per batch, not one per transaction
+                self.network.broadcast(TX, frame)
         source = "api" if gossip else "peer"
         for result in results:
             if result.tx_id is None:
@@ -703,8 +711,8 @@ class Node:
                 checked[i] = SubmitResult(None, rejected.code, rejected.message)
         return checked
 
-    def _accept(self, raw: bytes, checked: Tx | SubmitResult, gossip: bool) -> SubmitResult:
-        """On the loop: put a checked transaction in the mempool and pass it on."""
+    def _accept(self, raw: bytes, checked: Tx | SubmitResult) -> SubmitResult:
+        """On the loop: put a checked transaction in the mempool (``new`` if it was not)."""
         if isinstance(checked, SubmitResult):
             return checked
         tx = checked
@@ -716,18 +724,21 @@ class Node:
             self.mempool.add(tx, len(raw))
         except MempoolFull as exc:
             return SubmitResult(None, "mempool_full", str(exc))
-        if gossip:
-            self.network.broadcast(TX, raw)
         return SubmitResult(tx.id, new=True)
 
-    def _on_peer_tx(self, raw: bytes) -> None:
-        """Queue a gossiped transaction; one batch at a time is checked on the worker."""
-        if self._gossip_bytes + len(raw) > MAX_GOSSIP_QUEUE_BYTES:
-            self.faults["gossip-queue-full"] += 1
+    def _on_peer_txs(self, raws: list) -> None:
+        """Queue gossiped transactions; one batch at a time is checked on the worker. A frame
+        over MAX_GOSSIP_FRAME_TXS or holding anything but bytes is dropped whole."""
+        if len(raws) > MAX_GOSSIP_FRAME_TXS or any(type(raw) is not bytes for raw in raws):
+            self.faults["bad-tx-frame"] += 1
             return
-        self._gossip.append(raw)
-        self._gossip_bytes += len(raw)
-        if self._gossip_task is None:
+        for raw in raws:
+            if self._gossip_bytes + len(raw) > MAX_GOSSIP_QUEUE_BYTES:
+                self.faults["gossip-queue-full"] += 1
+                continue
+            self._gossip.append(raw)
+            self._gossip_bytes += len(raw)
+        if self._gossip and self._gossip_task is None:
             self._gossip_task = asyncio.get_running_loop().create_task(self._drain_gossip())
 
     async def _drain_gossip(self) -> None:

@@ -222,6 +222,7 @@ class Load:
     committed: dict[str, float]
     refused: int = 0
     ran_out: int = 0
+    blocks: int = 0
 
 
 async def watch(session: aiohttp.ClientSession, url: str, load: Load, stop: asyncio.Event) -> None:
@@ -233,6 +234,7 @@ async def watch(session: aiohttp.ClientSession, url: str, load: Load, stop: asyn
                 now = time.monotonic()
                 for h in block["txs"]:
                     load.committed[h] = now
+                load.blocks += 1 if block["txs"] else 0
                 height += 1
                 continue
         await asyncio.sleep(WATCH_POLL_S)
@@ -296,6 +298,7 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
         "latency_ms_p50": figure(50),
         "latency_ms_p95": figure(95),
         "latency_ms_p99": figure(99),
+        "blocks_with_txs_per_s": round(load.blocks / elapsed, 2),
         "refused": load.refused,
         "clients_out_of_txs": load.ran_out,
     }

@@ -133,3 +133,48 @@ async def test_state_proofs_and_validator_changes_served_by_the_api_verify(tmp_p
     finally:
         await client.close()
         await node.stop()
+
+
+def test_gossip_frames_hold_the_count_and_byte_bounds_at_their_edges() -> None:
+    from node.p2p import (
+        FRAME_OVERHEAD_BYTES,
+        GOSSIP_ITEM_OVERHEAD,
+        MAX_FRAME_BYTES,
+        MAX_GOSSIP_FRAME_BYTES,
+        MAX_GOSSIP_FRAME_TXS,
+        encode_frame,
+        gossip_frames,
+    )
+
+    small = [bytes([i % 256]) * 10 for i in range(MAX_GOSSIP_FRAME_TXS + 1)]
+    frames = gossip_frames(small)
+    assert [len(f) for f in frames] == [MAX_GOSSIP_FRAME_TXS, 1]
+    assert [raw for frame in frames for raw in frame] == small  # order kept, nothing lost
+    item = MAX_GOSSIP_FRAME_BYTES // 4 - GOSSIP_ITEM_OVERHEAD
+    big = [b"a" * item] * 4 + [b"b"]  # four fill a frame exactly; the fifth starts the next
+    assert [len(f) for f in gossip_frames(big)] == [4, 1]
+    assert len(encode_frame("tx", gossip_frames(big)[0])) <= MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES
+    assert gossip_frames([]) == []
+
+
+async def test_a_gossip_frame_is_queued_whole_or_dropped_whole(tmp_path: Path) -> None:
+    """A peer's TX frame carries a list of transactions: over MAX_GOSSIP_FRAME_TXS, or holding
+    anything but bytes, it is dropped and counted; a good one is checked and admitted."""
+    from node.p2p import MAX_GOSSIP_FRAME_TXS, TX
+
+    node = _node(tmp_path)
+    try:
+        peer = NODES[1].public
+        node._on_frame(peer, TX, [b"x"] * (MAX_GOSSIP_FRAME_TXS + 1))
+        node._on_frame(peer, TX, [anchor_tx(b"one").encode(), 7])
+        assert node.faults["bad-tx-frame"] == 2 and not node.gossip_queue
+        txs = [anchor_tx(f"gossiped {i}".encode()) for i in range(3)]
+        node._on_frame(peer, TX, [t.encode() for t in txs])
+        node._on_frame(peer, TX, anchor_tx(b"alone").encode())  # a single tx (older frame)
+        for _ in range(500):
+            if len(node.mempool) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert all(t.id in node.mempool for t in txs) and len(node.mempool) == 4
+    finally:
+        await node.stop()
