@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -194,7 +195,9 @@ def prepare(net: localnet.LocalNet, kind: str, directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def network(count: int, directory: Path) -> Iterator[localnet.LocalNet]:
+def network(
+    count: int, directory: Path
+) -> Iterator[tuple[localnet.LocalNet, list[subprocess.Popen]]]:
     net = localnet.create(directory, count)
     procs = [localnet.start(n) for n in net.nodes]
     try:
@@ -207,7 +210,7 @@ def network(count: int, directory: Path) -> Iterator[localnet.LocalNet]:
         else:
             raise SystemExit(f"{count}-node network did not link up")
         log(f"{count}-node network up")
-        yield net
+        yield net, procs
     finally:
         for p in procs:
             localnet.stop(p)
@@ -225,8 +228,9 @@ class Load:
     blocks: int = 0
 
 
-async def watch(session: aiohttp.ClientSession, url: str, load: Load, stop: asyncio.Event) -> None:
-    height = 0
+async def watch(session: aiohttp.ClientSession, url: str, load: Load, stop: asyncio.Event,
+                height: int = 0) -> None:  # fmt: skip
+    """Stamp the commit time of every transaction in the blocks above ``height``."""
     while not stop.is_set():
         async with session.get(f"{url}/v1/blocks/{height + 1}") as resp:
             if resp.status == 200:
@@ -270,8 +274,10 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
     load = Load({}, {})
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
+    status = localnet.get_json(net.nodes[0].url + "/v1/status", 5) or {"height": 0}
     async with aiohttp.ClientSession(connector=connector) as session:
-        watcher = asyncio.create_task(watch(session, net.nodes[0].url, load, stop))
+        watcher = asyncio.create_task(watch(session, net.nodes[0].url, load, stop,
+                                            status["height"]))  # fmt: skip
         started = time.monotonic()
         tasks = [
             asyncio.create_task(client(session, net.nodes[i % len(net.nodes)].url, txs, batch,
@@ -304,6 +310,62 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
     }
 
 
+PREFILL_CHUNK = 50_000
+"""Anchors signed and committed at a time while prefilling (bounds the generator's memory)."""
+PREFILL_BATCH = 1_000
+"""Anchors per request while prefilling (the API's MAX_SUBMIT_BATCH)."""
+PREFILL_CLIENTS = 8
+
+
+async def prefill_chunk(net: localnet.LocalNet, txs: list[Tx], height: int) -> int:
+    """Submit ``txs`` (spread over the nodes) and wait until every admitted one committed;
+    return how many committed."""
+    load = Load({}, {})
+    stop = asyncio.Event()
+    share = -(-len(txs) // PREFILL_CLIENTS)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        watcher = asyncio.create_task(watch(session, net.nodes[0].url, load, stop, height))
+        await asyncio.gather(*(
+            client(session, net.nodes[i % len(net.nodes)].url, txs[i * share:(i + 1) * share],
+                   PREFILL_BATCH, load, stop)
+            for i in range(PREFILL_CLIENTS)
+        ))  # fmt: skip
+        stop.set()
+        await asyncio.gather(watcher, return_exceptions=True)
+    return sum(1 for h in load.submitted if h in load.committed)
+
+
+def prefill(net: localnet.LocalNet, count: int, procs: list[subprocess.Popen]) -> dict:
+    """Commit ``count`` anchors (each writes at least one state key) before measuring again."""
+    key = PrivateKey.load(net.client_key)
+    chain_id, genesis_hash = net.genesis().chain_id, net.genesis().hash()
+    started = time.monotonic()
+    done = 0
+    for offset in range(0, count, PREFILL_CHUNK):
+        size = min(PREFILL_CHUNK, count - offset)
+        txs = [anchor_tx(key, chain_id, genesis_hash, 10_000_000 + offset + i) for i in range(size)]
+        status = localnet.get_json(net.nodes[0].url + "/v1/status", 5) or {"height": 0}
+        done += asyncio.run(prefill_chunk(net, txs, status["height"]))
+        rate = done / (time.monotonic() - started)
+        log(f"  prefill: {done:,} of {count:,} anchors committed ({rate:,.0f}/s)")
+    return {"prefilled_anchors": done, "prefill_s": round(time.monotonic() - started, 1),
+            "node_rss_mb": node_rss_mb(procs)}  # fmt: skip
+
+
+def node_rss_mb(procs: list[subprocess.Popen]) -> list[float]:
+    """Each node process's resident memory (MiB), from /proc."""
+    out = []
+    for proc in procs:
+        try:
+            text = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            text = ""
+        kb = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("VmRSS")),
+                  0)  # fmt: skip
+        out.append(round(kb / 1024, 1))
+    return out
+
+
 def loop_figures(net: localnet.LocalNet) -> dict:
     """The longest event-loop stall any node saw, and the most CPU its loop thread spent in
     one monitor tick (work holding the loop, against waiting for a core or the GIL)."""
@@ -316,19 +378,25 @@ def loop_figures(net: localnet.LocalNet) -> dict:
 
 
 def run(count: int, kind: str, seconds: float, clients: list[int], batch: int,
-        rate_cap: float) -> list[dict]:  # fmt: skip
-    """Measure a fresh ``count``-node network once per client count (one network for all)."""
+        rate_cap: float, prefill_anchors: int = 0) -> list[dict]:  # fmt: skip
+    """Measure a fresh ``count``-node network once per client count (one network for all);
+    with ``prefill_anchors``, commit that many anchors after the first measurement and
+    measure the first client count again (the last result, with the prefill's figures)."""
     results = []
     with (
         tempfile.TemporaryDirectory(prefix="vigil-bench-") as name,
-        network(count, Path(name)) as net,
+        network(count, Path(name)) as (net, procs),
     ):
         tmp = Path(name)
         prepare(net, kind, tmp)
         key = PrivateKey.load(net.client_key)
         chain_id, genesis_hash = net.genesis().chain_id, net.genesis().hash()
         offset = 0
-        for n_clients in clients:
+        rounds = list(clients) + ([clients[0]] if prefill_anchors else [])
+        for round_no, n_clients in enumerate(rounds):
+            filled = None
+            if prefill_anchors and round_no == len(clients):
+                filled = prefill(net, prefill_anchors, procs)
             total = min(MAX_PRESIGNED, int(rate_cap * seconds * 1.5) + n_clients * batch * 4)
             per_client = -(-total // n_clients)
             log(f"  pre-signing {n_clients * per_client} {kind} transactions for {n_clients} "
@@ -340,6 +408,8 @@ def run(count: int, kind: str, seconds: float, clients: list[int], batch: int,
             result = asyncio.run(measure(net, loads, seconds, batch))
             result.update(loop_figures(net))
             result["kind"] = kind
+            if filled is not None:
+                result["after_prefill"] = filled
             results.append(result)
             log(f"  {count} node(s), {n_clients} client(s): {result['committed_per_s']}/s, "
                 f"p99 {result['latency_ms_p99']} ms")  # fmt: skip
@@ -380,6 +450,9 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the 1-node network measured for comparison")  # fmt: skip
     parser.add_argument("--plot", type=Path, help="also sweep offered load and plot it (PNG)")
+    parser.add_argument("--prefill", type=int, default=0, metavar="N",
+                        help="then commit N anchors (N more state keys) and measure again, "
+                             "with each node's memory")  # fmt: skip
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     rates = verify_rates(VERIFY_SECONDS)
@@ -392,7 +465,13 @@ def main() -> None:
         [baseline] = run(1, args.kind, args.seconds, [args.clients], args.batch,
                          rates["verify_per_s_pool"])  # fmt: skip
         report["baseline_1_node"] = baseline
-    [result] = run(args.nodes, args.kind, args.seconds, [args.clients], args.batch, ceiling)
+    result, *after = run(args.nodes, args.kind, args.seconds, [args.clients], args.batch, ceiling,
+                         args.prefill)  # fmt: skip
+    if after:
+        filled = after[0]
+        report["after_prefill"] = filled
+        report["throughput_after_prefill_vs_before"] = round(
+            filled["committed_per_s"] / max(result["committed_per_s"], 1e-9), 3)  # fmt: skip
     result["ceiling_per_s"] = round(ceiling, 1)
     result["ratio_to_ceiling"] = round(result["committed_per_s"] / ceiling, 3)
     report["network"] = result
