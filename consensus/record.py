@@ -312,7 +312,13 @@ class Record:
         return obj
 
     def encode(self) -> bytes:
-        return codec.encode(self.to_wire(), allow_float=self._allows_float())
+        """The canonical encoding, computed once per object (records are immutable: frozen,
+        their sequences tuples), since roots, stores and hashes each ask for it."""
+        cached = self.__dict__.get("_record_bytes")
+        if cached is None:
+            cached = codec.encode(self.to_wire(), allow_float=self._allows_float())
+            self.__dict__["_record_bytes"] = cached
+        return cached
 
     @classmethod
     def _allows_float(cls) -> bool:
