@@ -77,7 +77,8 @@ def test_localnet_bench_sets_up_every_kind_and_plots(tmp_path: Path) -> None:
     plot = tmp_path / "load.png"
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts/bench/localnet.py"), "--seconds", "3",
-         "--clients", "1", "--batch", "30", "--kind", "mix", "--no-baseline", "--plot", str(plot)],
+         "--clients", "1", "--batch", "30", "--kind", "mix", "--no-baseline", "--plot", str(plot),
+         "--prefill", "300"],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -85,3 +86,6 @@ def test_localnet_bench_sets_up_every_kind_and_plots(tmp_path: Path) -> None:
     assert result["kind"] == "mix" and "baseline_1_node" not in result
     assert result["network"]["committed"] > 0 and result["network"]["refused"] == 0
     assert len(result["sweep"]) >= 3 and plot.read_bytes().startswith(b"\x89PNG")
+    filled = result["after_prefill"]["after_prefill"]
+    assert filled["prefilled_anchors"] == 300 and all(mb > 0 for mb in filled["node_rss_mb"])
+    assert result["network"]["node_cpu_us_per_tx"] > 0

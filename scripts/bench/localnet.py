@@ -269,15 +269,25 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc; 0 where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
-                  batch: int) -> dict:  # fmt: skip
+                  batch: int, pids: list[int], height: int) -> dict:  # fmt: skip
+    """One closed-loop run of ``loads`` for ``seconds``, watching blocks above ``height``."""
     load = Load({}, {})
+    cpu_before = [cpu_seconds(pid) for pid in pids]
+    own_before = cpu_seconds(os.getpid())
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
-    status = localnet.get_json(net.nodes[0].url + "/v1/status", 5) or {"height": 0}
     async with aiohttp.ClientSession(connector=connector) as session:
-        watcher = asyncio.create_task(watch(session, net.nodes[0].url, load, stop,
-                                            status["height"]))  # fmt: skip
+        watcher = asyncio.create_task(watch(session, net.nodes[0].url, load, stop, height))
         started = time.monotonic()
         tasks = [
             asyncio.create_task(client(session, net.nodes[i % len(net.nodes)].url, txs, batch,
@@ -289,6 +299,8 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
             log(f"  {time.monotonic() - started:5.1f} s  {len(load.committed)} committed")
         stop.set()
         elapsed = time.monotonic() - started
+        node_cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, cpu_before, strict=True)]
+        own_cpu = cpu_seconds(os.getpid()) - own_before
         await asyncio.gather(*tasks, watcher, return_exceptions=True)
     latencies = [load.committed[h] - t for h, t in load.submitted.items() if h in load.committed]
     done = len(latencies)
@@ -305,6 +317,9 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
         "latency_ms_p95": figure(95),
         "latency_ms_p99": figure(99),
         "blocks_with_txs_per_s": round(load.blocks / elapsed, 2),
+        "node_cpu_s": [round(c, 2) for c in node_cpu],
+        "load_generator_cpu_s": round(own_cpu, 2),
+        "node_cpu_us_per_tx": round(1e6 * sum(node_cpu) / max(done, 1) / len(pids), 1),
         "refused": load.refused,
         "clients_out_of_txs": load.ran_out,
     }
@@ -405,7 +420,9 @@ def run(count: int, kind: str, seconds: float, clients: list[int], batch: int,
             for _ in range(n_clients):
                 loads.append(presign(kind, key, chain_id, genesis_hash, per_client, offset))
                 offset += per_client
-            result = asyncio.run(measure(net, loads, seconds, batch))
+            status = localnet.get_json(net.nodes[0].url + "/v1/status", 5) or {"height": 0}
+            pids = [p.pid for p in procs]
+            result = asyncio.run(measure(net, loads, seconds, batch, pids, status["height"]))
             result.update(loop_figures(net))
             result["kind"] = kind
             if filled is not None:
