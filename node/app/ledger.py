@@ -164,10 +164,11 @@ class Ledger:
         """``admit`` for a batch, its signatures verified together: None where admitted."""
         verdicts = self.signatures.verify(txs)
         height = self.height + 1
+        state = Overlay(self.store.get)  # read-only here: one for the batch shares its reads
         out: list[TxRejected | None] = []
         for tx, ok in zip(txs, verdicts, strict=True):
             try:
-                self.executor.check(Overlay(self.store.get), tx, height, ok)
+                self.executor.check(state, tx, height, ok)
                 out.append(None)
             except TxRejected as exc:
                 out.append(exc)

@@ -58,6 +58,10 @@ class StateLimitExceeded(Revert):
     """
 
 
+MAX_OVERLAY_READ_BYTES = 32 * 1024 * 1024
+"""Committed reads one overlay remembers (keys and values); past it reads go to storage."""
+
+
 class Overlay:
     """Buffered writes over a read function of the committed state.
 
@@ -79,11 +83,27 @@ class Overlay:
         self.max_journal = max_journal
         self._writes: dict[bytes, bytes | None] = {}
         self._journal: list[tuple[bytes, object]] = []
+        self._reads: dict[bytes, bytes | None] = {}
+        self._read_bytes = 0
 
     def get(self, key: bytes) -> bytes | None:
+        """The value of ``key`` in this overlay: its own write, else the committed value.
+
+        Committed reads are remembered (within ``MAX_OVERLAY_READ_BYTES``): an overlay lives
+        for one block's execution or one admission batch on the application worker, and the
+        committed state cannot change under it, while a block of scores reads the same
+        contract code and parameters thousands of times.
+        """
         if key in self._writes:
             return self._writes[key]
-        return self._read(key)
+        if key in self._reads:
+            return self._reads[key]
+        value = self._read(key)
+        size = len(key) + (0 if value is None else len(value))
+        if self._read_bytes + size <= MAX_OVERLAY_READ_BYTES:
+            self._reads[key] = value
+            self._read_bytes += size
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         assert type(key) is bytes and type(value) is bytes

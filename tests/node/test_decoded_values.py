@@ -49,3 +49,29 @@ def test_a_drift_record_read_back_from_its_bytes_is_the_record_written() -> None
     fresh = DriftRecord.decode(raw)
     drift_state._RECENT[raw] = record
     assert DriftRecord.decode(raw) is record and fresh == record
+
+
+def test_an_overlay_remembers_committed_reads_within_its_byte_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """One block's execution reads the same committed entries again and again: each is read
+    from storage once, writes still win, and past MAX_OVERLAY_READ_BYTES reads go to storage."""
+    from node.app import state as state_module
+    from node.app.state import Overlay
+
+    stored = {b"a": b"1" * 10, b"b": b"2" * 10}
+    reads: list[bytes] = []
+
+    def read(key: bytes) -> bytes | None:
+        reads.append(key)
+        return stored.get(key)
+
+    overlay = Overlay(read)
+    assert [overlay.get(b"a") for _ in range(3)] == [b"1" * 10] * 3 and reads == [b"a"]
+    overlay.put(b"a", b"new")
+    assert overlay.get(b"a") == b"new" and overlay.get(b"missing") is None
+    overlay.get(b"missing")
+    assert reads == [b"a", b"missing"]  # an absent key is remembered too
+    monkeypatch.setattr(state_module, "MAX_OVERLAY_READ_BYTES", 11)  # one entry of 11 bytes
+    small = Overlay(read)
+    reads.clear()
+    small.get(b"a"), small.get(b"a"), small.get(b"b"), small.get(b"b")
+    assert reads == [b"a", b"b", b"b"]  # "a" fits the bound exactly; "b" is past it
