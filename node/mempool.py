@@ -8,6 +8,7 @@ reason (HTTP 429) instead of growing until the node dies.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -33,6 +34,11 @@ class Mempool:
         self.max_bytes = max_bytes
         self._txs: OrderedDict[bytes, tuple[Tx, int]] = OrderedDict()
         self.bytes = 0
+        self._expiry: list[tuple[int, bytes]] = []
+        """(valid_until_height, id) of pending transactions, a min-heap: finding the expired
+        ones at each height costs what expires, not a scan of the whole mempool. Entries of
+        removed transactions stay until they reach the top (at most one per add), or until
+        they outnumber the pending ones twice over, when the heap is rebuilt."""
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -55,6 +61,10 @@ class Mempool:
             raise MempoolFull(f"mempool holds {self.bytes} bytes; {size} more exceed its limit")
         self._txs[tx.id] = (tx, size)
         self.bytes += size
+        heapq.heappush(self._expiry, (tx.valid_until_height, tx.id))
+        if len(self._expiry) > 2 * len(self._txs) + 64:
+            self._expiry = [(t.valid_until_height, i) for i, (t, _) in self._txs.items()]
+            heapq.heapify(self._expiry)
         return True
 
     def oldest(self, limit: int) -> list[Tx]:
@@ -78,5 +88,11 @@ class Mempool:
         return removed
 
     def expired(self, height: int) -> list[bytes]:
-        """Ids of pending transactions that can no longer be committed at ``height``."""
-        return [tx_id for tx_id, (tx, _) in self._txs.items() if tx.valid_until_height < height]
+        """Ids of pending transactions that can no longer be committed at ``height`` (they
+        stay pending until removed)."""
+        out = []
+        while self._expiry and self._expiry[0][0] < height:
+            _, tx_id = heapq.heappop(self._expiry)
+            if tx_id in self._txs:
+                out.append(tx_id)
+        return out
