@@ -2,7 +2,8 @@
 
 The directory (default ./localnet) holds the genesis, an authorised client key
 and one home per organisation; running the script again on the same directory
-resumes that network. Ctrl-C stops every node this script started.
+resumes that network. Every node this script started is stopped however it ends:
+Ctrl-C, SIGTERM, SIGHUP, or its output closing (a `| tee` stopped with Ctrl-C).
 """
 
 from __future__ import annotations
@@ -83,17 +84,24 @@ def main() -> int:
     procs: list[subprocess.Popen] = []
     stopping = False
 
-    def stop_all(*_: object) -> None:
+    def stop_all() -> None:
+        """Stop every node this script started, whatever ended it; say so if anyone listens."""
         nonlocal stopping
         if stopping:
             return
         stopping = True
-        print(f"\nstopping {len(procs)} node(s)...", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        say(f"\nstopping {len(procs)} node(s)...")
         for proc in procs:
             localnet.stop(proc)
-        print("stopped.")
+        say("stopped.")
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    def on_signal(signum: int, _frame: object) -> None:
+        if not stopping:  # unwind to the finally below; a second signal changes nothing
+            raise Stop(signal.Signals(signum).name)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
     try:
         for node in net.nodes:
             procs.append(localnet.start(node))
@@ -132,11 +140,33 @@ def main() -> int:
 
             Story(net, directory, shown).play()
         follow(net, args.duration)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stop):
         pass
+    except BrokenPipeError:
+        pass  # whoever read our output (a pipe, `tee`) went away: stop the nodes quietly
     finally:
         stop_all()
     return 0
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Besides Ctrl-C (SIGINT: KeyboardInterrupt): each stops every node this script started."""
+
+
+class Stop(Exception):
+    """A stop signal arrived."""
+
+
+def say(text: str) -> None:
+    """Print if the output is still open; once it is closed, send the rest nowhere."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError):
+        # The reader went away (or stdout is closed): keep stopping, and keep the interpreter
+        # from failing again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def anchor_demo(net: localnet.LocalNet, demo: Path) -> str:
