@@ -87,5 +87,5 @@ def test_localnet_bench_sets_up_every_kind_and_plots(tmp_path: Path) -> None:
     assert result["network"]["committed"] > 0 and result["network"]["refused"] == 0
     assert len(result["sweep"]) >= 3 and plot.read_bytes().startswith(b"\x89PNG")
     filled = result["after_prefill"]["after_prefill"]
-    assert filled["prefilled_anchors"] == 300 and all(mb > 0 for mb in filled["node_rss_mb"])
+    assert filled["prefilled_anchors"] == 300 and all(m["rss"] > 0 for m in filled["node_rss_mb"])
     assert result["network"]["node_cpu_us_per_tx"] > 0

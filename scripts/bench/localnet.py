@@ -367,17 +367,19 @@ def prefill(net: localnet.LocalNet, count: int, procs: list[subprocess.Popen]) -
             "node_rss_mb": node_rss_mb(procs)}  # fmt: skip
 
 
-def node_rss_mb(procs: list[subprocess.Popen]) -> list[float]:
-    """Each node process's resident memory (MiB), from /proc."""
+def node_rss_mb(procs: list[subprocess.Popen]) -> list[dict]:
+    """Each node process's resident memory in MiB (Linux /proc): all of it, the process's own
+    (anonymous: the Python heap) and file-backed pages (LevelDB's mapped tables, libraries)."""
     out = []
     for proc in procs:
         try:
             text = Path(f"/proc/{proc.pid}/status").read_text()
         except OSError:
             text = ""
-        kb = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("VmRSS")),
-                  0)  # fmt: skip
-        out.append(round(kb / 1024, 1))
+        kb = {line.split(":")[0]: int(line.split()[1]) for line in text.splitlines()
+              if line.startswith(("VmRSS", "RssAnon", "RssFile"))}  # fmt: skip
+        names = (("rss", "VmRSS"), ("anon", "RssAnon"), ("file", "RssFile"))
+        out.append({name: round(kb.get(key, 0) / 1024, 1) for name, key in names})
     return out
 
 
