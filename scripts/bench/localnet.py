@@ -436,21 +436,30 @@ def run(count: int, kind: str, seconds: float, clients: list[int], batch: int,
 
 
 def plot(sweep: list[dict], path: Path, ceiling: float) -> None:
+    """Throughput and latency against the load offered: a closed loop offers more by adding
+    clients (each keeps one batch in flight), so the x axis is the clients, doubling."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    offered = [r["offered_per_s"] for r in sweep]
+    sweep = sorted(sweep, key=lambda r: r["clients"])
+    clients = [r["clients"] for r in sweep]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
-    top.plot(offered, [r["committed_per_s"] for r in sweep], "o-", label="committed/s")
-    top.axhline(ceiling, color="grey", linestyle="--", label="signature ceiling")
-    top.set_ylabel("committed tx/s")
+    top.plot(clients, [r["committed_per_s"] for r in sweep], "o-", label="committed/s")
+    top.plot(clients, [r["offered_per_s"] for r in sweep], "s--", label="offered/s")
+    top.axhline(ceiling, color="grey", linestyle=":", label="signature ceiling")
+    top.set_ylabel("tx/s")
+    top.set_ylim(bottom=0)
     top.legend()
     for p in (50, 95, 99):
-        bottom.plot(offered, [r[f"latency_ms_p{p}"] for r in sweep], "o-", label=f"p{p}")
-    bottom.set_xlabel("offered tx/s (closed loop: more clients)")
+        bottom.plot(clients, [r[f"latency_ms_p{p}"] for r in sweep], "o-", label=f"p{p}")
+    bottom.set_xscale("log", base=2)
+    bottom.set_xticks(clients, [str(c) for c in clients])
+    batch = sweep[0]["batch"]
+    bottom.set_xlabel(f"clients (closed loop, each with one batch of {batch} in flight)")
     bottom.set_ylabel("submit-to-commit latency (ms)")
+    bottom.set_ylim(bottom=0)
     bottom.legend()
     kind, nodes = sweep[0]["kind"], sweep[0]["nodes"]
     fig.suptitle(f"Vigil localnet: {nodes} nodes, {kind} transactions")
