@@ -33,8 +33,9 @@ class KnownTxs:
 
     def add(self, txs: Iterable[Tx]) -> None:
         for tx in txs:
-            self._by_encoding[tx.encode()] = tx
-            self._by_encoding.move_to_end(tx.encode())
+            key = tx.encode()
+            self._by_encoding[key] = tx
+            self._by_encoding.move_to_end(key)
         while len(self._by_encoding) > self.capacity:
             self._by_encoding.popitem(last=False)
 

@@ -40,7 +40,6 @@ MAX_EXECUTION_CACHE = 16
 MAX_KNOWN_TXS = 60_000
 """Admitted transactions kept by their encoding, so a block carrying them is decoded without
 checking each again (at least the mempool's count, asserted in node/mempool.py)."""
-"""Executed proposals kept by block hash, so a committed block is not executed twice."""
 MAX_TREE_NODE_CACHE = 200_000
 """State tree nodes kept in memory (65 bytes each, about 30 MB with Python's overhead): the
 upper levels every update and proof walks stay here instead of in LevelDB reads."""
