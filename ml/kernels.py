@@ -28,8 +28,26 @@ LN2 = 0.6931471805599453
 TAYLOR_TERMS = 24
 """Terms of the exp series on [0, ln 2): the truncation error is below 1e-27."""
 
-INTERLEAVE = 8
-"""Rows walked together in large batches (independent walks overlap their loads)."""
+INTERLEAVE = 16
+"""Rows walked together in large batches: their independent walks overlap their loads.
+
+In the block layout (``load_block``) a walker's whole state is its node index, so 16 of them
+stay in registers on x86-64; 8, 12, 24 and 32 measured slower (docs/ml.md, "Kernel layout").
+"""
+
+BLOCK_CELLS = 2048
+"""Row x feature cells in one block. A block's rows go through one tree at a time, so the
+tree's nodes and the block's features (and, explaining, their weights) stay in the L1 cache."""
+
+MAX_BLOCK_ROWS = 256
+"""Most rows in one block (8 features: 256 rows, 8 KiB of float32 features)."""
+
+# Unsigned index arithmetic: Numba adds a negative-index wrap to every signed index.
+_ROW_WORDS = np.uint64(4)
+_U_FEATURE = np.uint64(COL_FEATURE)
+_U_THRESHOLD = np.uint64(COL_THRESHOLD)
+_U_LEFT = np.uint64(COL_LEFT)
+_LANES = np.uint64(INTERLEAVE)
 
 NAN_ROW = -1
 """Path sum the row kernel returns for a row holding NaN (real sums are >= 0)."""
@@ -87,9 +105,47 @@ def walk(x, i, nodes, nodes_f, root, steps):
 
 
 @njit(cache=True, nogil=True)
+def block_rows(n, n_features):
+    """Rows per block: a multiple of INTERLEAVE, at most BLOCK_CELLS cells (one group at least)."""
+    rows = min(MAX_BLOCK_ROWS, BLOCK_CELLS // n_features) // INTERLEAVE * INTERLEAVE
+    needed = (n + INTERLEAVE - 1) // INTERLEAVE * INTERLEAVE
+    return max(INTERLEAVE, min(rows, needed))
+
+
+@njit(cache=True, nogil=True)
+def load_block(x, start, m, xb):
+    """Rows ``start .. start+m`` of ``x`` as float32 in groups of INTERLEAVE rows.
+
+    Row ``g * INTERLEAVE + lane``'s feature ``f`` goes to ``(g * F + f) * INTERLEAVE + lane``:
+    the walkers of one group read one feature at a fixed offset from each other, so each needs
+    no row pointer of its own. Lanes past ``m`` in the last group hold 0 (walked, never used).
+    """
+    nf = x.shape[1]
+    for r in range((m + INTERLEAVE - 1) // INTERLEAVE * INTERLEAVE):
+        cell = (r - r % INTERLEAVE) * nf + r % INTERLEAVE
+        for f in range(nf):
+            value = np.float32(x[start + r, f]) if r < m else np.float32(0.0)
+            xb[cell + f * INTERLEAVE] = value
+
+
+@njit(cache=True, nogil=True, inline="always")
+def walk_group(xb, base, table, table_f, root, steps, cur):
+    """Walk the INTERLEAVE rows of the group at ``xb[base:]`` down one tree; ``cur`` gets the
+    nodes reached. ``table`` is the node table flattened as uint32 (``table_f`` as float32)."""
+    for r in range(INTERLEAVE):
+        cur[r] = root
+    for _ in range(steps):
+        for r in range(INTERLEAVE):
+            at = np.uint64(cur[r]) * _ROW_WORDS
+            x32 = xb[base + np.uint64(table[at + _U_FEATURE]) * _LANES + np.uint64(r)]
+            go_right = not (x32 <= table_f[at + _U_THRESHOLD])
+            cur[r] = table[at + _U_LEFT + np.uint64(go_right)]
+
+
+@njit(cache=True, nogil=True)
 def path_sums(x, nodes, nodes_f, value, roots, depths, sums):
     n = x.shape[0]
-    sums[:] = 0
+    nf = x.shape[1]
     if n < INTERLEAVE:
         for i in range(n):
             total = 0
@@ -97,22 +153,20 @@ def path_sums(x, nodes, nodes_f, value, roots, depths, sums):
                 total += value[walk(x, i, nodes, nodes_f, roots[t], depths[t])]
             sums[i] = total
         return
-    cur = np.empty(INTERLEAVE, np.int64)
-    for start in range(0, n, INTERLEAVE):
-        m = min(INTERLEAVE, n - start)
+    table = nodes.reshape(-1).view(np.uint32)
+    table_f = nodes_f.reshape(-1)
+    rows = block_rows(n, nf)
+    xb = np.empty(rows * nf, np.float32)
+    cur = np.empty(INTERLEAVE, np.uint32)
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        load_block(x, start, m, xb)
+        sums[start : start + m] = 0
         for t in range(roots.shape[0]):
-            for r in range(m):
-                cur[r] = roots[t]
-            for _ in range(depths[t]):
-                for r in range(m):
-                    node = cur[r]
-                    go_right = not (
-                        np.float32(x[start + r, nodes[node, COL_FEATURE]])
-                        <= nodes_f[node, COL_THRESHOLD]
-                    )
-                    cur[r] = nodes[node, COL_LEFT + go_right]
-            for r in range(m):
-                sums[start + r] += value[cur[r]]
+            for g in range(0, m, INTERLEAVE):
+                walk_group(xb, np.uint64(g * nf), table, table_f, roots[t], depths[t], cur)
+                for r in range(min(INTERLEAVE, m - g)):
+                    sums[start + g + r] += value[cur[r]]
 
 
 @njit(cache=True, nogil=True)
@@ -157,12 +211,26 @@ EXPLAINED = 0
 
 
 @njit(cache=True, nogil=True)
-def explain(
-    x, nodes, nodes_f, n_samples, roots, depths, n_features, k, top_features, top_weights, totals
-):
-    if denormals_flushed(nodes_f, np.float64(roots.shape[0])):
-        return FLUSHED
-    weights = np.zeros(n_features, np.int64)
+def top_k(weights, k, features, top_weights):
+    """The k largest weights (ties: lower feature first) into ``features``/``top_weights``;
+    NO_FEATURE past the features with a positive weight. Overwrites ``weights``."""
+    for j in range(k):
+        best = NO_FEATURE
+        best_weight = np.int64(0)
+        for f in range(weights.shape[0]):
+            if weights[f] > best_weight:
+                best = f
+                best_weight = weights[f]
+        features[j] = best
+        top_weights[j] = best_weight
+        if best != NO_FEATURE:
+            weights[best] = -1
+
+
+@njit(cache=True, nogil=True)
+def explain_rows(x, nodes, nodes_f, n_samples, roots, depths, k, top_features, top_weights, totals):
+    """One row at a time: the path for fewer rows than INTERLEAVE."""
+    weights = np.zeros(x.shape[1], np.int64)
     for i in range(x.shape[0]):
         weights[:] = 0
         total = 0
@@ -178,15 +246,72 @@ def explain(
                 total += weight
                 node = child
         totals[i] = total
-        for j in range(k):
-            best = NO_FEATURE
-            best_weight = np.int64(0)
-            for f in range(n_features):
-                if weights[f] > best_weight:
-                    best = f
-                    best_weight = weights[f]
-            top_features[i, j] = best
-            top_weights[i, j] = best_weight
-            if best != NO_FEATURE:
-                weights[best] = -1
-    return 0
+        top_k(weights, k, top_features[i], top_weights[i])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def weigh_group(xb, wb, base, table, table_f, n_samples, root, steps, cur):
+    """``walk_group`` that also credits each split's separated samples to its feature's cell
+    of ``wb`` (laid out as ``xb``)."""
+    for r in range(INTERLEAVE):
+        cur[r] = root
+    for _ in range(steps):
+        for r in range(INTERLEAVE):
+            node = cur[r]
+            at = np.uint64(node) * _ROW_WORDS
+            cell = base + np.uint64(table[at + _U_FEATURE]) * _LANES + np.uint64(r)
+            go_right = not (xb[cell] <= table_f[at + _U_THRESHOLD])
+            child = table[at + _U_LEFT + np.uint64(go_right)]
+            wb[cell] += n_samples[node] - n_samples[child]  # 0 once on a leaf's self-loop
+            cur[r] = child
+
+
+@njit(cache=True, nogil=True)
+def explain_blocks(
+    x, nodes, nodes_f, n_samples, roots, depths, k, top_features, top_weights, totals
+):
+    """Blocks of rows walked tree by tree, INTERLEAVE at a time (as ``path_sums``).
+
+    A row's total telescopes along each path: ``n_samples[root] - n_samples[leaf]``.
+    """
+    n = x.shape[0]
+    nf = x.shape[1]
+    table = nodes.reshape(-1).view(np.uint32)
+    table_f = nodes_f.reshape(-1)
+    rows = block_rows(n, nf)
+    xb = np.empty(rows * nf, np.float32)
+    wb = np.empty(rows * nf, np.int64)
+    weights = np.empty(nf, np.int64)
+    cur = np.empty(INTERLEAVE, np.uint32)
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        load_block(x, start, m, xb)
+        wb[:] = 0
+        totals[start : start + m] = 0
+        for t in range(roots.shape[0]):
+            root = roots[t]
+            for g in range(0, m, INTERLEAVE):
+                weigh_group(xb, wb, np.uint64(g * nf), table, table_f, n_samples, root,
+                            depths[t], cur)  # fmt: skip
+                for r in range(min(INTERLEAVE, m - g)):
+                    totals[start + g + r] += n_samples[root] - n_samples[cur[r]]
+        for r in range(m):
+            cell = (r - r % INTERLEAVE) * nf + r % INTERLEAVE
+            for f in range(nf):
+                weights[f] = wb[cell + f * INTERLEAVE]
+            top_k(weights, k, top_features[start + r], top_weights[start + r])
+
+
+@njit(cache=True, nogil=True)
+def explain(
+    x, nodes, nodes_f, n_samples, roots, depths, n_features, k, top_features, top_weights, totals
+):
+    if denormals_flushed(nodes_f, np.float64(roots.shape[0])):
+        return FLUSHED
+    if x.shape[0] < INTERLEAVE:
+        explain_rows(x, nodes, nodes_f, n_samples, roots, depths, k, top_features, top_weights,
+                     totals)  # fmt: skip
+    else:
+        explain_blocks(x, nodes, nodes_f, n_samples, roots, depths, k, top_features,
+                       top_weights, totals)  # fmt: skip
+    return EXPLAINED
