@@ -315,3 +315,140 @@ def explain(
         explain_blocks(x, nodes, nodes_f, n_samples, roots, depths, k, top_features,
                        top_weights, totals)  # fmt: skip
     return EXPLAINED
+
+
+PARSE_DECLINED = -1
+"""What ``parse_numbers`` returns for text outside its fast path (the caller parses it slowly)."""
+
+CELL_EXACT, CELL_SLOW, CELL_BAD = 0, 1, 2
+"""``parse_cell``: value exact; valid but left for float() (stored as NaN); not a number."""
+
+MAX_FAST_DIGITS = 18
+"""Significant digits a cell may have on the fast path (below 10**18 fits in an int64)."""
+
+EXACT_SIGNIFICAND = 2**53
+"""Largest significand converted exactly to float64."""
+
+POW10 = np.array([float(10**k) for k in range(23)])
+"""10**0 .. 10**22: the powers of ten that float64 holds exactly."""
+
+MAX_EXPONENT = 1_000_000
+"""Exponent digits saturate here (the cell is then left to float())."""
+
+_DIGIT_0, _DIGIT_9 = 48, 57
+_PLUS, _MINUS, _DOT, _COMMA, _LF, _CR = 43, 45, 46, 44, 10, 13
+_LOWER_E, _UPPER_E = 101, 69
+
+
+@njit(cache=True, nogil=True)
+def exact_value(significand, scale, negative):
+    """``significand * 10**scale`` correctly rounded, or NaN when one IEEE operation can't do it.
+
+    Clinger's fast path: both operands are exact float64 values (significand <= 2**53,
+    |scale| <= 22), so the one rounding of ``*`` or ``/`` is the correctly rounded result,
+    the same bits as Python's float() of the text.
+    """
+    if significand == 0:
+        value = 0.0
+    elif significand > EXACT_SIGNIFICAND or scale > 22 or scale < -22:
+        return np.nan
+    elif scale >= 0:
+        value = np.float64(significand) * POW10[scale]
+    else:
+        value = np.float64(significand) / POW10[-scale]
+    return -value if negative else value
+
+
+@njit(cache=True, nogil=True)
+def parse_cell(buf, pos):
+    """One cell ``[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d+)?`` at ``buf[pos:]``.
+
+    Returns (value, position after it, CELL_*); the caller checks what follows.
+    """
+    n = buf.shape[0]
+    negative = pos < n and buf[pos] == _MINUS
+    if pos < n and (buf[pos] == _PLUS or buf[pos] == _MINUS):
+        pos += 1
+    significand, digits, scale, seen, exact = 0, 0, 0, 0, True
+    point = False
+    while pos < n:  # bounded by the buffer
+        c = buf[pos]
+        if c == _DOT and not point:
+            point = True
+        elif _DIGIT_0 <= c <= _DIGIT_9:
+            seen += 1
+            if digits < MAX_FAST_DIGITS:
+                significand = significand * 10 + (c - _DIGIT_0)
+                digits += significand > 0
+                scale -= point
+            else:
+                exact = False
+        else:
+            break
+        pos += 1
+    if seen == 0:
+        return np.nan, pos, CELL_BAD
+    if pos < n and (buf[pos] == _LOWER_E or buf[pos] == _UPPER_E):
+        pos += 1
+        sign = -1 if pos < n and buf[pos] == _MINUS else 1
+        if pos < n and (buf[pos] == _PLUS or buf[pos] == _MINUS):
+            pos += 1
+        exponent, exp_digits = 0, 0
+        while pos < n and _DIGIT_0 <= buf[pos] <= _DIGIT_9:  # bounded by the buffer
+            exponent = min(MAX_EXPONENT, exponent * 10 + (buf[pos] - _DIGIT_0))
+            exp_digits += 1
+            pos += 1
+        if exp_digits == 0:
+            return np.nan, pos, CELL_BAD
+        exact = exact and exponent < MAX_EXPONENT
+        scale += sign * exponent
+    value = exact_value(significand, scale, negative) if exact else np.nan
+    return value, pos, CELL_SLOW if np.isnan(value) else CELL_EXACT
+
+
+@njit(cache=True, nogil=True)
+def line_end(buf, pos):
+    """Position after the line break at ``pos`` (``\\n`` or ``\\r\\n``), or -1 if none is there."""
+    if pos < buf.shape[0] and buf[pos] == _LF:
+        return pos + 1
+    if pos + 1 < buf.shape[0] and buf[pos] == _CR and buf[pos + 1] == _LF:
+        return pos + 2
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def parse_numbers(buf, out, line_starts):
+    """CSV data lines of plain decimal numbers into ``out`` (rows x columns); the rows parsed.
+
+    Lines end with ``\\n`` or ``\\r\\n``; empty lines are skipped. Anything else (spaces,
+    quotes, a bad cell, a wrong field count, more rows than ``out`` holds) returns
+    PARSE_DECLINED. A valid cell the fast path cannot convert exactly is stored as NaN; each
+    row's start offset goes to ``line_starts`` so the caller can convert those with float().
+    """
+    n = buf.shape[0]
+    n_cols = out.shape[1]
+    row, pos = 0, 0
+    while pos < n:  # bounded: every pass consumes at least one byte
+        after = line_end(buf, pos)
+        if after >= 0:
+            pos = after
+            continue
+        if row == out.shape[0]:
+            return PARSE_DECLINED
+        line_starts[row] = pos
+        for col in range(n_cols):
+            value, pos, status = parse_cell(buf, pos)
+            if status == CELL_BAD:
+                return PARSE_DECLINED
+            out[row, col] = value
+            if col + 1 < n_cols:
+                if pos >= n or buf[pos] != _COMMA:
+                    return PARSE_DECLINED
+                pos += 1
+        row += 1
+        if pos < n:
+            after = line_end(buf, pos)
+            if after < 0:
+                return PARSE_DECLINED
+            pos = after
+    return row
