@@ -452,3 +452,70 @@ def parse_numbers(buf, out, line_starts):
                 return PARSE_DECLINED
             pos = after
     return row
+
+
+PPM = 1_000_000
+"""Shares are written in parts per million (as ``ml.explain.PPM``)."""
+
+_OUTLIER = np.frombuffer(b"outlier", dtype=np.uint8)
+_INLIER = np.frombuffer(b"inlier", dtype=np.uint8)
+
+
+@njit(cache=True, nogil=True)
+def put(out, pos, text, start, stop):
+    """``text[start:stop]`` copied to ``out[pos:]``; the position after it."""
+    for i in range(stop - start):
+        out[pos + i] = text[start + i]
+    return pos + stop - start
+
+
+@njit(cache=True, nogil=True)
+def put_int(out, pos, value, width):
+    """``value >= 0`` in decimal, zero-padded to ``width`` digits; the position after it."""
+    digits, rest = 1, value // 10
+    while rest > 0:  # bounded: at most 19 digits
+        digits += 1
+        rest //= 10
+    digits = max(digits, width)
+    for i in range(digits - 1, -1, -1):
+        out[pos + i] = _DIGIT_0 + value % 10
+        value //= 10
+    return pos + digits
+
+
+@njit(cache=True, nogil=True)
+def format_scores(
+    score_text, score_ends, outliers, path_sums, features, weights, totals, names, name_ends, out
+):
+    """The data lines of `vigil model score`'s CSV into ``out``; the bytes written.
+
+    Per row: its score (``score_text`` up to ``score_ends[i]``), outlier/inlier, the path
+    sum, then per top feature its name (``names`` up to ``name_ends[f]``, already quoted as
+    CSV needs) and its share ``weight * PPM // total`` as ``units.micro``, or two empty cells.
+    """
+    pos, start = 0, 0
+    for i in range(score_ends.shape[0]):
+        pos = put(out, pos, score_text, start, score_ends[i])
+        start = score_ends[i]
+        out[pos] = _COMMA
+        word = _OUTLIER if outliers[i] else _INLIER
+        pos = put(out, pos + 1, word, 0, word.shape[0])
+        out[pos] = _COMMA
+        pos = put_int(out, pos + 1, path_sums[i], 1)
+        for j in range(features.shape[1]):
+            out[pos] = _COMMA
+            pos += 1
+            f = features[i, j]
+            if f != NO_FEATURE:
+                pos = put(out, pos, names, 0 if f == 0 else name_ends[f - 1], name_ends[f])
+                share = weights[i, j] * PPM // totals[i]
+                out[pos] = _COMMA
+                pos = put_int(out, pos + 1, share // PPM, 1)
+                out[pos] = _DOT
+                pos = put_int(out, pos + 1, share % PPM, 6)
+            else:
+                out[pos] = _COMMA
+                pos += 1
+        out[pos] = _LF
+        pos += 1
+    return pos
