@@ -42,6 +42,10 @@ tree's nodes and the block's features (and, explaining, their weights) stay in t
 MAX_BLOCK_ROWS = 256
 """Most rows in one block (8 features: 256 rows, 8 KiB of float32 features)."""
 
+FEW_ROWS = 4
+"""Batches of fewer rows are walked one row at a time: a block walks INTERLEAVE rows however
+few it holds, which costs less than that many single walks from about 4 rows on."""
+
 # Unsigned index arithmetic: Numba adds a negative-index wrap to every signed index.
 _ROW_WORDS = np.uint64(4)
 _U_FEATURE = np.uint64(COL_FEATURE)
@@ -146,7 +150,7 @@ def walk_group(xb, base, table, table_f, root, steps, cur):
 def path_sums(x, nodes, nodes_f, value, roots, depths, sums):
     n = x.shape[0]
     nf = x.shape[1]
-    if n < INTERLEAVE:
+    if n < FEW_ROWS:
         for i in range(n):
             total = 0
             for t in range(roots.shape[0]):
@@ -229,7 +233,7 @@ def top_k(weights, k, features, top_weights):
 
 @njit(cache=True, nogil=True)
 def explain_rows(x, nodes, nodes_f, n_samples, roots, depths, k, top_features, top_weights, totals):
-    """One row at a time: the path for fewer rows than INTERLEAVE."""
+    """One row at a time: the path for fewer rows than FEW_ROWS."""
     weights = np.zeros(x.shape[1], np.int64)
     for i in range(x.shape[0]):
         weights[:] = 0
@@ -308,7 +312,7 @@ def explain(
 ):
     if denormals_flushed(nodes_f, np.float64(roots.shape[0])):
         return FLUSHED
-    if x.shape[0] < INTERLEAVE:
+    if x.shape[0] < FEW_ROWS:
         explain_rows(x, nodes, nodes_f, n_samples, roots, depths, k, top_features, top_weights,
                      totals)  # fmt: skip
     else:

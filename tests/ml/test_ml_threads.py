@@ -73,7 +73,7 @@ def test_any_split_gives_the_one_thread_bits(medium, split_everything, seed, n, 
 
 
 def test_block_path_equals_the_row_path_at_many_widths() -> None:
-    """Blocks of 16 rows (many features: a block is one group) against one row at a time."""
+    """Blocks of rows (many features: a block is one group of 16) against one row at a time."""
     for d in (1, 3, 8, 130, 300):
         x = make_data(d, n=300, d=d, outliers=20)
         scorer = Scorer(train(x, None, TrainParams(12, 64, "auto", 1.0, d)).model)
@@ -85,7 +85,7 @@ def test_block_path_equals_the_row_path_at_many_widths() -> None:
                 batch.scores[i],
                 batch.outliers[i],
             )
-            alone = explain_batch(scorer, x[i : i + 1], 4)  # fewer than INTERLEAVE rows
+            alone = explain_batch(scorer, x[i : i + 1], 4)  # fewer than FEW_ROWS rows
             assert np.array_equal(alone.features[0], explained.features[i])
             assert np.array_equal(alone.weights[0], explained.weights[i])
             assert alone.totals[0] == explained.totals[i]
