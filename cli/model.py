@@ -25,7 +25,9 @@ from ml.limits import MAX_ARTIFACT_BYTES, MAX_CSV_BYTES, MAX_TOP_K, MAX_TREES
 
 if TYPE_CHECKING:
     from ml.dataset import Dataset
+    from ml.explain import Explanations
     from ml.forest import Model
+    from ml.score import Scores
 
 # numba and scikit-learn take about a second to import, so the ml modules that
 # pull them in are imported inside the commands: `vigil keygen` stays fast.
@@ -269,38 +271,54 @@ def inspect(path: Path, as_json: bool) -> None:
         click.echo(f"dataset     {d['digest']}  {d['rows']} rows")
 
 
-def _share(weight_ppm: int) -> str:
-    from ml.explain import PPM
+def scores_csv(m: Model, rows: object, top: int, workers: int | None = None) -> tuple[bytes, int]:
+    """The CSV `vigil model score` writes (score, verdict, path sum, top features); outliers.
 
-    return f"{weight_ppm // PPM}.{weight_ppm % PPM:06d}"
-
-
-def scores_csv(m: Model, rows: object, top: int) -> tuple[str, int]:
-    """The CSV `vigil model score` writes (score, verdict, path sum, top features); outliers."""
+    Scoring and explaining are split over ``workers`` threads (default: every core).
+    """
     from ml.explain import explain_batch
     from ml.score import Scorer
 
     scorer = Scorer(m)
-    result = scorer.score_batch(rows)
-    explained = explain_batch(scorer, rows, top)
-    k = explained.features.shape[1]
+    result = scorer.score_batch(rows, workers)
+    explained = explain_batch(scorer, rows, top, workers)
+    return format_scores_csv(m, result, explained), int(result.outliers.sum())
+
+
+def _csv_cell(text: str) -> str:
+    """``text`` as one CSV cell, quoted as the csv module quotes it (only when it must be)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    csv.writer(out, lineterminator="\n").writerow([text, ""])
+    return out.getvalue()[: -len(",\n")]
+
+
+def format_scores_csv(m: Model, result: Scores, explained: Explanations) -> bytes:
+    """The CSV text of scored rows: header, then lines built by a compiled formatter.
+
+    Only the scores are formatted by Python (``repr``, the shortest text that reads back
+    as the same float); the rest (about 3/4 of the bytes) is written by
+    ``ml.kernels.format_scores``, many times faster than the csv module.
+    """
+    import numpy as np
+
+    from ml import kernels
+
+    k = explained.features.shape[1]
     header = ["score", "verdict", "path_sum"]
     for j in range(1, k + 1):
         header += [f"top{j}", f"top{j}_share"]
-    writer.writerow(header)
-    for i in range(result.path_sums.shape[0]):
-        line = [
-            repr(float(result.scores[i])),
-            "outlier" if result.outliers[i] else "inlier",
-            str(int(result.path_sums[i])),
-        ]
-        named = explained.row(i, m.feature_names)
-        for j in range(k):
-            line += [named[j][0], _share(named[j][1])] if j < len(named) else ["", ""]
-        writer.writerow(line)
-    return out.getvalue(), int(result.outliers.sum())
+    reprs = list(map(repr, result.scores.tolist()))
+    ends = np.cumsum(np.fromiter(map(len, reprs), dtype=np.int64, count=len(reprs)))
+    cells = [_csv_cell(name).encode() for name in m.feature_names]
+    name_ends = np.cumsum([len(cell) for cell in cells], dtype=np.int64)
+    per_row = len(",outlier,,\n") + 20 + k * (len(",,1.000000") + max(map(len, cells)))
+    out = np.empty(int(ends[-1]) + per_row * len(reprs), dtype=np.uint8)
+    size = kernels.format_scores(
+        np.frombuffer("".join(reprs).encode(), dtype=np.uint8), ends, result.outliers,
+        result.path_sums, explained.features, explained.weights, explained.totals,
+        np.frombuffer(b"".join(cells), dtype=np.uint8), name_ends, out,
+    )  # fmt: skip
+    return (",".join(header) + "\n").encode() + out[:size].tobytes()
 
 
 @model.command()
@@ -314,33 +332,42 @@ def scores_csv(m: Model, rows: object, top: int) -> tuple[str, int]:
     type=click.IntRange(1, MAX_TOP_K),
     help="Features listed per row.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="Threads scoring large files (default: every core this process may use).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @json_flag
-def score(path: Path, data: Path, out: Path | None, top: int, force: bool) -> None:
+def score(
+    path: Path, data: Path, out: Path | None, top: int, threads: int | None, force: bool
+) -> None:
     """Score every row of DATA (CSV with the model's columns; extra columns are ignored).
 
     Writes columns score (same units and sign as scikit-learn's score_samples:
     lower is more anomalous), verdict (outlier/inlier), path_sum (the exact
-    integer recorded on chain) and the top features with their share.
+    integer recorded on chain) and the top features with their share. Files of
+    16,384 rows or more are scored on several threads; the output is the same.
     """
     if out is not None and out.exists() and not force:
         raise click.ClickException(f"{out}: already exists (use --force to replace it)")
     m = _load_model(path)
     dataset = _load_csv(data)
     try:
-        text, outliers = scores_csv(m, dataset.columns(m.feature_names), top)
+        text, outliers = scores_csv(m, dataset.columns(m.feature_names), top, threads)
     except ModelError as exc:
         raise click.ClickException(f"{data}: {exc}") from None
     if wants_json():
-        rows = list(csv.DictReader(io.StringIO(text)))
+        rows = list(csv.DictReader(io.StringIO(text.decode())))
         emit({"rows": rows, "outliers": outliers})
         if out is not None:
-            _write(out, text.encode(), force)
+            _write(out, text, force)
         return
     if out is None:
         click.echo(text, nl=False)
     else:
-        _write(out, text.encode(), force)
+        _write(out, text, force)
     click.echo(f"scored {dataset.matrix.shape[0]} rows: {outliers} outlier(s)", err=True)
 
 

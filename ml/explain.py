@@ -15,7 +15,8 @@ root split's feature is random, so it drowned the signal; on data with
 outliers injected along one feature, the separated-samples weight named that
 feature first for every outlier, the depth weight for almost none.)
 
-The cost is one more walk of the forest per row, the same order as scoring.
+The cost is one more walk of the forest per row, about twice scoring's (the
+weights are read and written at every split).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ml.dataset import as_numeric
 from ml.errors import InputError
 from ml.kernels import FLUSHED, NO_FEATURE
 from ml.limits import MAX_TOP_K
-from ml.score import Scorer, flush_error
+from ml.score import Scorer, flush_error, run_split
 
 PPM = 1_000_000
 """Shares are reported in parts per million of a row's total split weight."""
@@ -59,8 +60,14 @@ def share_ppm(weight: int, total: int) -> int:
     return weight * PPM // total
 
 
-def explain_batch(scorer: Scorer, rows: object, k: int = 3) -> Explanations:
-    """Explain every row of a matrix; ``k`` in 1..MAX_TOP_K (capped at the feature count)."""
+def explain_batch(
+    scorer: Scorer, rows: object, k: int = 3, workers: int | None = None
+) -> Explanations:
+    """Explain every row of a matrix; ``k`` in 1..MAX_TOP_K (capped at the feature count).
+
+    Large batches are split over ``workers`` threads as ``Scorer.score_batch`` does; each
+    row's explanation depends on that row alone, so the result is the same either way.
+    """
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
         raise InputError(f"k must be an integer in 1..{MAX_TOP_K}, got {k!r}")
     x = scorer.prepare(rows)
@@ -69,12 +76,15 @@ def explain_batch(scorer: Scorer, rows: object, k: int = 3) -> Explanations:
     features = np.empty((n, k), dtype=np.int64)
     weights = np.empty((n, k), dtype=np.int64)
     totals = np.empty(n, dtype=np.int64)
-    status = kernels.explain(
-        x, scorer.nodes, scorer.nodes_f, scorer.n_samples, scorer.roots, scorer.depths,
-        scorer.n_features, k,
-        features, weights, totals,
-    )  # fmt: skip
-    if status == FLUSHED:
+
+    def chunk(start: int, stop: int) -> int:
+        return kernels.explain(
+            x[start:stop], scorer.nodes, scorer.nodes_f, scorer.n_samples, scorer.roots,
+            scorer.depths, scorer.n_features, k,
+            features[start:stop], weights[start:stop], totals[start:stop],
+        )  # fmt: skip
+
+    if any(status == FLUSHED for _, status in run_split(chunk, n, workers)):
         raise flush_error()
     return Explanations(features, weights, totals)
 

@@ -16,8 +16,14 @@ a single decision. Each node is packed into 16 bytes ``[feature, threshold,
 left, right]`` (one cache line holds four nodes; a last, unreachable row
 holds the subnormal probe of ``denormals_flushed``), leaves become nodes whose
 children are themselves and whose threshold is +inf, so a walk of the tree's
-depth needs no branch to stop at a leaf, and large batches walk eight rows
-at once so the CPU overlaps their memory loads.
+depth needs no branch to stop at a leaf, and large batches walk sixteen rows
+at once through one tree at a time so the CPU overlaps their memory loads
+while the tree stays in its L1 cache.
+
+Large batches (PARALLEL_MIN_ROWS rows or more) are cut into chunks scored on
+several threads (the kernels release the GIL). Each row's result depends on
+that row alone, so the arrays are the same bits whatever the split; each
+chunk's kernel probes its own thread's floating-point mode.
 
 The float score is a presentation of the path sum,
 ``-2 ** (-S / (T * 2**FIXED_POINT_BITS))``, computed by ``neg_exp2`` from
@@ -28,6 +34,9 @@ multiply-add), so even it is bit-identical across machines; it matches
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +58,63 @@ from ml.kernels import (
     neg_exp2,
 )
 from ml.limits import MAX_TREE_DEPTH
+
+MAX_WORKERS = 256
+"""Most threads one batch is split over."""
+
+PARALLEL_MIN_ROWS = 16_384
+"""Smaller batches stay on the calling thread: starting threads costs about 0.1 ms, and a node
+scoring a block (at most 10,000 transactions) keeps the one-thread path it always had."""
+
+MIN_CHUNK_ROWS = 4096
+"""Fewest rows in one chunk of a split batch (a few ms of work, so threads start rarely)."""
+
+CHUNKS_PER_WORKER = 4
+"""Chunks per thread: a core slowed by other work simply takes fewer of them."""
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity), within 1..MAX_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cores))
+
+
+def check_workers(workers: int | None) -> int:
+    """``workers`` validated (None means ``default_workers()``)."""
+    if workers is None:
+        return default_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise InputError(f"workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InputError(f"workers must be an integer in 1..{MAX_WORKERS}, got {workers}")
+    return workers
+
+
+def split_rows(n: int, workers: int) -> list[tuple[int, int]]:
+    """[start, stop) chunks covering ``n`` rows; one chunk unless the batch is large."""
+    if workers == 1 or n < PARALLEL_MIN_ROWS:
+        return [(0, n)]
+    count = min(workers * CHUNKS_PER_WORKER, n // MIN_CHUNK_ROWS)
+    return [(i * n // count, (i + 1) * n // count) for i in range(count)]
+
+
+def run_split(
+    call: Callable[[int, int], int], n: int, workers: int | None
+) -> list[tuple[int, int]]:
+    """``call(start, stop)`` on each chunk of ``n`` rows, on up to ``workers`` threads.
+
+    Returns (start, status) per chunk, in row order. One chunk runs on the calling thread.
+    """
+    parts = split_rows(n, check_workers(workers))
+    if len(parts) == 1:
+        return [(0, call(0, n))]
+    threads = min(check_workers(workers), len(parts))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vigil-ml") as pool:
+        statuses = list(pool.map(lambda part: call(*part), parts))
+    return [(start, status) for (start, _), status in zip(parts, statuses, strict=True)]
 
 
 def flush_error() -> FloatEnvironmentError:
@@ -124,22 +190,31 @@ class Scorer:
         """
         return as_matrix(rows, self.n_features)
 
-    def score_batch(self, rows: object) -> Scores:
-        """Score a matrix (rows x model features); NaN is refused."""
+    def score_batch(self, rows: object, workers: int | None = None) -> Scores:
+        """Score a matrix (rows x model features); NaN is refused.
+
+        Batches of PARALLEL_MIN_ROWS rows or more are split over ``workers`` threads
+        (default: every core this process may use); the result is the same either way.
+        """
         x = as_numeric(rows)  # NaN is looked for by the kernel: one pass less for one row
         check_shape(x, self.n_features)
         n = x.shape[0]
         sums = np.empty(n, dtype=np.int64)
         scores = np.empty(n, dtype=np.float64)
         outliers = np.empty(n, dtype=np.bool_)
-        nan_row = kernels.score_batch(
-            x, self.nodes, self.nodes_f, self.value, self.roots, self.depths,
-            self.span, self.cut, sums, scores, outliers,
-        )  # fmt: skip
-        if nan_row == FLUSHED:
+
+        def chunk(start: int, stop: int) -> int:
+            return kernels.score_batch(
+                x[start:stop], self.nodes, self.nodes_f, self.value, self.roots, self.depths,
+                self.span, self.cut, sums[start:stop], scores[start:stop], outliers[start:stop],
+            )  # fmt: skip
+
+        results = run_split(chunk, n, workers)
+        if any(status == FLUSHED for _, status in results):
             raise flush_error()
-        if nan_row != NO_NAN:
-            raise nan_error(nan_row)
+        for start, nan_row in results:  # in row order: the first NaN row is reported
+            if nan_row != NO_NAN:
+                raise nan_error(start + nan_row)
         return Scores(sums, scores, outliers)
 
     def score_row(self, row: object) -> tuple[int, float, bool]:

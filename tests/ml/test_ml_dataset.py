@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ml.dataset
-from ml.dataset import as_matrix, parse_csv
+from ml.dataset import as_matrix, parse_csv, parse_fast, parse_slow
 from ml.errors import InputError, TrainingError
 from ml.limits import MAX_CSV_BYTES, MAX_FEATURES, MAX_ROWS, MAX_SUBSAMPLE, MAX_TREES
 from ml.train import TrainParams, check_params, effective_subsample, train
@@ -149,3 +151,41 @@ def test_train_csv_records_the_data_digest() -> None:
         train_csv([data, data])
     with pytest.raises(InputError, match="no training data"):
         train_csv([])
+
+
+def test_plain_numbers_take_the_compiled_path_with_the_same_bits() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(400, 3)) * 10.0 ** rng.integers(-30, 30, size=(400, 3))
+    x[0] = [0.0, -0.0, 2.0**53 + 2]
+    styles = [repr, "{:.3f}".format, "{:e}".format, "{:.17g}".format, "{:+.0f}".format]
+    for style in styles:
+        text = "a,b,c\r\n" + "\n\n".join(",".join(style(v) for v in row) for row in x.tolist())
+        fast = parse_fast(text.encode())
+        assert fast is not None, style
+        slow = parse_slow(text)
+        assert fast.feature_names == slow.feature_names == ("a", "b", "c")
+        assert fast.matrix.tobytes() == slow.matrix.tobytes()  # -0.0 and last-bit rounding too
+    assert parse_fast(b"a\n1e999\n") is None  # out of range: the slow path names the line
+    assert parse_fast(b"a\n 1\n") is None  # spaces: the csv module strips them
+    assert parse_fast(b'"a"\n1\n') is None
+
+
+CSV_CHARS = st.sampled_from([*'0123456789+-.eE,\n\r "x', "1.5", "-2e-3", "\n", ","])
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.lists(CSV_CHARS, max_size=40).map("".join), header=st.sampled_from(["a,b", "a"]))
+def test_the_compiled_path_agrees_with_the_csv_module(body: str, header: str) -> None:
+    """Whatever the text, parse_csv gives what the csv module's reading gives (or its error)."""
+    text = header + "\n" + body
+    try:
+        expected = parse_slow(text)
+    except InputError as exc:
+        assert parse_fast(text.encode()) is None
+        with pytest.raises(InputError) as raised:
+            parse_csv(text)
+        assert str(raised.value) == str(exc)
+        return
+    got = parse_csv(text.encode())
+    assert got.feature_names == expected.feature_names
+    assert got.matrix.tobytes() == expected.matrix.tobytes()
