@@ -153,8 +153,12 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """Besides Ctrl-C (SIGINT: KeyboardInterrupt): each stops every node this script started."""
 
 
-class Stop(Exception):
-    """A stop signal arrived."""
+class Stop(KeyboardInterrupt):
+    """A stop signal arrived.
+
+    A KeyboardInterrupt so that it unwinds like Ctrl-C from anywhere: asyncio (the status
+    requests run an event loop) logs and swallows any other exception raised in a callback,
+    so a SIGTERM landing there left the script following the network for ever."""
 
 
 def say(text: str) -> None:

@@ -83,3 +83,24 @@ def test_every_node_stops_however_the_script_ends(tmp_path: Path, ending: str) -
             proc.kill()
         for pid in node_processes(directory):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stop_signal_inside_an_event_loop_callback_still_stops_the_script() -> None:
+    """The status requests run asyncio; a signal handler's exception raised inside one of its
+    callbacks must reach the script's ``except`` (asyncio swallows plain exceptions there)."""
+    import asyncio
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("localnet_script", ROOT / "scripts/localnet.py")
+    script = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(script)  # type: ignore[union-attr]
+
+    def handler() -> None:
+        raise script.Stop("SIGTERM")
+
+    async def status_request() -> None:
+        asyncio.get_running_loop().call_soon(handler)
+        await asyncio.sleep(0.05)
+
+    with pytest.raises(script.Stop):
+        asyncio.run(status_request())
