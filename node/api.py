@@ -22,7 +22,7 @@ from ml.drift import PSI_SCALE, SCORE_EDGES
 from ml.errors import ModelError
 from ml.limits import MAX_ARTIFACT_BYTES
 from ml.score import score_from_path_sum
-from node import explorer
+from node import explorer, openapi
 from node.app import anchors, contracts
 from node.app.drift_state import drift_key
 from node.app.execution import tx_proof
@@ -30,11 +30,22 @@ from node.app.light import ReadRecorder, TooManyReads, run_query
 from node.app.state import ANCHOR, storage_key
 from node.app.system import MODELS_CONTRACT
 from node.app.types import NAME_PATTERN, Block, Certificate, Event, Header, Receipt, Tx
+from node.http_guard import (
+    API_IDLE_TIMEOUT_S,
+    MAX_API_CONNECTIONS,
+    MAX_QUERY_BODY_BYTES,
+    BadRequest,
+    ClientGone,
+    GuardedSite,
+    ascii_digits,
+    read_body,
+    read_json,
+)
 from node.metrics import CONTENT_TYPE as metrics_content_type
 from node.service import Node
 from node.store import MAX_STATE_SCAN
-from node.worker import WorkerBusy
-from vm.errors import VMError
+from node.worker import MAX_CLIENT_TASKS, WorkerBusy
+from vm.errors import OutOfGas, VMError
 from vm.gas import MAX_VALUE_BYTES
 from vm.jsonvalues import JSONValueError, from_json, to_json
 from vm.values import decode_value
@@ -60,6 +71,20 @@ MAX_MODEL_LIST = 256
 """Model names in one GET /v1/models answer; ``complete`` says whether that was all."""
 assert DEFAULT_BLOCK_LIST <= MAX_BLOCK_LIST <= MAX_ANOMALY_SCAN_BLOCKS
 assert MAX_ANCHOR_LIST <= MAX_STATE_SCAN and MAX_MODEL_LIST <= MAX_STATE_SCAN
+assert MAX_QUERY_BODY_BYTES <= MAX_API_BODY_BYTES and MAX_ARTIFACT_BYTES <= MAX_API_BODY_BYTES
+MAX_QUERY_GAS = 2_000_000
+"""Gas of one read-only query on this node, below the chain's ``max_tx_gas`` (10,000,000 by
+default): a query runs on the application worker, and consensus work waits behind a running
+one. A query that needs more is refused (``query_gas``); a client can still run it itself."""
+MAX_QUERIES_IN_FLIGHT = 4
+"""Read-only queries queued or running at once on this node; the next is 503 ``busy``, so
+queries cannot fill the worker's client queue that every other read shares."""
+assert MAX_QUERIES_IN_FLIGHT < MAX_CLIENT_TASKS
+MAX_HEIGHT_DIGITS = 18
+"""Digits of a height or position in a path or query (below 2**63)."""
+WAIT_PATTERN = r"[0-9]{1,3}(\.[0-9]{1,3})?"
+"""``wait`` on GET /v1/txs/{hash}: seconds, at most three decimals (capped at MAX_WAIT_S)."""
+assert 10**MAX_HEIGHT_DIGITS < 2**63
 
 
 def error(status: int, code: str, message: str) -> web.Response:
@@ -68,10 +93,7 @@ def error(status: int, code: str, message: str) -> web.Response:
 
 def _hex_arg(request: web.Request, name: str, size: int = 32) -> bytes:
     text = request.match_info[name]
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
+    raw = bytes.fromhex(text) if re.fullmatch(f"[0-9a-fA-F]{{{2 * size}}}", text) else b""
     if len(raw) != size:
         raise web.HTTPBadRequest(
             text=json.dumps(
@@ -82,19 +104,25 @@ def _hex_arg(request: web.Request, name: str, size: int = 32) -> bytes:
     return raw
 
 
-def _int_query(request: web.Request, name: str, default: int) -> int:
-    """A non-negative integer query parameter (400 ``bad_request`` if it is anything else)."""
+def _int_query(request: web.Request, name: str, default: int, low: int = 0,
+               high: int = 10**MAX_HEIGHT_DIGITS - 1) -> int:  # fmt: skip
+    """An integer query parameter from ``low`` to ``high`` (400 ``bad_request`` if it is
+    anything else: out of range is refused, never quietly clamped)."""
     text = request.query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or len(text) > 18:
-        raise web.HTTPBadRequest(
-            text=json.dumps(
-                {"error": {"code": "bad_request", "message": f"{name} must be a whole number"}}
-            ),
-            content_type="application/json",
-        )
-    return int(text)
+    value = ascii_digits(text, MAX_HEIGHT_DIGITS)
+    if value is None or not low <= value <= high:
+        raise BadRequest(400, "bad_request", f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def _raw_query(request: web.Request) -> bool:
+    """``raw``: 1 for the block's encodings as well, 0 (or absent) for none."""
+    text = request.query.get("raw", "0")
+    if text not in ("0", "1"):
+        raise BadRequest(400, "bad_request", "raw must be 0 or 1")
+    return text == "1"
 
 
 def json_value(value: Any) -> Any:
@@ -183,6 +211,7 @@ def cert_json(cert: Certificate) -> dict:
 class Api:
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.queries_in_flight = 0
 
     def n_trees(self, model_id: bytes) -> int | None:
         """Trees of a model this node holds (to show a path sum as a score), else None."""
@@ -212,16 +241,13 @@ class Api:
         ]
 
     async def submit(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return error(400, "bad_json", "request body must be JSON")
-        if not isinstance(body, dict) or ("tx" in body) == ("txs" in body):
+        body = await read_json(request, MAX_API_BODY_BYTES)
+        if not isinstance(body, dict) or len(body) != 1 or not {"tx", "txs"} & body.keys():
             return error(400, "bad_request", 'send {"tx": HEX} or {"txs": [HEX, ...]}')
         single = "tx" in body
         items = [body["tx"]] if single else body["txs"]
-        if not isinstance(items, list) or not items:
-            return error(400, "bad_request", "txs must be a non-empty list")
+        if not isinstance(items, list) or not items or not all(type(i) is str for i in items):
+            return error(400, "bad_request", "txs must be a non-empty list of hex strings")
         if len(items) > MAX_SUBMIT_BATCH:
             return error(
                 413, "batch_too_large", f"at most {MAX_SUBMIT_BATCH} transactions per request"
@@ -255,10 +281,9 @@ class Api:
         tx_id = _hex_arg(request, "hash")
         wait = request.query.get("wait")
         if wait is not None:
-            try:
-                seconds = min(float(wait), MAX_WAIT_S)
-            except ValueError:
-                return error(400, "bad_wait", "wait must be a number of seconds")
+            if re.fullmatch(WAIT_PATTERN, wait) is None:
+                return error(400, "bad_wait", "wait must be a number of seconds, like 5 or 0.5")
+            seconds = min(float(wait), MAX_WAIT_S)
             await self.node.wait_for_commit(tx_id, max(0.0, seconds))
         response = await self.node.worker.client(lambda: self._tx_response(tx_id))
         if response is not None:
@@ -350,7 +375,7 @@ class Api:
     async def list_blocks(self, request: web.Request) -> web.Response:
         """Summaries of the newest blocks below ``before`` (default: all), newest first."""
         before = _int_query(request, "before", 2**63 - 1)
-        limit = min(_int_query(request, "limit", DEFAULT_BLOCK_LIST), MAX_BLOCK_LIST)
+        limit = _int_query(request, "limit", DEFAULT_BLOCK_LIST, 1, MAX_BLOCK_LIST)
         return await self.node.worker.client(lambda: self._blocks(before, max(1, limit)))
 
     def _blocks(self, before: int, limit: int) -> web.Response:
@@ -378,15 +403,15 @@ class Api:
         height = self.node.ledger.height
         if height == 0:
             return error(404, "not_found", "no block committed yet")
-        raw_parts = request.query.get("raw") == "1"
+        raw_parts = _raw_query(request)
         return await self.node.worker.client(lambda: self._block_response(height, raw_parts))
 
     async def get_block(self, request: web.Request) -> web.Response:
-        text = request.match_info["height"]
-        if not text.isdigit() or len(text) > 19:
+        height = ascii_digits(request.match_info["height"], MAX_HEIGHT_DIGITS)
+        if height is None:
             return error(400, "bad_height", "height must be a positive integer")
-        raw_parts = request.query.get("raw") == "1"
-        return await self.node.worker.client(lambda: self._block_response(int(text), raw_parts))
+        raw_parts = _raw_query(request)
+        return await self.node.worker.client(lambda: self._block_response(height, raw_parts))
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.status())
@@ -417,13 +442,10 @@ class Api:
     async def list_anchors(self, request: web.Request) -> web.Response:
         """Anchors in digest order after ``after`` (a digest), at most ``limit``."""
         text = request.query.get("after", "")
-        try:
-            after = bytes.fromhex(text)
-        except ValueError:
-            return error(400, "bad_hex", "after must be a digest in hex")
-        if len(after) not in (0, 32):
-            return error(400, "bad_hex", "after must be 64 hex digits")
-        limit = min(_int_query(request, "limit", MAX_ANCHOR_LIST), MAX_ANCHOR_LIST)
+        if re.fullmatch("([0-9a-fA-F]{64})?", text) is None:
+            return error(400, "bad_hex", "after must be a digest: 64 hex digits")
+        after = bytes.fromhex(text)
+        limit = _int_query(request, "limit", MAX_ANCHOR_LIST, 1, MAX_ANCHOR_LIST)
         return await self.node.worker.client(lambda: self._anchors(after, max(1, limit)))
 
     def _anchors(self, after: bytes, limit: int) -> web.Response:
@@ -457,10 +479,10 @@ class Api:
 
     async def anomalies(self, request: web.Request) -> web.Response:
         """Flagged score transactions from height ``since`` on (a bounded scan)."""
-        text = request.query.get("since", "1")
-        if not text.isdigit() or len(text) > 19:
+        since = ascii_digits(request.query.get("since", "1"), MAX_HEIGHT_DIGITS)
+        if since is None:
             return error(400, "bad_height", "since must be a positive integer")
-        return await self.node.worker.client(lambda: self._anomalies(max(1, int(text))))
+        return await self.node.worker.client(lambda: self._anomalies(max(1, since)))
 
     def _anomalies(self, start: int) -> web.Response:
         """On the application worker: the bounded scan (it reads the model cache)."""
@@ -490,9 +512,7 @@ class Api:
 
     async def upload_model(self, request: web.Request) -> web.Response:
         """Keep a model artifact (raw bytes) and pass it to the other nodes."""
-        data = await request.read()
-        if len(data) > MAX_ARTIFACT_BYTES:
-            return error(413, "too_large", f"artifact exceeds {MAX_ARTIFACT_BYTES} bytes")
+        data = await read_body(request, MAX_ARTIFACT_BYTES)
         try:
             model = await self.node.add_artifact(data)
         except ModelError as exc:
@@ -512,10 +532,9 @@ class Api:
         """A state key's value or absence at the latest height, with its proof and the
         certified header to check it against (docs/state.md)."""
         text = request.match_info["key"]
-        try:
-            key = bytes.fromhex(text)
-        except ValueError:
-            return error(400, "bad_hex", "key must be hex")
+        if re.fullmatch("([0-9a-fA-F]{2})+", text) is None:
+            return error(400, "bad_hex", "key must be hex (two digits a byte)")
+        key = bytes.fromhex(text)
         if not key or len(key) > MAX_STATE_KEY_BYTES:
             return error(400, "bad_key", f"key must be 1 to {MAX_STATE_KEY_BYTES} bytes")
         return await self.node.worker.client(lambda: self._state(key))
@@ -540,10 +559,9 @@ class Api:
 
     async def light_changes(self, request: web.Request) -> web.Response:
         """Validator-set changes above ``after`` (a light client follows them from genesis)."""
-        text = request.query.get("after", "0")
-        if not text.isdigit() or len(text) > 19:
+        after = ascii_digits(request.query.get("after", "0"), MAX_HEIGHT_DIGITS)
+        if after is None:
             return error(400, "bad_height", "after must be a height")
-        after = int(text)
         changes = await self.node.worker.client(
             lambda: self.node.ledger.validator_changes(after, MAX_LIGHT_CHANGES)
         )
@@ -608,6 +626,8 @@ class Api:
 
     async def get_contract(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        if re.fullmatch(NAME_PATTERN, name) is None:
+            return error(400, "bad_name", f"a contract name matches {NAME_PATTERN}")
         return await self.node.worker.client(lambda: self._contract(name))
 
     def _contract(self, name: str) -> web.Response:
@@ -627,12 +647,15 @@ class Api:
 
     async def query_contract(self, request: web.Request) -> web.Response:
         """Run a method against committed state; nothing it writes is kept."""
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return error(400, "bad_json", "request body must be JSON")
-        if not isinstance(body, dict) or not isinstance(body.get("method"), str):
-            return error(400, "bad_request", 'send {"method": NAME, "args": [...]}')
+        if re.fullmatch(NAME_PATTERN, request.match_info["name"]) is None:
+            return error(400, "bad_name", f"a contract name matches {NAME_PATTERN}")
+        body = await read_json(request, MAX_QUERY_BODY_BYTES)
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("method"), str)
+            or not body.keys() <= {"method", "args", "prove"}
+        ):
+            return error(400, "bad_request", 'send {"method": NAME, "args": [...], "prove": BOOL}')
         try:
             args = from_json(body.get("args", []))
         except JSONValueError as exc:
@@ -642,9 +665,15 @@ class Api:
         prove = body.get("prove", False)
         if type(prove) is not bool:
             return error(400, "bad_request", "prove must be true or false")
-        return await self.node.worker.client(
-            lambda: self._query(request.match_info["name"], body["method"], args, prove)
-        )
+        if self.queries_in_flight >= MAX_QUERIES_IN_FLIGHT:
+            return error(503, "busy", f"{MAX_QUERIES_IN_FLIGHT} queries already run on this node")
+        self.queries_in_flight += 1
+        try:
+            return await self.node.worker.client(
+                lambda: self._query(request.match_info["name"], body["method"], args, prove)
+            )
+        finally:
+            self.queries_in_flight -= 1
 
     def _query(self, name: str, method: str, args: list, prove: bool) -> web.Response:
         """On the application worker: a VM run against committed state (gas-bounded).
@@ -656,12 +685,19 @@ class Api:
         header = self.node.ledger.header(height)
         if prove and header is None:
             return error(404, "not_found", "no block committed yet: nothing certifies the state")
+        if self.node.store.get(contracts.CODE + name.encode()) is None:
+            return error(404, "not_found", f"no contract named {name!r}")
         recorder = ReadRecorder(self.node.store.get)
         time_ms = header.timestamp_ms if header else 0
         try:
-            run = run_query(recorder, name, method, args, height, time_ms)
+            run = run_query(recorder, name, method, args, height, time_ms, MAX_QUERY_GAS)
         except TooManyReads as exc:
             return error(413, "too_many_reads", f"{exc}: too many to prove in one answer")
+        except OutOfGas:
+            return error(
+                400, "query_gas", f"the query ran out of gas; this node gives a query at most "
+                f"{MAX_QUERY_GAS} (and the chain's max_tx_gas at most)",
+            )  # fmt: skip
         except VMError as exc:
             return error(400, "contract_error", contracts.describe(exc))
         answer: dict[str, Any] = {
@@ -702,13 +738,20 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:  # t
         return await handler(request)
     except WorkerBusy as exc:
         return error(503, "busy", str(exc))
+    except BadRequest as exc:
+        return error(exc.status, exc.code, exc.message)
+    except ClientGone:
+        return web.Response(status=400)  # the connection is gone: this answer goes nowhere
     except web.HTTPRequestEntityTooLarge:
         return error(413, "too_large", f"request body exceeds {MAX_API_BODY_BYTES} bytes")
     except web.HTTPException as exc:
         if exc.content_type == "application/json":
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-        return error(exc.status, code, exc.reason)
+        response = error(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the path takes (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 def counted(node: Node):  # type: ignore[no-untyped-def]
@@ -746,287 +789,16 @@ async def start_api(node: Node, listen: str) -> web.AppRunner:
     from node.config import split_address
 
     host, port = split_address(listen)
-    runner = web.AppRunner(make_app(node), access_log=None)
+    runner = web.AppRunner(
+        make_app(node), access_log=None, keepalive_timeout=API_IDLE_TIMEOUT_S,
+        auto_decompress=False,  # never inflate a client's bytes (http_guard.read_body)
+    )  # fmt: skip
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    refused = node.metrics.rejected.labels("api", "too_many_connections")
+    site = GuardedSite(runner, host, port, limit=MAX_API_CONNECTIONS, on_refuse=refused.inc)
+    await site.start()
     return runner
 
-
-_RAW_PARAMETER = {
-    "name": "raw",
-    "in": "query",
-    "description": "1: also the block, certificate and receipts as hex (to verify the block)",
-    "schema": {"type": "string", "enum": ["1"]},
-}
-
-
-def _error_schema() -> dict:
-    return {
-        "description": "error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-OPENAPI: dict = {
-    "openapi": "3.0.3",
-    "info": {"title": "Vigil node API", "version": "1"},
-    "paths": {
-        "/v1/txs": {
-            "post": {
-                "summary": "Submit one tx ({tx}) or a batch ({txs}) as hex of canonical msgpack",
-                "requestBody": {
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Submit"}}
-                    }
-                },
-                "responses": {
-                    "202": {"description": "accepted: hashes, or per-item errors"},
-                    "400": _error_schema(),
-                    "413": _error_schema(),
-                    "429": _error_schema(),
-                },
-            }
-        },
-        "/v1/txs/{hash}": {
-            "get": {
-                "summary": "A transaction with receipt, block header, certificate and Merkle proof",
-                "parameters": [
-                    {"name": "hash", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {
-                        "name": "wait",
-                        "in": "query",
-                        "schema": {"type": "number", "maximum": MAX_WAIT_S},
-                        "description": "seconds to wait for the commit",
-                    },
-                ],
-                "responses": {
-                    "200": {"description": "committed or pending"},
-                    "400": _error_schema(),
-                    "404": _error_schema(),
-                },
-            }
-        },
-        "/v1/blocks": {
-            "get": {
-                "summary": "Summaries of the newest blocks below `before`, newest first "
-                "(continue at `next`)",
-                "parameters": [
-                    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_BLOCK_LIST},
-                    },
-                ],
-                "responses": {"200": {"description": "blocks and next"}, "400": _error_schema()},
-            }
-        },
-        "/v1/blocks/latest": {
-            "get": {
-                "summary": "The latest committed block",
-                "parameters": [_RAW_PARAMETER],
-                "responses": {"200": {"description": "block"}, "404": _error_schema()},
-            }
-        },
-        "/v1/blocks/{height}": {
-            "get": {
-                "summary": "A committed block by height",
-                "parameters": [
-                    {
-                        "name": "height",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer"},
-                    },
-                    _RAW_PARAMETER,
-                ],
-                "responses": {
-                    "200": {"description": "block"},
-                    "400": _error_schema(),
-                    "404": _error_schema(),
-                },
-            }
-        },
-        "/v1/status": {
-            "get": {
-                "summary": "Height, view, primary, peers, validators, mempool",
-                "responses": {"200": {"description": "status"}},
-            }
-        },
-        "/v1/anchors": {
-            "get": {
-                "summary": "Anchors in digest order after `after` (continue at `next`)",
-                "parameters": [
-                    {"name": "after", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ANCHOR_LIST},
-                    },
-                ],
-                "responses": {"200": {"description": "anchors and next"}, "400": _error_schema()},
-            }
-        },
-        "/v1/anchors/{digest}": {
-            "get": {
-                "summary": "An anchored digest with its ancestors and descendants",
-                "parameters": [
-                    {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": {"description": "anchor and lineage"},
-                    "400": _error_schema(),
-                    "404": _error_schema(),
-                },
-            }
-        },
-        "/v1/contracts/{name}": {
-            "get": {
-                "summary": "A deployed contract: code hash, size, public methods",
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {"200": {"description": "contract"}, "404": _error_schema()},
-            }
-        },
-        "/v1/contracts/{name}/query": {
-            "post": {
-                "summary": "Run a method on committed state without keeping its writes",
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "requestBody": {
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Query"}}
-                    }
-                },
-                "responses": {
-                    "200": {"description": "result, events, gas_used (and proof)"},
-                    "400": _error_schema(),
-                    "404": _error_schema(),
-                    "413": _error_schema(),
-                },
-            }
-        },
-        "/v1/anomalies": {
-            "get": {
-                "summary": "Flagged score transactions from a height on (continue at `next`)",
-                "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "anomalies and next"}, "400": _error_schema()},
-            }
-        },
-        "/v1/models": {
-            "get": {
-                "summary": f"Model names in the registry (at most {MAX_MODEL_LIST}) with their "
-                "version counts and active version",
-                "responses": {"200": {"description": "models and complete"}},
-            },
-            "post": {
-                "summary": "Upload a model artifact (raw bytes): checked, kept by id, gossiped",
-                "requestBody": {
-                    "content": {"application/octet-stream": {"schema": {"type": "string"}}}
-                },
-                "responses": {
-                    "201": {"description": "model id and schema"},
-                    "400": _error_schema(),
-                    "413": _error_schema(),
-                },
-            },
-        },
-        "/v1/state/{key}": {
-            "get": {
-                "summary": "A state key's value or absence at the latest height, with its "
-                "sparse Merkle proof, header and certificate",
-                "parameters": [
-                    {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": {"description": "value (hex or null), proof, header, certificate"},
-                    "400": _error_schema(),
-                    "404": _error_schema(),
-                },
-            }
-        },
-        "/v1/light/changes": {
-            "get": {
-                "summary": "Validator-set changes above a height, each with header, "
-                "certificate, the new set and its state proof",
-                "parameters": [
-                    {
-                        "name": "after",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": {"200": {"description": "changes"}, "400": _error_schema()},
-            }
-        },
-        "/v1/models/{id}": {
-            "get": {
-                "summary": "A model artifact's bytes, by id",
-                "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {"200": {"description": "artifact bytes"}, "404": _error_schema()},
-            }
-        },
-        "/v1/models/{name}/drift": {
-            "get": {
-                "summary": "The committed score drift of a model family's active model: the "
-                "window's histogram, the training bins, the last PSI, its level and history",
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": {"description": "drift", "content": {"application/json": {}}},
-                    "400": _error_schema(),
-                    "404": _error_schema(),
-                },
-            }
-        },
-        "/metrics": {
-            "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}
-        },
-    },
-    "components": {
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                    }
-                },
-            },
-            "Query": {
-                "type": "object",
-                "required": ["method"],
-                "properties": {
-                    "method": {"type": "string"},
-                    "args": {"type": "array", "description": "VM values in the JSON convention"},
-                    "prove": {
-                        "type": "boolean",
-                        "description": "also return every state key read, with its proof, "
-                        "header and certificate (a client re-runs the query itself)",
-                    },
-                },
-            },
-            "Submit": {
-                "type": "object",
-                "properties": {
-                    "tx": {"type": "string"},
-                    "txs": {
-                        "type": "array",
-                        "maxItems": MAX_SUBMIT_BATCH,
-                        "items": {"type": "string"},
-                    },
-                },
-            },
-        }
-    },
-}
 
 WORKER_ROUTES = (
     "/v1/txs",
@@ -1044,6 +816,6 @@ WORKER_ROUTES = (
     "/v1/light/changes",
 )
 """Routes answered on the application worker: each may say 503 ``busy``."""
-for _path in WORKER_ROUTES:
-    for _operation in OPENAPI["paths"][_path].values():
-        _operation["responses"]["503"] = _error_schema()
+OPENAPI = openapi.document(
+    {name: value for name, value in globals().items() if name.isupper() and name[0] != "_"}
+)

@@ -113,11 +113,18 @@ def run_query(
     args: list[Any],
     height: int,
     time_ms: int,
+    gas_cap: int | None = None,
 ) -> QueryRun:
     """Run a read-only method over ``read`` as the node and the client both do: the gas limit
-    is the chain's ``max_tx_gas`` read from the same state. Raises VMError if the run fails."""
+    is the chain's ``max_tx_gas`` read from the same state. Raises VMError if the run fails.
+
+    A node may serve queries with less gas (``gas_cap``): a run that succeeds under the cap
+    uses the same gas and gives the same answer under ``max_tx_gas``, so a client re-running it
+    with the chain's limit agrees; one that needs more is refused, never answered differently."""
     state = Overlay(read)
     gas = governance.param(state, "max_tx_gas")
+    if gas_cap is not None:
+        gas = min(gas, gas_cap)
     value, events, used = contracts.query(state, contract, method, args, height, time_ms, gas)
     return QueryRun(value, events, used)
 

@@ -97,8 +97,10 @@ async def test_block_and_anchor_lists_page_through_what_is_committed(tmp_path: P
         header = node.ledger.header(5)
         assert top["hash"] == header.hash().hex() and top["tx_count"] == 1  # type: ignore[union-attr]
         assert top["signers"] == 3 and top["proposer"] == header.proposer.hex()  # type: ignore[union-attr]
-        many = await (await client.get(f"/v1/blocks?limit={api_module.MAX_BLOCK_LIST + 50}")).json()
-        assert len(many["blocks"]) == 5  # the limit is capped, not refused
+        many = await client.get(f"/v1/blocks?limit={api_module.MAX_BLOCK_LIST + 1}")
+        assert many.status == 400  # over the bound is refused (as the OpenAPI document says)
+        most = await (await client.get(f"/v1/blocks?limit={api_module.MAX_BLOCK_LIST}")).json()
+        assert len(most["blocks"]) == 5
         for bad in ("limit=-1", "limit=x", "before=1.5", "limit=" + "9" * 19):
             answer = await client.get(f"/v1/blocks?{bad}")
             assert answer.status == 400, bad
@@ -197,14 +199,16 @@ async def test_list_limits_hold_at_their_edges(
         assert len(over["models"]) == 2 and not over["complete"]
 
         monkeypatch.setattr(api_module, "MAX_BLOCK_LIST", 3)
-        for limit, shown in ((2, 2), (3, 3), (4, 3)):
+        for limit, shown in ((2, 2), (3, 3)):
             answer = await (await client.get(f"/v1/blocks?limit={limit}")).json()
             assert len(answer["blocks"]) == shown, limit
-        assert (await (await client.get("/v1/blocks?limit=0")).json())["blocks"] != []  # >= 1
+        for refused in (0, 4):  # 1 to MAX_BLOCK_LIST
+            assert (await client.get(f"/v1/blocks?limit={refused}")).status == 400, refused
 
         monkeypatch.setattr(api_module, "MAX_ANCHOR_LIST", 2)
-        page = await (await client.get("/v1/anchors?limit=50")).json()
+        page = await (await client.get("/v1/anchors")).json()
         assert len(page["anchors"]) == 2 and page["next"] == page["anchors"][1]["digest"]
+        assert (await client.get("/v1/anchors?limit=3")).status == 400
     finally:
         await client.close()
         await node.stop()
