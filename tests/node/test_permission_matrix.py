@@ -115,14 +115,9 @@ CASES = [
     for i, kind in enumerate(KINDS)
 ]
 
-KNOWN_BUGS = {
-    ("active", "admin_client", kind): (
-        "an admin key that governance also authorised as a client of its own org loses its "
-        "admin rights: governance.roles_of returns only the client roles"
-    )
-    for kind in ("call", "call:propose", "call:vote")
-}
-"""Cells where the code disagrees with the documented rule (strict xfails: fixed, they fail)."""
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
+"""Cells where the code disagrees with the documented rule, as strict xfails with the reason
+(a fixed bug then fails its xfail): none now."""
 
 
 def _params() -> list:  # type: ignore[type-arg]
