@@ -234,10 +234,10 @@ def setup(ledger: Ledger) -> int:
     return open_id
 
 
-def revoke_clients(ledger: Ledger, first_id: int) -> None:
-    """The *revoked* state: governance revokes every client key of bank-b (admin_client's
-    client entry included; it stays an admin key)."""
-    names = [*CLIENT_ROLES, "admin_client"]
+def revoke_clients(ledger: Ledger, first_id: int, names: Sequence[str] | None = None) -> None:
+    """The *revoked* state: governance revokes the client keys ``names``, by default every
+    client key of bank-b (admin_client's client entry included; it stays an admin key)."""
+    names = [*CLIENT_ROLES, "admin_client"] if names is None else names
     txs = decided(first_id, [("revoke_client", {"key": KEYS[n].public}) for n in names])
     receipts = commit(ledger, txs)
     assert [r.status for r in receipts] == ["ok"] * len(txs), [r.error for r in receipts]
