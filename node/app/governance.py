@@ -97,13 +97,15 @@ def roles_of(state: Overlay, key: bytes) -> tuple[str, ...] | None:
 
     A client's roles count only while its organisation is a member (governance
     cannot list a removed member's clients to delete them). A member's admin key
-    has the role MEMBER_ADMIN.
+    has the role MEMBER_ADMIN, also when governance authorised it as a client of
+    its own org (``authorize_client`` allows that): it then has both.
     """
     found = client(state, key)
     roster = members(state)
-    if found is not None and found[0] in roster:
-        return found[1]
-    return None if _admin_org(roster, key) is None else (MEMBER_ADMIN,)
+    client_roles = found[1] if found is not None and found[0] in roster else None
+    if _admin_org(roster, key) is None:
+        return client_roles
+    return (*(client_roles or ()), MEMBER_ADMIN)
 
 
 def org_of(state: Overlay, key: bytes) -> str:
