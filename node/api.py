@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -742,13 +743,16 @@ def make_app(node: Node) -> web.Application:
     return app
 
 
-async def start_api(node: Node, listen: str) -> web.AppRunner:
+async def start_api(
+    node: Node, listen: str, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    """Serve the API on ``listen``; HTTPS when ``ssl_context`` is given (node/tls.py)."""
     from node.config import split_address
 
     host, port = split_address(listen)
     runner = web.AppRunner(make_app(node), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     return runner
 
 
