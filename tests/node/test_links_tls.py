@@ -442,3 +442,110 @@ def test_after_the_fuzzing_the_listener_links_a_member_and_logged_no_error(
     assert fuzzed.run(member_links())
     assert fuzzed.net.refused == fuzzed.attempts  # every fuzzed handshake was refused
     assert not fuzzed.records.bad(), fuzzed.records.bad()
+
+
+# ---------------------------------------------------------------------- real nodes
+
+
+async def _hello_as(address: str, key: PrivateKey, chain_id: str) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"https://{address}/p2p", ssl=STRANGER_TLS) as ws,
+    ):
+        await ws.send_bytes(
+            codec.encode(["hello", HANDSHAKE_VERSION, chain_id, key.public, os.urandom(32)])
+        )
+        msg = await ws.receive()
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            return "challenge"
+        return f"closed {ws.close_code}: {msg.extra}"
+
+
+async def _certificate_key(address: str) -> tuple[str, bytes | None]:
+    host, port = address.rsplit(":", 1)
+    _, writer = await asyncio.open_connection(host, int(port), ssl=STRANGER_TLS)
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        return ssl_object.version(), certificate_node_key(ssl_object.getpeercert(True))
+    finally:
+        writer.close()
+
+
+async def _plain_http(address: str) -> str:
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://{address}/p2p") as ws,
+        ):
+            return f"a plain websocket came up: {ws}"
+    except aiohttp.ClientError as exc:
+        return type(exc).__name__
+
+
+@pytest.mark.slow
+def test_real_nodes_link_over_tls_refuse_strangers_and_drop_a_removed_member(
+    tmp_path: Path,
+) -> None:
+    from test_network import govern, running_network
+
+    from consensus.crypto import key_hex
+    from node import localnet
+
+    with running_network(tmp_path / "net") as n:
+        genesis = n.net.genesis()
+        org2 = n.node("org2")
+        # Linked (the fixture waited for every node's peers) over TLS 1.3, each port
+        # presenting a certificate whose key is that member's node key.
+        for member in genesis.members:
+            version, key = asyncio.run(_certificate_key(member.peer))
+            assert version == "TLSv1.3" and key == member.node_key
+        assert "(TLS 1.3)" in (org2.home / "node.log").read_text()
+        assert asyncio.run(_plain_http(org2.peer)) in {
+            "ServerDisconnectedError", "ClientOSError", "ClientConnectionResetError"
+        }  # fmt: skip
+        # A stranger's key is refused at the handshake, inside TLS.
+        outcome = asyncio.run(_hello_as(org2.peer, PrivateKey.generate(), n.chain_id))
+        assert outcome == "closed 4001: key is not in the current validator set"
+        # Fuzzed handshakes against a running node: refused, nothing at ERROR, no traceback.
+        hello = codec.encode(["hello", HANDSHAKE_VERSION, n.chain_id, ME.public, os.urandom(32)])
+        junk = [
+            b"\xc1", codec.encode(["hello"]), codec.encode(["auth", b"x" * 64]),
+            *(_mutate(hello, [(i * 7, 0x41)]) for i in range(12)),
+        ]  # fmt: skip
+        port = int(org2.peer.rsplit(":", 1)[1])
+        for frame in junk:
+            code, _ = asyncio.run(_throw(port, frame, None))
+            assert code == 4001
+        log2 = (org2.home / "node.log").read_text()
+        assert "Traceback" not in log2 and " ERROR " not in log2
+
+        # org4 is removed by governance: the others drop its links and refuse it.
+        key4 = PrivateKey.load(n.node("org4").home / "node.key")
+        log1 = n.node("org1").home / "node.log"
+        before = len(log1.read_text().splitlines())
+        govern(n, "remove-member", "org4")
+
+        def dropped() -> bool:
+            statuses = [n.status(o) for o in ("org1", "org2", "org3")]
+            return all(s is not None and len(s["peers"]) == 2 for s in statuses) and all(
+                key_hex(key4.public) not in s["peers"]  # type: ignore[index]
+                for s in statuses
+            )
+
+        n.wait("org1..3 dropped org4's links", dropped)
+        outcome = asyncio.run(_hello_as(n.node("org1").peer, key4, n.chain_id))
+        assert outcome == "closed 4001: key is not in the current validator set"
+
+        def org4_dialer_refused() -> bool:
+            new = log1.read_text().splitlines()[before:]
+            return any("refused a peer" in line and "not in the current validator" in line
+                       for line in new)  # fmt: skip
+
+        n.wait("org1 refused org4's own dialer", org4_dialer_refused)
+        # The remaining three still commit.
+        [tx] = n.submit("org1", n.anchors(1))
+        n.wait("an anchor commits without org4", lambda: n.committed("org3", tx))
+        for org in ("org1", "org2", "org3"):
+            text = (n.node(org).home / "node.log").read_text()
+            assert "Traceback" not in text and " ERROR " not in text, org
+        assert localnet.get_json(n.node("org2").url + "/v1/status") is not None
