@@ -477,9 +477,8 @@ class PeerNetwork:
         if not _check_part(
             self.chain, "listener", nonce, listener_key, self.key.public, binding, signature
         ):
-            raise HandshakeError(
-                "listener's signature does not verify (over the TLS certificate this node saw)"
-            )
+            over = " (over the TLS certificate this node saw)" if self.tls is not None else ""
+            raise HandshakeError(f"listener's signature does not verify{over}")
         mine = _sign_part(
             self.key, self.chain, "dialer", listener_nonce, self.key.public, peer, binding
         )
@@ -562,9 +561,8 @@ class PeerNetwork:
         if type(value[1]) is not bytes or not _check_part(
             self.chain, "dialer", nonce, dialer, self.key.public, binding, value[1]
         ):
-            raise HandshakeError(
-                "dialer's signature does not verify (over this node's TLS certificate)"
-            )
+            over = " (over this node's TLS certificate)" if self.tls is not None else ""
+            raise HandshakeError(f"dialer's signature does not verify{over}")
         await ws.send_bytes(codec.encode(["welcome"]))
         return dialer
 
