@@ -410,6 +410,7 @@ class PeerNetwork:
     async def _pump(self, ws: aiohttp.ClientWebSocketResponse, link: _Outbound) -> None:
         """Write queued frames, consensus first; return when the socket closes."""
         closed = asyncio.ensure_future(ws.receive())
+        waiter: asyncio.Future | None = None
         try:
             while not ws.closed:
                 frame = None
@@ -426,12 +427,13 @@ class PeerNetwork:
                         {waiter, closed}, return_when=asyncio.FIRST_COMPLETED
                     )
                     if closed in done:
-                        waiter.cancel()
                         return
                     continue
                 await ws.send_bytes(frame)
         finally:
             closed.cancel()
+            if waiter is not None:
+                waiter.cancel()  # a link stopped while idle leaves no task pending
 
     def _listener_binding(self, ws: aiohttp.ClientWebSocketResponse, peer: bytes) -> bytes:
         """The TLS certificate's hash, once its key is checked to be ``peer``'s (b"" if plain)."""
