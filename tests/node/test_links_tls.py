@@ -549,3 +549,35 @@ def test_real_nodes_link_over_tls_refuse_strangers_and_drop_a_removed_member(
             text = (n.node(org).home / "node.log").read_text()
             assert "Traceback" not in text and " ERROR " not in text, org
         assert localnet.get_json(n.node("org2").url + "/v1/status") is not None
+
+
+@pytest.mark.slow
+def test_plain_links_are_logged_and_loud_off_loopback(tmp_path: Path) -> None:
+    """peer_tls false: an info line on a loopback peer address, a WARNING on any other."""
+    import json
+    import time
+
+    from node import localnet
+
+    for listen_host, level, text in (
+        ("127.0.0.1", "INFO", "peer links are plain (peer_tls false): development on loopback"),
+        ("0.0.0.0", "WARNING", "PEER LINKS ARE NOT ENCRYPTED: peer_tls is false"),
+    ):
+        net = localnet.create(tmp_path / listen_host, 1)
+        [node] = net.nodes
+        path = node.home / "config.json"
+        port = node.peer.rsplit(":", 1)[1]
+        path.write_text(json.dumps(json.loads(path.read_text()) | {
+            "peer_tls": False, "peer_listen": f"{listen_host}:{port}"}))  # fmt: skip
+        proc = localnet.start(node)
+        try:
+            for _ in range(300):
+                if localnet.get_json(node.url + "/v1/status", 2) is not None:
+                    break
+                time.sleep(0.2)
+            log = (node.home / "node.log").read_text()
+            line = next((x for x in log.splitlines() if text in x), None)
+            assert line is not None and f" {level} " in line, log
+            assert "(plain)" in log and not (node.home / "peer-tls.pem").exists()
+        finally:
+            localnet.stop(proc)
