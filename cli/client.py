@@ -1,9 +1,16 @@
-"""HTTP client for the CLI: every command talks to a node over its JSON API (aiohttp)."""
+"""HTTP client for the CLI: every command talks to a node over its JSON API (aiohttp).
+
+Node URLs may be ``https://``: the node's certificate is checked against this machine's
+trusted CAs, or against ``--cacert FILE`` / ``VIGIL_CACERT`` (a node's self-signed
+``api-tls.crt`` from ``vigil node init --api-tls``); host names are checked either way.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -37,6 +44,39 @@ class NodeUnreachable(NodeError):
     exit_code = EXIT_UNREACHABLE
 
 
+CACERT_ENV = "VIGIL_CACERT"
+_CACERT_META = "vigil.cacert"
+
+
+def _cacert() -> str | None:
+    """The --cacert file of the command running (or VIGIL_CACERT outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and _CACERT_META in ctx.meta:
+        return ctx.meta[_CACERT_META]
+    return os.environ.get(CACERT_ENV) or None
+
+
+def _ssl_for(url: str) -> ssl.SSLContext | bool:
+    """What aiohttp checks an https:// node against: the CAs in --cacert, else the system's."""
+    cafile = _cacert()
+    if not url.startswith("https://") or not cafile:
+        return True
+    return ssl.create_default_context(cafile=cafile)
+
+
+def _untrusted(url: str, exc: aiohttp.ClientConnectorCertificateError) -> NodeUnreachable:
+    hint = (
+        f"is {_cacert()} that node's certificate (api-tls.crt in its home)?"
+        if _cacert()
+        else f"pass --cacert FILE (or {CACERT_ENV}=FILE) naming the node's certificate "
+        "(api-tls.crt in its home)"
+    )
+    return NodeUnreachable(
+        f"the node at {url} presented a TLS certificate this machine does not trust "
+        f"({exc.certificate_error}); {hint}"
+    )
+
+
 async def _request(
     method: str, url: str, body: Any = None, timeout: float = TIMEOUT_S, data: bytes | None = None
 ) -> Any:
@@ -44,7 +84,7 @@ async def _request(
         timeouts = aiohttp.ClientTimeout(total=timeout)
         async with (
             aiohttp.ClientSession(timeout=timeouts) as session,
-            session.request(method, url, json=body, data=data) as resp,
+            session.request(method, url, json=body, data=data, ssl=_ssl_for(url)) as resp,
         ):
             try:
                 data = await resp.json(content_type=None)
@@ -56,6 +96,8 @@ async def _request(
                 message = err.get("message", "request failed") if isinstance(err, dict) else ""
                 raise NodeError(f"{code or resp.status}: {message}", code)
             return data
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise _untrusted(url, exc) from None
     except aiohttp.ClientConnectionError as exc:
         raise NodeUnreachable(f"cannot reach the node at {url}: {exc}") from None
     except TimeoutError:
@@ -109,7 +151,7 @@ async def _request_bytes(method: str, url: str, timeout: float) -> bytes:
         timeouts = aiohttp.ClientTimeout(total=timeout)
         async with (
             aiohttp.ClientSession(timeout=timeouts) as session,
-            session.request(method, url) as resp,
+            session.request(method, url, ssl=_ssl_for(url)) as resp,
         ):
             body = await resp.read()
             if resp.status >= 400:
@@ -121,6 +163,8 @@ async def _request_bytes(method: str, url: str, timeout: float) -> bytes:
                 message = err.get("message", "request failed") if isinstance(err, dict) else ""
                 raise NodeError(f"{code or resp.status}: {message}", code)
             return body
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise _untrusted(url, exc) from None
     except aiohttp.ClientConnectionError as exc:
         raise NodeUnreachable(f"cannot reach the node at {url}: {exc}") from None
     except TimeoutError:
@@ -148,8 +192,33 @@ def _joined(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
     return joined
 
 
+def _set_cacert(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if not value:
+        return
+    try:
+        ssl.create_default_context(cafile=value)
+    except FileNotFoundError:
+        raise click.BadParameter(f"{value}: no such file", param=param) from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise click.BadParameter(
+            f"{value}: not a PEM certificate this machine can load ({exc})", param=param
+        ) from None
+    ctx.meta[_CACERT_META] = value
+
+
 def node_option(f):  # type: ignore[no-untyped-def]
-    """``--node URL`` (repeatable, or VIGIL_NODE with commas): nodes tried in order."""
+    """``--node URL`` (repeatable, or VIGIL_NODE with commas): nodes tried in order; and
+    ``--cacert FILE`` (or VIGIL_CACERT): the CA or self-signed certificate https:// nodes are
+    checked against."""
+    f = click.option(
+        "--cacert",
+        envvar=CACERT_ENV,
+        expose_value=False,
+        callback=_set_cacert,
+        metavar="FILE",
+        help=f"Trust this PEM certificate for https:// nodes (a node's api-tls.crt) "
+        f"[env {CACERT_ENV}].",
+    )(f)
     return click.option(
         "--node",
         multiple=True,

@@ -44,13 +44,20 @@ def node() -> None:
 @json_flag
 @click.option("--api-listen", default=None, metavar="HOST:PORT",
               help="API address (default: this member's entry in the genesis).")  # fmt: skip
+@click.option("--api-tls", is_flag=True,
+              help="Serve the API over HTTPS with a self-signed certificate made for the API "
+                   "host (api-tls.crt; clients trust it with --cacert).")  # fmt: skip
 def init(home: Path, genesis_file: Path, key_file: Path, force: bool, peer_listen: str | None,
-         api_listen: str | None) -> None:  # fmt: skip
-    """Create a node home: copy genesis and key in, write config.json, create the store."""
+         api_listen: str | None, api_tls: bool) -> None:  # fmt: skip
+    """Create a node home: copy genesis and key in, write config.json, create the store.
+
+    Peer links use TLS 1.3 with a certificate made from the node key at each start-up
+    (peer_tls in config.json; docs/node.md, "Links and TLS").
+    """
     try:
         h, genesis, key, config = init_home(
             home, genesis_file, key_file, force=force, peer_listen=peer_listen,
-            api_listen=api_listen,
+            api_listen=api_listen, api_tls=api_tls,
         )  # fmt: skip
         store = Store(h.data_path, create=True)
         store.close()
@@ -61,12 +68,15 @@ def init(home: Path, genesis_file: Path, key_file: Path, force: bool, peer_liste
     if wants_json():
         emit({"home": str(home), "org": who, "chain_id": genesis.chain_id,
               "node_key": key_hex(key.public), "peer": config.peer_listen,
-              "api": f"http://{config.api_listen}"})  # fmt: skip
+              "api": config.api_url,
+              "api_cert": str(h.path / config.api_tls_cert) if api_tls else None})  # fmt: skip
         return
     click.echo(f"initialised {home} for {who} on chain {genesis.chain_id}")
     click.echo(f"  node key  {key_hex(key.public)}")
     click.echo(f"  peer      {config.peer_listen}")
-    click.echo(f"  api       http://{config.api_listen}")
+    click.echo(f"  api       {config.api_url}")
+    if api_tls:
+        click.echo(f"  api cert  {h.path / config.api_tls_cert}  (clients: --cacert this file)")
     click.echo(f"start it with: vigil node run --home {home}")
 
 

@@ -44,7 +44,7 @@ DOMAIN_VIEW_CHANGE = "vigil/view-change/v1"
 DOMAIN_NEW_VIEW = "vigil/new-view/v1"
 DOMAIN_BLOCK = "vigil/block/v1"
 DOMAIN_BLOCK_REQUEST = "vigil/block-request/v1"
-DOMAIN_HANDSHAKE = "vigil/handshake/v1"
+DOMAIN_HANDSHAKE = "vigil/handshake/v2"
 
 BATCH_INLINE_BELOW = 64
 """Batches smaller than this are verified on the calling thread (pool overhead dominates)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -785,7 +786,10 @@ def make_app(node: Node) -> web.Application:
     return app
 
 
-async def start_api(node: Node, listen: str) -> web.AppRunner:
+async def start_api(
+    node: Node, listen: str, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    """Serve the API on ``listen``; HTTPS when ``ssl_context`` is given (node/tls.py)."""
     from node.config import split_address
 
     host, port = split_address(listen)
@@ -795,7 +799,10 @@ async def start_api(node: Node, listen: str) -> web.AppRunner:
     )  # fmt: skip
     await runner.setup()
     refused = node.metrics.rejected.labels("api", "too_many_connections")
-    site = GuardedSite(runner, host, port, limit=MAX_API_CONNECTIONS, on_refuse=refused.inc)
+    site = GuardedSite(
+        runner, host, port, limit=MAX_API_CONNECTIONS, on_refuse=refused.inc,
+        ssl_context=ssl_context,
+    )  # fmt: skip
     await site.start()
     return runner
 

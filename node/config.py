@@ -4,6 +4,10 @@
 <home>/genesis.json    copy of the chain's genesis
 <home>/node.key        the node's Ed25519 key (mode 0600)
 <home>/data/           the LevelDB store
+<home>/peer-tls.pem    the peer port's TLS certificate and key, made from node.key at each
+                       start-up (mode 0600; node/tls.py)
+<home>/api-tls.crt     the API's certificate and key when HTTPS is on and
+<home>/api-tls.key     `vigil node init --api-tls` made them (any paths may be configured)
 """
 
 from __future__ import annotations
@@ -43,6 +47,14 @@ class NodeConfig:
     log_level: str = "info"
     log_format: str = "text"
     """"text" for a person at a terminal, "json" for one object per line (node/logs.py)."""
+    peer_tls: bool = True
+    """TLS 1.3 on the peer links (node/p2p.py). false: plain links, for development only
+    (logged; a WARNING unless the peer address is loopback). Every node of a network must
+    agree: a link between a TLS node and a plain one fails with a logged reason."""
+    api_tls_cert: str = ""
+    api_tls_key: str = ""
+    """PEM files (paths relative to the home) for HTTPS on the API; both empty: plain HTTP.
+    The key file must be readable by its owner only."""
 
     @classmethod
     def from_json_obj(cls, obj: Any, where: str) -> NodeConfig:
@@ -55,10 +67,13 @@ class NodeConfig:
         for name in ("peer_listen", "api_listen"):
             if name not in obj:
                 raise ConfigError(f"{where}: missing {name!r}")
+        types = {"int": int, "str": str, "bool": bool}
         for name, value in obj.items():
-            expected = int if known[name].type in ("int", int) else str
+            declared = known[name].type
+            expected = types[declared] if isinstance(declared, str) else declared
             if type(value) is not expected:
-                raise ConfigError(f"{where}: {name} must be {expected.__name__}")
+                what = "true or false" if expected is bool else expected.__name__
+                raise ConfigError(f"{where}: {name} must be {what}")
         for name, allowed in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
             if name in obj and obj[name] not in allowed:
                 raise ConfigError(f"{where}: {name} must be one of {', '.join(allowed)}")
@@ -66,6 +81,14 @@ class NodeConfig:
 
     def override(self, **changes: Any) -> NodeConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def api_scheme(self) -> str:
+        return "https" if self.api_tls_cert or self.api_tls_key else "http"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.api_scheme}://{self.api_listen}"
 
 
 @dataclass(frozen=True)
@@ -117,11 +140,14 @@ def init_home(
     force: bool = False,
     peer_listen: str | None = None,
     api_listen: str | None = None,
+    api_tls: bool = False,
 ) -> tuple[Home, Genesis, PrivateKey, NodeConfig]:
     """Create a node home from a genesis file and a node key (copied in).
 
     A node whose key is not a genesis member (an organisation that will join
-    through governance) must be given its listen addresses.
+    through governance) must be given its listen addresses. With ``api_tls``, a
+    self-signed certificate for the API's host is made (node/tls.py) and the
+    config names it, so the API speaks HTTPS.
     """
     genesis = Genesis.load(genesis_file)
     key = PrivateKey.load(key_file)
@@ -147,5 +173,10 @@ def init_home(
         peer_listen=peer_listen or member.peer,  # type: ignore[union-attr]
         api_listen=api_listen or member.api,  # type: ignore[union-attr]
     )
+    if api_tls:
+        from node.tls import make_api_certificate
+
+        cert, cert_key = make_api_certificate(home, split_address(config.api_listen)[0])
+        config = replace(config, api_tls_cert=cert, api_tls_key=cert_key)
     h.config_path.write_text(json.dumps(asdict(config), indent=2) + "\n")
     return h, genesis, key, config

@@ -8,6 +8,10 @@ Layout of the network directory::
     <dir>/admin-<org>.key      each organisation's admin key
     <dir>/<org>/               each node's home (vigil node init)
     <dir>/<org>/node.log       the node's log when started from here
+
+Peer links use TLS 1.3 (the config default, node/p2p.py); the APIs stay plain HTTP on
+127.0.0.1 so the explorer, the scripts and the tests reach them without a certificate
+(HTTPS on the API is tested on its own: tests/node/test_links_tls.py).
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ class LocalNode:
     home: Path
     peer: str
     api: str
+    scheme: str = "http"
+    """The API's: "https" for a home whose config names an API certificate."""
 
     @property
     def url(self) -> str:
-        return f"http://{self.api}"
+        return f"{self.scheme}://{self.api}"
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,11 @@ def load(directory: Path) -> LocalNet:
     for member in genesis.members:
         home = Home(directory / member.org)
         config = home.load_config()
-        nodes.append(LocalNode(member.org, home.path, config.peer_listen, config.api_listen))
+        nodes.append(
+            LocalNode(
+                member.org, home.path, config.peer_listen, config.api_listen, config.api_scheme
+            )
+        )
     return LocalNet(directory, tuple(nodes))
 
 

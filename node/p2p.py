@@ -1,22 +1,47 @@
-"""Validator links: aiohttp websockets on the peer port, a signed handshake, bounded queues.
+"""Validator links: aiohttp websockets over TLS 1.3 on the peer port, a signed handshake
+bound to the TLS certificate, bounded queues.
 
 Each node dials every other validator and keeps that *outbound* link for
 sending; what a peer sends arrives on the link that peer dialled (*inbound*).
 So every pair has two one-way links, and reconnecting one never races the
 other.
 
-Handshake (binary frames, canonical msgpack, signatures under
-``vigil/handshake/v1`` bound to the genesis hash):
+TLS (node/tls.py): the listener's certificate is self-signed and its key IS the
+node's Ed25519 key. The dialer, before it sends a byte of the handshake, checks
+that the certificate's public key is the node key it expected at that address
+(TLS 1.3's CertificateVerify has proved the listener holds it); no CA, name or
+date is checked. The dialer presents no certificate: Python's ``ssl`` can ask a
+client for one only with a CA check of its chain, and self-signed node keys have
+no CA, so the dialer is authenticated by its handshake signature below, which
+covers the listener's certificate hash (channel binding). Each frame after the
+handshake rides the TLS record layer, so nobody on the path can change or
+inject one.
 
-    dialer   -> listener   ["hello", chain_id, dialer_key, dialer_nonce]
+Handshake (binary frames, canonical msgpack, signatures under
+``vigil/handshake/v2`` bound to the genesis hash; ``binding`` is the SHA-256 of
+the listener's TLS certificate (DER) as each side sees it, empty on a plain link):
+
+    dialer   -> listener   ["hello", "vigil/handshake/v2", chain_id, dialer_key, dialer_nonce]
     listener -> dialer     ["challenge", listener_key, listener_nonce,
-                            sign(["listener", dialer_nonce, listener_key, dialer_key])]
-    dialer   -> listener   ["auth", sign(["dialer", listener_nonce, dialer_key, listener_key])]
+                            sign(["listener", dialer_nonce, listener_key, dialer_key, binding])]
+    dialer   -> listener   ["auth", sign(["dialer", listener_nonce, dialer_key, listener_key,
+                                          binding])]
     listener -> dialer     ["welcome"]
 
 The listener admits only acceptable (not weak) keys of the current validator
 set, the dialer only the key it expected at that address. A peer of another
 chain with the same chain id (a different genesis) fails the signature checks.
+A relay that terminates TLS with any other certificate fails them too: the two
+sides' bindings differ. A node of the v1 handshake (no TLS) is refused with a
+reason naming the version, and a link whose two ends disagree on TLS (``peer_tls``
+in config.json) fails with a logged reason at the dialer: a TLS dialer meets a
+plain listener with a TLS protocol error, a plain dialer meets a TLS listener
+that closes the connection before the upgrade. Link faults are logged once per
+distinct reason and repeats counted.
+
+Plain links (``peer_tls: false``) are for development: the same handshake with
+an empty binding, and no integrity for the frames after it.
+
 After that every frame is
 ``[kind, payload]`` with kind one of consensus, tx, fetch, blocks, model-fetch, model (a tx
 frame's payload is a list of encoded transactions: a client's batch travels together).
@@ -32,6 +57,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +76,7 @@ from consensus.crypto import (
 from consensus.messages import MAX_MESSAGE_BYTES
 from ml.limits import MAX_ARTIFACT_BYTES
 from node.app.types import MAX_TX_BYTES
+from node.tls import PeerTLS, cert_hash, certificate_node_key
 
 log = logging.getLogger("vigil.p2p")
 
@@ -78,6 +105,10 @@ HANDSHAKE_TIMEOUT_S = 5.0
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
 NONCE_BYTES = 32
+HANDSHAKE_VERSION = DOMAIN_HANDSHAKE
+"""Named in the hello, so a node of another handshake version is refused with a clear reason."""
+MAX_CLOSE_REASON = 120
+"""Characters of a refusal's reason sent in the websocket close frame (its limit is 123 bytes)."""
 
 CONSENSUS, TX, FETCH, BLOCKS = "consensus", "tx", "fetch", "blocks"
 MODEL_FETCH, MODEL = "model-fetch", "model"
@@ -108,16 +139,34 @@ class HandshakeError(Exception):
 
 
 def _sign_part(
-    key: PrivateKey, chain: bytes, role: str, nonce: bytes, me: bytes, them: bytes
+    key: PrivateKey, chain: bytes, role: str, nonce: bytes, me: bytes, them: bytes, binding: bytes
 ) -> bytes:
-    return key.sign(DOMAIN_HANDSHAKE, chain, codec.encode([role, nonce, me, them]))
+    return key.sign(DOMAIN_HANDSHAKE, chain, codec.encode([role, nonce, me, them, binding]))
 
 
 def _check_part(
-    chain: bytes, role: str, nonce: bytes, signer: bytes, other: bytes, signature: bytes
+    chain: bytes,
+    role: str,
+    nonce: bytes,
+    signer: bytes,
+    other: bytes,
+    binding: bytes,
+    signature: bytes,
 ) -> bool:
-    message = codec.encode([role, nonce, signer, other])
+    message = codec.encode([role, nonce, signer, other, binding])
     return verify(signer, DOMAIN_HANDSHAKE, chain, message, signature)
+
+
+def _is_ssl_failure(exc: BaseException) -> bool:
+    """Whether a connection failure was TLS's own (a protocol error, not a refused socket)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, (ssl.SSLError, aiohttp.ClientSSLError)):
+            return True
+        seen = getattr(seen, "os_error", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def gossip_frames(raws: list[bytes]) -> list[list[bytes]]:
@@ -175,8 +224,12 @@ class PeerNetwork:
         peers: dict[bytes, str],
         is_member: Callable[[bytes], bool],
         on_frame: OnFrame,
+        *,
+        tls: PeerTLS | None,
     ) -> None:
+        """``tls`` None: plain links (development only; every node of the network must agree)."""
         self.key = key
+        self.tls = tls
         self.chain_id = chain_id
         self.chain = chain
         self.is_member = is_member
@@ -202,7 +255,8 @@ class PeerNetwork:
         app.router.add_get("/p2p", self._accept)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        ssl_context = self.tls.server if self.tls is not None else None
+        await web.TCPSite(self._runner, host, port, ssl_context=ssl_context).start()
         self._session = aiohttp.ClientSession()
         for peer in self._links:
             self._start_dialer(peer)
@@ -292,14 +346,17 @@ class PeerNetwork:
 
     async def _dial_forever(self, peer: bytes, link: _Outbound) -> None:
         delay = RECONNECT_MIN_S
+        scheme = "http" if self.tls is None else "https"
+        ssl_option: ssl.SSLContext | bool = False if self.tls is None else self.tls.client
         while not self._closing:
             try:
                 assert self._session is not None
                 async with self._session.ws_connect(
-                    f"http://{link.address}/p2p",
+                    f"{scheme}://{link.address}/p2p",
                     max_msg_size=MAX_FRAME_BYTES,
                     heartbeat=10.0,
                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                    ssl=ssl_option,
                 ) as ws:
                     await asyncio.wait_for(self._dialer_handshake(ws, peer), HANDSHAKE_TIMEOUT_S)
                     link.connected = True
@@ -311,7 +368,7 @@ class PeerNetwork:
             except HandshakeError as exc:
                 self._log_link_fault(link, f"handshake with {link.address} failed: {exc}")
             except (TimeoutError, aiohttp.ClientError, OSError, ConnectionError) as exc:
-                log.debug("link to %s down: %s", link.address, exc)
+                self._link_down(link, exc)
             except Exception as exc:  # a hostile or broken peer: never end the dialer
                 self._log_link_fault(
                     link, f"link to {link.address} failed: {type(exc).__name__}: {exc}"
@@ -320,6 +377,24 @@ class PeerNetwork:
                 link.connected = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
+
+    def _link_down(self, link: _Outbound, exc: BaseException) -> None:
+        """A link that did not come up or went down: quiet (debug) unless the two ends
+        disagree on TLS, which no retry will mend."""
+        if self.tls is not None and _is_ssl_failure(exc):
+            self._log_link_fault(
+                link,
+                f"TLS with {link.address} failed: {exc} (does that peer run without TLS, "
+                "peer_tls false, or a Vigil older than TLS links?)",
+            )
+        elif self.tls is None and isinstance(exc, aiohttp.ServerDisconnectedError):
+            self._log_link_fault(
+                link,
+                f"{link.address} closed the connection before the websocket upgrade (does "
+                "that peer require TLS? this node has peer_tls false)",
+            )
+        else:
+            log.debug("link to %s down: %s", link.address, exc)
 
     @staticmethod
     def _log_link_fault(link: _Outbound, text: str) -> None:
@@ -335,6 +410,7 @@ class PeerNetwork:
     async def _pump(self, ws: aiohttp.ClientWebSocketResponse, link: _Outbound) -> None:
         """Write queued frames, consensus first; return when the socket closes."""
         closed = asyncio.ensure_future(ws.receive())
+        waiter: asyncio.Future | None = None
         try:
             while not ws.closed:
                 frame = None
@@ -351,19 +427,41 @@ class PeerNetwork:
                         {waiter, closed}, return_when=asyncio.FIRST_COMPLETED
                     )
                     if closed in done:
-                        waiter.cancel()
                         return
                     continue
                 await ws.send_bytes(frame)
         finally:
             closed.cancel()
+            if waiter is not None:
+                waiter.cancel()  # a link stopped while idle leaves no task pending
+
+    def _listener_binding(self, ws: aiohttp.ClientWebSocketResponse, peer: bytes) -> bytes:
+        """The TLS certificate's hash, once its key is checked to be ``peer``'s (b"" if plain)."""
+        if self.tls is None:
+            return b""
+        ssl_object = ws.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            raise HandshakeError("no TLS certificate from the listener")
+        found = certificate_node_key(der)
+        if found != peer:
+            what = "a non-Ed25519 key" if found is None else f"key {key_hex(found)[:12]}"
+            raise HandshakeError(
+                f"TLS certificate carries {what}, expected the node key {key_hex(peer)[:12]}"
+            )
+        return cert_hash(der)
 
     async def _dialer_handshake(self, ws: aiohttp.ClientWebSocketResponse, peer: bytes) -> None:
+        binding = self._listener_binding(ws, peer)
         nonce = os.urandom(NONCE_BYTES)
-        await ws.send_bytes(codec.encode(["hello", self.chain_id, self.key.public, nonce]))
+        hello = ["hello", HANDSHAKE_VERSION, self.chain_id, self.key.public, nonce]
+        await ws.send_bytes(codec.encode(hello))
         msg = await ws.receive()
         if msg.type != WSMsgType.BINARY:
-            raise HandshakeError(f"listener closed the handshake: {msg.extra or msg.type}")
+            reason = msg.extra or msg.type
+            if reason == "malformed hello":
+                reason = f"{reason} (a Vigil older than {HANDSHAKE_VERSION}, without TLS links?)"
+            raise HandshakeError(f"listener closed the handshake: {reason}")
         value = codec.decode(msg.data, max_size=1024)
         if not (type(value) is list and len(value) == 4 and value[0] == "challenge"):
             raise HandshakeError("malformed challenge")
@@ -378,9 +476,14 @@ class PeerNetwork:
             raise HandshakeError(
                 f"expected {key_hex(peer)[:12]}, found {key_hex(listener_key)[:12]}"
             )
-        if not _check_part(self.chain, "listener", nonce, listener_key, self.key.public, signature):
-            raise HandshakeError("listener's signature does not verify")
-        mine = _sign_part(self.key, self.chain, "dialer", listener_nonce, self.key.public, peer)
+        if not _check_part(
+            self.chain, "listener", nonce, listener_key, self.key.public, binding, signature
+        ):
+            over = " (over the TLS certificate this node saw)" if self.tls is not None else ""
+            raise HandshakeError(f"listener's signature does not verify{over}")
+        mine = _sign_part(
+            self.key, self.chain, "dialer", listener_nonce, self.key.public, peer, binding
+        )
         await ws.send_bytes(codec.encode(["auth", mine]))
         msg = await ws.receive()
         if msg.type != WSMsgType.BINARY or codec.decode(msg.data, max_size=64) != ["welcome"]:
@@ -395,8 +498,10 @@ class PeerNetwork:
             peer = await asyncio.wait_for(self._listener_handshake(ws), HANDSHAKE_TIMEOUT_S)
         except Exception as exc:  # whatever a stranger sends, refuse it and carry on
             self.refused += 1
-            log.warning("refused a peer from %s: %s", request.remote, exc)
-            await ws.close(code=4001, message=str(exc)[:120].encode())
+            reason = str(exc) if isinstance(exc, HandshakeError) else type(exc).__name__
+            log.warning("refused a peer from %s: %s", request.remote, reason[:300])
+            with contextlib.suppress(Exception):
+                await ws.close(code=4001, message=reason[:MAX_CLOSE_REASON].encode())
             return ws
         old = self._inbound.get(peer)
         if old is not None:
@@ -422,10 +527,19 @@ class PeerNetwork:
         msg = await ws.receive()
         if msg.type != WSMsgType.BINARY:
             raise HandshakeError("expected a binary hello")
-        value = codec.decode(msg.data, max_size=1024)
-        if not (type(value) is list and len(value) == 4 and value[0] == "hello"):
+        value = _decoded(msg.data, "hello")
+        if type(value) is list and len(value) == 4 and value[0] == "hello":
+            raise HandshakeError(
+                f"peer speaks handshake v1 (a Vigil without TLS links); this node speaks "
+                f"{HANDSHAKE_VERSION}"
+            )
+        if not (type(value) is list and len(value) == 5 and value[0] == "hello"):
             raise HandshakeError("malformed hello")
-        _, chain_id, dialer, dialer_nonce = value
+        _, version, chain_id, dialer, dialer_nonce = value
+        if version != HANDSHAKE_VERSION:
+            raise HandshakeError(
+                f"peer speaks {str(version)[:40]!r}, this node {HANDSHAKE_VERSION}"
+            )
         if chain_id != self.chain_id:
             raise HandshakeError(f"peer is on chain {chain_id!r}")
         if type(dialer) is not bytes or not self.is_member(dialer):
@@ -435,19 +549,29 @@ class PeerNetwork:
         if type(dialer_nonce) is not bytes or len(dialer_nonce) != NONCE_BYTES:
             raise HandshakeError("bad nonce")
         nonce = os.urandom(NONCE_BYTES)
+        binding = self.tls.cert_hash if self.tls is not None else b""
         signature = _sign_part(
-            self.key, self.chain, "listener", dialer_nonce, self.key.public, dialer
+            self.key, self.chain, "listener", dialer_nonce, self.key.public, dialer, binding
         )
         await ws.send_bytes(codec.encode(["challenge", self.key.public, nonce, signature]))
         msg = await ws.receive()
         if msg.type != WSMsgType.BINARY:
             raise HandshakeError("expected a binary auth")
-        value = codec.decode(msg.data, max_size=1024)
+        value = _decoded(msg.data, "auth")
         if not (type(value) is list and len(value) == 2 and value[0] == "auth"):
             raise HandshakeError("malformed auth")
         if type(value[1]) is not bytes or not _check_part(
-            self.chain, "dialer", nonce, dialer, self.key.public, value[1]
+            self.chain, "dialer", nonce, dialer, self.key.public, binding, value[1]
         ):
-            raise HandshakeError("dialer's signature does not verify")
+            over = " (over this node's TLS certificate)" if self.tls is not None else ""
+            raise HandshakeError(f"dialer's signature does not verify{over}")
         await ws.send_bytes(codec.encode(["welcome"]))
         return dialer
+
+
+def _decoded(data: bytes, what: str) -> object:
+    """A handshake frame's value; anything not canonical msgpack within 1 KiB is refused."""
+    try:
+        return codec.decode(data, max_size=1024)
+    except codec.CodecError as exc:
+        raise HandshakeError(f"malformed {what}: {str(exc)[:80]}") from None

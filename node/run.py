@@ -17,9 +17,10 @@ from pathlib import Path
 from consensus.crypto import PrivateKey
 from node.api import start_api
 from node.app.genesis import Genesis
-from node.config import Home, NodeConfig
+from node.config import ConfigError, Home, NodeConfig
 from node.service import Node
 from node.store import StoreError
+from node.tls import TLSConfigError, api_server_context
 
 log = logging.getLogger("vigil.node")
 
@@ -43,6 +44,15 @@ def set_aside_damaged_store(home: Home) -> Path:
     return target
 
 
+def api_tls_context(home: Home, config: NodeConfig):  # type: ignore[no-untyped-def]
+    """The API's TLS context from config.json, or None for plain HTTP; ConfigError naming the
+    setting and file when a certificate or key is missing, unreadable, too open or wrong."""
+    try:
+        return api_server_context(home.path, config.api_tls_cert, config.api_tls_key)
+    except TLSConfigError as exc:
+        raise ConfigError(f"{home.config_path}: {exc}") from None
+
+
 async def run_node(
     home: Home, config: NodeConfig, genesis: Genesis, key: PrivateKey, *, resync: bool = False
 ) -> None:
@@ -51,6 +61,7 @@ async def run_node(
     With ``resync``, a store that fails its start-up checks is set aside and
     the node starts from genesis, re-syncing certified blocks from its peers.
     """
+    api_tls = api_tls_context(home, config)
     try:
         node = Node(home, config, genesis, key)
     except StoreError as exc:
@@ -68,7 +79,7 @@ async def run_node(
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, node.request_stop)
     await node.start()
-    api = await start_api(node, config.api_listen)
+    api = await start_api(node, config.api_listen, api_tls)
     try:
         await node.wait_stopped()
     finally:

@@ -89,6 +89,7 @@ from node.p2p import (
     gossip_frames,
 )
 from node.store import Store
+from node.tls import PeerTLS, is_loopback
 from node.worker import AppWorker, Outcome, WorkerBusy
 
 log = logging.getLogger("vigil.node")
@@ -195,6 +196,7 @@ class Node:
             self._peer_addresses(),
             self._is_member,
             self._on_frame,
+            tls=PeerTLS.create(key, home.path) if config.peer_tls else None,
         )
         self.faults: Counter[str] = Counter()
         self.budgets = PeerBudgets()
@@ -253,15 +255,26 @@ class Node:
 
     async def start(self) -> None:
         host, port = split_address(self.config.peer_listen)
+        if not self.config.peer_tls:
+            if is_loopback(host):
+                log.info("peer links are plain (peer_tls false): development on loopback only")
+            else:
+                log.warning(
+                    "PEER LINKS ARE NOT ENCRYPTED: peer_tls is false and the peer port listens "
+                    "on %s, not loopback; anyone on the path can read and inject peer frames. "
+                    "Set peer_tls to true (the default) on every node.",
+                    host,
+                )
         await self.network.start(host, port)
         self.loop_lag.start()
         self.feed(Start())
         log.info(
-            "node %s up: height %d, peer %s, api %s",
+            "node %s up: height %d, peer %s (%s), api %s",
             key_hex(self.key.public)[:12],
             self.ledger.height,
             self.config.peer_listen,
-            self.config.api_listen,
+            "TLS 1.3" if self.config.peer_tls else "plain",
+            self.config.api_url,
         )
 
     async def stop(self) -> None:

@@ -202,6 +202,10 @@ def print_table(net: localnet.LocalNet, directory: Path, demo: Path, first: str)
     for x in net.nodes:
         print(f"  {x.org:<8} {x.url:<28} {x.peer:<22} {shown(x.home)}")
     print()
+    api = "HTTPS" if first.startswith("https://") else "plain HTTP"
+    print(
+        f"  peer links: TLS 1.3 (each certificate's key is the node key); api: {api} on 127.0.0.1"
+    )
     print(f"  explorer: open {first}/ in a browser (every node serves one)")
     print()
     print("  try, in another terminal:")

@@ -304,12 +304,19 @@ def test_malformed_and_oversize_requests_get_4xx_and_change_nothing(net: Net) ->
 
 
 def test_a_peer_outside_the_validator_set_is_refused_at_handshake(net: Net) -> None:
+    """Over TLS (the default): the TLS session comes up for anyone, the handshake does not."""
+    from node.p2p import HANDSHAKE_VERSION
+    from node.tls import peer_client_context
+
     async def attempt(key: PrivateKey) -> str:
         async with (
             aiohttp.ClientSession() as session,
-            session.ws_connect(f"http://{net.node('org2').peer}/p2p") as ws,
+            session.ws_connect(
+                f"https://{net.node('org2').peer}/p2p", ssl=peer_client_context()
+            ) as ws,
         ):
-            await ws.send_bytes(codec.encode(["hello", net.chain_id, key.public, os.urandom(32)]))
+            hello = ["hello", HANDSHAKE_VERSION, net.chain_id, key.public, os.urandom(32)]
+            await ws.send_bytes(codec.encode(hello))
             msg = await ws.receive()
             if msg.type == aiohttp.WSMsgType.BINARY:
                 return "challenge"

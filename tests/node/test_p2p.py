@@ -1,10 +1,15 @@
-"""Peer links against hostile peers: real aiohttp sockets on 127.0.0.1, no node around them."""
+"""Peer links against hostile peers: real aiohttp sockets on 127.0.0.1, no node around them.
+
+Links run over TLS as a node's do (node/tls.py); tests/node/test_links_tls.py has the TLS
+checks themselves (certificate keys, channel binding, plain/TLS mismatches, fuzzing)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import socket
+import ssl
+from pathlib import Path
 
 from aiohttp import web
 
@@ -12,11 +17,22 @@ from consensus import codec
 from consensus.crypto import PrivateKey
 from node import p2p
 from node.p2p import PeerNetwork
+from node.tls import PeerTLS, peer_client_context
 
 ME = PrivateKey.from_seed(b"m" * 32)
 THEM = PrivateKey.from_seed(b"t" * 32)
 CHAIN = "vigil-p2p"
 GENESIS = hashlib.sha256(b"vigil-p2p/genesis").digest()
+
+
+def tls(key: PrivateKey, where: Path) -> PeerTLS:
+    """The node's TLS side as a node makes it at start-up (its certificate from ``key``)."""
+    where.mkdir(parents=True, exist_ok=True)
+    return PeerTLS.create(key, where)
+
+
+STRANGER_TLS: ssl.SSLContext = peer_client_context()
+"""What an unauthenticated client dials with: TLS 1.3, no certificate of its own."""
 
 
 def free_port() -> int:
@@ -25,7 +41,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Fault 7: one malformed handshake reply ended the dial task and nothing restarted it.
 
     The fake listener answers the first hellos with challenges whose fields have
@@ -41,7 +57,9 @@ async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch
         codec.encode(["challenge", THEM.public]),
     ]
     attempts = 0
-    real = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: key == ME.public, lambda *a: None)
+    them_tls = tls(THEM, tmp_path / "them")
+    real = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: key == ME.public, lambda *a: None,
+                       tls=them_tls)  # fmt: skip
 
     async def hostile(request: web.Request) -> web.WebSocketResponse:
         nonlocal attempts
@@ -60,9 +78,9 @@ async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=them_tls.server).start()
     dialer = PeerNetwork(ME, CHAIN, GENESIS, {THEM.public: f"127.0.0.1:{port}"}, lambda k: True,
-                         lambda *a: None)  # fmt: skip
+                         lambda *a: None, tls=tls(ME, tmp_path / "me"))  # fmt: skip
     await dialer.start("127.0.0.1", free_port())
     try:
         for _ in range(400):
@@ -77,8 +95,9 @@ async def test_the_dialer_survives_malformed_challenges_and_links_up(monkeypatch
         await runner.cleanup()
 
 
-async def test_the_listener_refuses_any_hostile_hello_and_stays_up() -> None:
-    net = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: key == ME.public, lambda *a: None)
+async def test_the_listener_refuses_any_hostile_hello_and_stays_up(tmp_path: Path) -> None:
+    net = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: key == ME.public, lambda *a: None,
+                      tls=tls(THEM, tmp_path))  # fmt: skip
     port = free_port()
     await net.start("127.0.0.1", port)
     import aiohttp
@@ -86,14 +105,17 @@ async def test_the_listener_refuses_any_hostile_hello_and_stays_up() -> None:
     hellos = [
         b"\xc1",
         codec.encode(["hello"]),
-        codec.encode(["hello", CHAIN, 5, b"n" * 32]),
-        codec.encode(["hello", [CHAIN], ME.public, b"n" * 32]),
-        codec.encode(["hello", CHAIN, ME.public, "nonce"]),
+        codec.encode(["hello", p2p.HANDSHAKE_VERSION, CHAIN, 5, b"n" * 32]),
+        codec.encode(["hello", p2p.HANDSHAKE_VERSION, [CHAIN], ME.public, b"n" * 32]),
+        codec.encode(["hello", p2p.HANDSHAKE_VERSION, CHAIN, ME.public, "nonce"]),
+        codec.encode(["hello", "vigil/handshake/v9", CHAIN, ME.public, b"n" * 32]),
+        codec.encode(["hello", CHAIN, ME.public, b"n" * 32]),  # the v1 hello
     ]
     try:
         async with aiohttp.ClientSession() as session:
             for hello in hellos:
-                async with session.ws_connect(f"http://127.0.0.1:{port}/p2p") as ws:
+                url = f"https://127.0.0.1:{port}/p2p"
+                async with session.ws_connect(url, ssl=STRANGER_TLS) as ws:
                     await ws.send_bytes(hello)
                     msg = await ws.receive()
                     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
@@ -105,7 +127,7 @@ async def test_the_listener_refuses_any_hostile_hello_and_stays_up() -> None:
 def test_outbound_queues_are_bounded_in_bytes_not_only_frames() -> None:
     """Fault 3: queues were bounded by frame count: 64 queued 16 MiB frames per peer."""
     peers = {THEM.public: "127.0.0.1:1"}
-    net = PeerNetwork(ME, CHAIN, GENESIS, peers, lambda k: True, lambda *a: None)
+    net = PeerNetwork(ME, CHAIN, GENESIS, peers, lambda k: True, lambda *a: None, tls=None)
     big = bytes(p2p.MAX_FRAME_BYTES - p2p.FRAME_OVERHEAD_BYTES)
     fits = p2p.MAX_BLOCKS_QUEUE_BYTES // len(p2p.encode_frame(p2p.MODEL, big))
     assert fits >= 2
@@ -134,20 +156,22 @@ def test_token_buckets_bound_requests_per_peer() -> None:
     assert budgets.refused == {"fetch": 3, "repeat": 1}
 
 
-async def test_the_listener_refuses_a_small_order_key_even_if_listed() -> None:
+async def test_the_listener_refuses_a_small_order_key_even_if_listed(tmp_path: Path) -> None:
     """Fault 6, handshake: a small-order key is refused even where the member check passes."""
     import aiohttp
 
     identity = bytes([1]) + bytes(31)
-    net = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: True, lambda *a: None)
+    net = PeerNetwork(THEM, CHAIN, GENESIS, {}, lambda key: True, lambda *a: None,
+                      tls=tls(THEM, tmp_path))  # fmt: skip
     port = free_port()
     await net.start("127.0.0.1", port)
     try:
         async with (
             aiohttp.ClientSession() as session,
-            session.ws_connect(f"http://127.0.0.1:{port}/p2p") as ws,
+            session.ws_connect(f"https://127.0.0.1:{port}/p2p", ssl=STRANGER_TLS) as ws,
         ):
-            await ws.send_bytes(codec.encode(["hello", CHAIN, identity, b"n" * 32]))
+            hello = ["hello", p2p.HANDSHAKE_VERSION, CHAIN, identity, b"n" * 32]
+            await ws.send_bytes(codec.encode(hello))
             msg = await ws.receive()
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert b"small order" in (msg.extra or "").encode()
