@@ -165,15 +165,19 @@ def load(directory: Path) -> LocalNet:
     return LocalNet(directory, tuple(nodes))
 
 
-def start(node: LocalNode, *extra: str, python: str = sys.executable) -> subprocess.Popen:
-    """Start one node process (``extra``: more `vigil node run` flags); logs to <home>/node.log."""
-    log = (node.home / "node.log").open("ab")
-    return subprocess.Popen(
-        [python, "-m", "cli.main", "node", "run", "--home", str(node.home), *extra],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def start(
+    node: LocalNode, *extra: str, python: str = sys.executable, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start one node process (``extra``: more `vigil node run` flags; ``env``: variables added
+    to this process's environment); logs to <home>/node.log."""
+    with (node.home / "node.log").open("ab") as log:
+        return subprocess.Popen(
+            [python, "-m", "cli.main", "node", "run", "--home", str(node.home), *extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
+        )
 
 
 def stop(proc: subprocess.Popen, *, timeout: float = 10.0) -> None:

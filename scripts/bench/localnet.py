@@ -95,22 +95,26 @@ def verify_rates(seconds: float) -> dict:
 # ------------------------------------------------------------------ transactions
 
 
-def anchor_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int) -> Tx:
+def anchor_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int,
+              until: int = TX_EXPIRY_BLOCKS) -> Tx:  # fmt: skip
+    """``until``: the valid-until height (scripts/chaos.py signs as it goes, near the tip)."""
     data = f"bench {i} {os.urandom(8).hex()}".encode()
     payload = AnchorPayload(hashlib.sha256(data).digest(), len(data), "text/plain", (), ())
-    return Tx.create(key, chain_id, genesis_hash, payload, TX_EXPIRY_BLOCKS)
+    return Tx.create(key, chain_id, genesis_hash, payload, until)
 
 
-def score_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int, rng) -> Tx:  # type: ignore[no-untyped-def]
+def score_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int, rng,  # type: ignore[no-untyped-def]
+             until: int = TX_EXPIRY_BLOCKS) -> Tx:  # fmt: skip
     features = tuple(float(round(x, 4)) for x in rng.normal(0, 1, MODEL_FEATURES))
     payload = ScorePayload(MODEL_NAME, features, f"bench-{i}")
-    return Tx.create(key, chain_id, genesis_hash, payload, TX_EXPIRY_BLOCKS)
+    return Tx.create(key, chain_id, genesis_hash, payload, until)
 
 
-def call_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int) -> Tx:
+def call_tx(key: PrivateKey, chain_id: str, genesis_hash: bytes, i: int,
+            until: int = TX_EXPIRY_BLOCKS) -> Tx:  # fmt: skip
     args = encode_value([f"{i}-{os.urandom(4).hex()}", i], MAX_VALUE_BYTES)
     payload = CallPayload(CONTRACT_NAME, "put", args)
-    return Tx.create(key, chain_id, genesis_hash, payload, TX_EXPIRY_BLOCKS)
+    return Tx.create(key, chain_id, genesis_hash, payload, until)
 
 
 def presign(kind: str, key: PrivateKey, chain_id: str, genesis_hash: bytes, count: int,
