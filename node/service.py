@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -157,6 +158,23 @@ def _changed_view(before: tuple[int, int], after: tuple[int, int]) -> bool:
     return after[1] > 0
 
 
+TEST_CLOCK_SKEW_ENV = "VIGIL_TEST_CLOCK_SKEW_MS"
+"""TEST HOOK, for fault injection only (scripts/chaos.py, docs/chaos.md): milliseconds added to
+the ledger's clock, the one time source of block timestamps and of the future-timestamp check.
+Unset in production; a node that has it logs a WARNING at start-up."""
+
+
+def skewed_clock() -> Callable[[], int] | None:
+    """The ledger's clock offset by ``VIGIL_TEST_CLOCK_SKEW_MS``, or None (the real clock)."""
+    text = os.environ.get(TEST_CLOCK_SKEW_ENV, "")
+    if not text:
+        return None
+    skew = int(text)
+    log.warning("TEST HOOK: this node's ledger clock is skewed by %+d ms (%s)", skew,
+                TEST_CLOCK_SKEW_ENV)  # fmt: skip
+    return lambda: int(time.time() * 1000) + skew
+
+
 @dataclass
 class SubmitResult:
     tx_id: bytes | None
@@ -172,7 +190,7 @@ class Node:
         self.genesis = genesis
         self.key = key
         self.store = Store(home.data_path, create=True)
-        self.ledger = Ledger(self.store, genesis)
+        self.ledger = Ledger(self.store, genesis, clock_ms=skewed_clock())
         self.mempool = Mempool(config.mempool_max_txs, config.mempool_max_bytes)
         height = self.ledger.height + 1
         self.replica = Replica(
