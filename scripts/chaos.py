@@ -4,9 +4,10 @@ Faults are chosen and timed by ``random.Random(seed)`` (the seed is printed firs
 failure, so ``--seed S`` replays the schedule): SIGKILL and restart of a node (sometimes the
 current primary), SIGSTOP/SIGCONT pauses, a data directory wiped while its node is down,
 network partitions (two against two) and an isolated node, slow and flaky links, clock skew
-on one node, and a flooding client. Peer links run through fault-injecting TCP proxies in this
-process (one in front of each node's peer port; the genesis names the proxies' addresses), so
-a link is cut, delayed or reset per ordered pair of nodes. Meanwhile a steady load of anchor,
+on one node, a full disk on one node, and a flooding client. Peer links run through
+fault-injecting TCP proxies in this process (one in front of each node's peer port; the
+genesis names the proxies' addresses), so a link is cut, delayed or reset per ordered pair
+of nodes. Meanwhile a steady load of anchor,
 score and call transactions goes to random live nodes, and every acknowledged one (202 with a
 hash) is recorded.
 
@@ -67,9 +68,13 @@ FAULT_KINDS = (
     "flaky",
     "skew",
     "flood",
+    "disk-full",
 )
-CRASHES = ("kill", "kill-primary", "wipe", "skew")
-"""Faults that end the target's process (its mempool is memory only)."""
+CRASHES = ("kill", "kill-primary", "wipe", "skew", "disk-full")
+"""Faults that end (or may end) the target's process (its mempool is memory only)."""
+DISK_IMAGE_BYTES = 512 * 1024 * 1024
+"""Each node's data directory is a loop-mounted ext4 image of this size (sparse) when the
+run may fill a disk; "disk-full" fills the free space of one while its node runs."""
 RATE_TX_PER_S = 12.0
 BATCH = 3
 EXPIRY_WINDOW = 600
@@ -227,6 +232,9 @@ class Proxies:
         self.loop.run_forever()
 
     def stop(self) -> None:
+        if not self._ready.is_set():
+            return
+
         async def close() -> None:
             for server in self._servers:
                 server.close()
@@ -356,6 +364,10 @@ class Cluster:
         """Nodes that exited without being killed: a failure."""
         self.crashes: dict[str, list[float]] = {o: [] for o in self.orgs}
         """When each node's process was ended by a fault (monotonic)."""
+        self.mounts: dict[str, Path] = {}
+        """org -> the disk image mounted on its data directory."""
+        self.may_exit: set[str] = set()
+        """Nodes whose exit is an expected outcome of the fault on them now (a full disk)."""
 
     def node(self, org: str) -> localnet.LocalNode:
         return next(n for n in self.net.nodes if n.org == org)
@@ -389,7 +401,12 @@ class Cluster:
         """A node that ended by itself is recorded and started again (the run goes on)."""
         for org in self.orgs:
             proc = self.procs.get(org)
-            if self.state.get(org) == "up" and proc is not None and proc.poll() is not None:
+            if (
+                self.state.get(org) == "up"
+                and org not in self.may_exit
+                and proc is not None
+                and proc.poll() is not None
+            ):
                 tail = (self.node(org).home / "node.log").read_text(errors="replace")[-600:]
                 self.exits.append(f"{org} exited with status {proc.returncode}: ...{tail}")
                 say(f"  !! {org} exited by itself (status {proc.returncode}); restarting it")
@@ -402,6 +419,79 @@ class Cluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGCONT)
             localnet.stop(proc)
+        for org in list(self.mounts):
+            unmount(self.node(org).home / "data")
+            del self.mounts[org]
+
+
+# ------------------------------------------------------------------ disks
+
+
+def loop_mounts_work() -> bool:
+    return os.geteuid() == 0 and all(shutil.which(t) for t in ("mount", "umount", "mkfs.ext4"))
+
+
+def mount_small_disk(home: Path, image: Path) -> None:
+    """Put a node's (not yet running) data directory on a loop-mounted ext4 image."""
+    data = home / "data"
+    with image.open("wb") as fh:
+        fh.truncate(DISK_IMAGE_BYTES)
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True, capture_output=True
+    )
+    aside = home / "data.before-mount"
+    if data.exists():
+        data.rename(aside)
+    data.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(data)], check=True, capture_output=True)
+    if aside.exists():
+        for child in aside.iterdir():
+            shutil.move(str(child), str(data / child.name))
+        aside.rmdir()
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def fill_disk(data: Path) -> Path:
+    """Take all the free space of the filesystem holding ``data``; the file to remove after."""
+    filler = data / "chaos-filler"
+    fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        stat = os.statvfs(data)
+        free = stat.f_bavail * stat.f_frsize
+        while free > 0:
+            try:
+                os.posix_fallocate(fd, 0, free)
+                break
+            except OSError:
+                free -= 64 * 1024
+        with contextlib.suppress(OSError):  # and the last blocks, a page at a time
+            os.lseek(fd, 0, os.SEEK_END)
+            while True:
+                os.write(fd, bytes(4096))
+    finally:
+        os.close(fd)
+    return filler
+
+
+def wipe(data: Path) -> None:
+    """Remove everything in a data directory (which may be a mount point, kept)."""
+    for child in data.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            if child.name != "lost+found":
+                shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def last_error(node: localnet.LocalNode) -> str:
+    lines = (node.home / "node.log").read_text(errors="replace").splitlines()
+    for line in reversed(lines):
+        if "ERROR" in line or "rror" in line:
+            return line[-200:]
+    return lines[-1][-200:] if lines else ""
 
 
 def wait_linked(cluster: Cluster) -> None:
@@ -614,7 +704,7 @@ async def inject(run: Run, session: aiohttp.ClientSession, fault: Fault) -> None
     if kind in ("kill", "kill-primary", "wipe"):
         cluster.kill(target)
         if kind == "wipe":
-            shutil.rmtree(cluster.node(target).home / "data")
+            wipe(cluster.node(target).home / "data")
         await asyncio.sleep(fault.hold)
         cluster.start(target)
     elif kind == "skew":
@@ -644,6 +734,24 @@ async def inject(run: Run, session: aiohttp.ClientSession, fault: Fault) -> None
         proxies.configure()
     elif kind == "flood":
         await flood(run, session, target, fault.hold)
+    elif kind == "disk-full":
+        data = cluster.node(target).home / "data"
+        if target not in cluster.mounts:
+            fault.note = "skipped: no loop-mounted data directory (needs root and mount -o loop)"
+            await asyncio.sleep(fault.hold)
+        else:
+            filler = fill_disk(data)
+            cluster.may_exit.add(target)
+            await asyncio.sleep(fault.hold)
+            filler.unlink()
+            cluster.may_exit.discard(target)
+            proc = cluster.procs[target]
+            if proc.poll() is None:
+                fault.note = "kept running"
+            else:
+                fault.note = f"exited {proc.returncode}: {last_error(cluster.node(target))}"
+                cluster.crashes[target].append(time.monotonic())
+                cluster.start(target)
     else:
         raise AssertionError(kind)
     fault.healed = time.monotonic()
@@ -1002,6 +1110,13 @@ def main() -> int:
     results: list[Check] = []
     run: Run | None = None
     try:
+        if "disk-full" in kinds:
+            if loop_mounts_work():
+                for node in net.nodes:
+                    cluster.mounts[node.org] = directory / f"{node.org}-disk.img"
+                    mount_small_disk(node.home, cluster.mounts[node.org])
+            else:
+                print("  note: disk-full faults will be skipped (needs root and mount -o loop)")
         proxies.start()
         for org in orgs:
             cluster.start(org)
