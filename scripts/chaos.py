@@ -88,6 +88,8 @@ LINK_TIMEOUT_S = 60.0
 MAX_IN_FLIGHT = 16
 """Load requests outstanding at once (a paused node holds its requests until it resumes)."""
 CHECK_CONCURRENCY = 12
+STALLED_PEER_CONNECTIONS = 200
+"""Silent connections a flood holds open to its target's peer port."""
 PROXY_OFFSET = 50
 """A node's proxy listens on its peer port + 50 (peer ports are base+i, APIs base+100+i)."""
 TTY = sys.stdout.isatty()
@@ -530,6 +532,7 @@ class Run:
     current: str = "-"
     flood_sent: int = 0
     flood_acked: list[str] = field(default_factory=list)
+    stalled_peer_connections: int = 0
     seq: int = 0
     stop_load: bool = False
 
@@ -650,7 +653,8 @@ async def primary(run: Run, session: aiohttp.ClientSession) -> str | None:
 async def flood(run: Run, session: aiohttp.ClientSession, org: str, seconds: float) -> None:
     """A Byzantine client: as fast as it can for ``seconds``, transactions signed by a key the
     chain never authorised, copies with a broken signature, undecodable bytes and non-JSON
-    bodies, all at one node. None may be acknowledged."""
+    bodies, all at one node, while STALLED_PEER_CONNECTIONS connections to its peer port
+    stay silent. None may be acknowledged."""
     stranger = PrivateKey.generate()
     url = run.cluster.node(org).url + "/v1/txs"
     end = time.monotonic() + seconds
@@ -682,11 +686,23 @@ async def flood(run: Run, session: aiohttp.ClientSession, org: str, seconds: flo
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
             pass
 
+    # Meanwhile, connections to the node's own peer port (not through its proxy) that never
+    # finish a TLS handshake: a stranger holding listener slots.
+    real_port = run.proxies.routes[org][1]
+    stalled: list[asyncio.StreamWriter] = []
+    for _ in range(STALLED_PEER_CONNECTIONS):
+        with contextlib.suppress(OSError):
+            stalled.append((await asyncio.open_connection("127.0.0.1", real_port))[1])
     n = 0
-    while time.monotonic() < end:
-        await asyncio.gather(*(one(n + k) for k in range(8)))
-        n += 8
+    try:
+        while time.monotonic() < end:
+            await asyncio.gather(*(one(n + k) for k in range(8)))
+            n += 8
+    finally:
+        for writer in stalled:
+            writer.transport.abort()
     run.flood_sent += n
+    run.stalled_peer_connections += len(stalled)
 
 
 async def inject(run: Run, session: aiohttp.ClientSession, fault: Fault) -> None:
@@ -1038,7 +1054,8 @@ async def checks(run: Run, faults: list[Fault]) -> list[Check]:
             Check(
                 "the flooding client's requests were all refused",
                 not run.flood_acked,
-                f"{run.flood_sent} sent, {len(run.flood_acked)} acknowledged",
+                f"{run.flood_sent} sent, {len(run.flood_acked)} acknowledged; "
+                f"{run.stalled_peer_connections} silent peer connections held",
             )
         )
     return out
