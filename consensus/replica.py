@@ -454,9 +454,17 @@ class Replica:
             and 0 not in self.slot.pre_prepares
             and self.slot.building is None
             and self._outstanding
+            and not self._voted_in(0)
         ):
             self.slot.building = 0
             self._out.append(BuildProposal(self.height, 0))
+
+    def _voted_in(self, view: int) -> bool:
+        """We prepared in (height, view) already, yet hold no pre-prepare for it: only after a
+        restart. A new block now would be a second PRE-PREPARE for one view (equivocation);
+        the view's timers move the height on instead."""
+        vote = self.prepare_vote
+        return vote is not None and (vote.height, vote.view) == (self.height, view)
 
     def _on_proposal_built(self, event: ProposalBuilt) -> None:
         if event.height != self.height or event.view != self.slot.building:

@@ -420,6 +420,27 @@ def test_restart_never_signs_a_second_prepare_for_one_view() -> None:
     assert any(isinstance(a, Fault) and a.kind == "equivocation" for a in actions)
 
 
+def test_a_restarted_primary_never_proposes_a_second_block_in_a_view_it_voted_in() -> None:
+    """Found by scripts/chaos (a full disk halted the primary of (160, 0) after it had
+    proposed and voted): on restart it built a new block and broadcast a second, different
+    PRE-PREPARE for the same height and view, an equivocation by an honest node, before its
+    own guard refused to prepare it."""
+    p = replica(primary_index(0))
+    p.handle(RequestSeen(b"r" * 32))
+    p.handle(ProposalBuilt(H, 0, BLOCK))
+    actions = p.handle(ProposalValidated(H, 0, digest_of(BLOCK), True))
+    assert broadcasts(actions, PREPARE)
+    safety = [a for a in actions if isinstance(a, Persist)][-1].state
+    again = replica(primary_index(0), safety=safety)
+    actions = again.handle(RequestSeen(b"s" * 32))
+    actions += again.handle(ProposalBuilt(H, 0, OTHER_BLOCK))  # were it asked to build
+    assert not any(isinstance(a, BuildProposal) for a in actions)
+    assert not any(
+        PrePrepare.decode(e.body).digest != digest_of(BLOCK)
+        for e in broadcasts(actions, PRE_PREPARE)
+    )
+
+
 def test_restart_in_view_change_resends_it() -> None:
     r = replica(0)
     actions = r.handle(RequestSeen(b"r" * 32))
