@@ -354,8 +354,9 @@ def create(directory: Path) -> tuple[localnet.LocalNet, dict[str, tuple[int, int
 class Cluster:
     """The node processes and what this run did to them."""
 
-    def __init__(self, net: localnet.LocalNet) -> None:
+    def __init__(self, net: localnet.LocalNet, seed: int) -> None:
         self.net = net
+        self.seed = seed
         self.orgs = [n.org for n in net.nodes]
         self.procs: dict[str, subprocess.Popen] = {}
         self.pids: dict[str, int] = {}
@@ -411,7 +412,10 @@ class Cluster:
             ):
                 tail = (self.node(org).home / "node.log").read_text(errors="replace")[-600:]
                 self.exits.append(f"{org} exited with status {proc.returncode}: ...{tail}")
-                say(f"  !! {org} exited by itself (status {proc.returncode}); restarting it")
+                say(
+                    f"  !! {org} exited by itself (status {proc.returncode}); restarting it "
+                    f"(seed {self.seed})"
+                )
                 self.crashes[org].append(time.monotonic())
                 self.start(org)
 
@@ -1122,7 +1126,7 @@ def main() -> int:
         + ", ".join(f.kind for f in faults),
         flush=True,
     )
-    cluster = Cluster(net)
+    cluster = Cluster(net, seed)
     proxies = Proxies(routes, cluster.pids, seed)
     results: list[Check] = []
     run: Run | None = None
