@@ -317,6 +317,8 @@ class Node:
     # ------------------------------------------------------------ the replica loop
 
     def feed(self, event: Event) -> None:
+        if self.halted is not None:
+            return  # its replica may be ahead of what it could persist: it acts no more
         pending: list[Event] = [event]
         for _ in range(10_000):
             if not pending:
@@ -329,9 +331,21 @@ class Node:
                 self.metrics.view_changes.labels(_view_change_reason(event)).inc()
             for action in actions:
                 reply = self._execute(action)
+                if self.halted is not None:
+                    return  # a Persist that failed halted it: no later action may leave
                 if reply is not None:
                     pending.append(reply)
         raise AssertionError("replica event chain did not settle")
+
+    def _persist(self, action: Persist) -> None:
+        """Make the safety state durable before any later action of its batch; a store that
+        cannot (a full disk, an I/O error) halts the node, since the votes that depend on it
+        must never leave. Before this, the error escaped into whichever handler fed the
+        replica (a peer's frame, a worker answer) and the node ran on until a commit failed."""
+        try:
+            self.store.put_safety(action.state)
+        except Exception as exc:
+            self.halt(f"cannot persist the consensus safety state: {exc}", exc)
 
     def _execute(self, action: Action) -> Event | None:
         if isinstance(action, Broadcast):
@@ -350,7 +364,7 @@ class Node:
             if old is not None:
                 old.cancel()
         elif isinstance(action, Persist):
-            self.store.put_safety(action.state)  # synced before any later action is carried out
+            self._persist(action)  # synced before any later action is carried out
         elif isinstance(action, BuildProposal):
             # Build on the next loop turn, so requests arriving together share a block.
             asyncio.get_running_loop().call_soon(self._build, action)

@@ -9,10 +9,20 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from ledger_helpers import NODES, anchor_tx, certify, genesis, proposer
 
-from consensus.events import BuildProposal, ProposalBuilt, ProposalValidated, ValidateProposal
+from consensus.events import (
+    BuildProposal,
+    ProposalBuilt,
+    ProposalValidated,
+    RequestSeen,
+    SetTimer,
+    TimerFired,
+    ValidateProposal,
+)
+from consensus.replica import TIMER_REQUEST
 from node import worker as worker_module
 from node.api import make_app
 from node.config import Home, NodeConfig
+from node.p2p import CONSENSUS
 from node.service import STALE, Node
 from node.worker import Outcome
 
@@ -44,6 +54,27 @@ async def test_a_certified_block_this_node_cannot_apply_halts_it(tmp_path: Path)
         assert node.halted is not None and "diverged" in node.halted
         await node.wait_stopped()  # request_stop was called
         assert node.ledger.height == 0
+    finally:
+        await node.stop()
+
+
+async def test_a_safety_state_the_store_cannot_write_halts_the_node_before_its_vote_leaves(
+    tmp_path: Path,
+) -> None:
+    """Found by scripts/chaos (a full disk): the store's error escaped into whichever handler
+    fed the replica and the node ran on. Now it halts, and the vote that needed the write
+    never leaves. The store here really cannot write: its database is closed."""
+    node = _node(tmp_path)
+    try:
+        actions = node.replica.handle(RequestSeen(b"r" * 32))
+        timer = next(a for a in actions if isinstance(a, SetTimer) and a.name == TIMER_REQUEST)
+        node.store.db.close()
+        node.feed(TimerFired(TIMER_REQUEST, timer.token))  # a view change: Persist, then send
+        assert node.halted is not None and "safety state" in node.halted
+        assert not any(kind == CONSENSUS for kind, _ in node.network.traffic)
+        node.feed(RequestSeen(b"s" * 32))  # a halted node's replica acts no more
+        assert not any(kind == CONSENSUS for kind, _ in node.network.traffic)
+        await node.wait_stopped()  # request_stop was called
     finally:
         await node.stop()
 
