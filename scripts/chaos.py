@@ -493,11 +493,13 @@ def wipe(data: Path) -> None:
 
 
 def last_error(node: localnet.LocalNode) -> str:
+    """The reason a node gave last for stopping, short enough for the table."""
     lines = (node.home / "node.log").read_text(errors="replace").splitlines()
     for line in reversed(lines):
-        if "ERROR" in line or "rror" in line:
-            return line[-200:]
-    return lines[-1][-200:] if lines else ""
+        if line.startswith("Error: "):
+            text = line.removeprefix("Error: ").split(" (run again with", 1)[0]
+            return text.replace(str(node.home), "<home>")[:160]
+    return lines[-1][-160:] if lines else ""
 
 
 def wait_linked(cluster: Cluster) -> None:
