@@ -79,3 +79,23 @@ def test_a_bad_log_setting_is_refused() -> None:
         )
     with pytest.raises(ValueError, match="log level 'loud'"):
         logs.configure("loud", "text")  # refused before any handler changes
+
+
+def test_a_request_aiohttp_cannot_read_is_one_info_line_and_a_handler_bug_keeps_its_traceback(
+    captured,  # type: ignore[no-untyped-def]
+) -> None:
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    server = logging.getLogger("aiohttp.server")
+    try:
+        raise BadHttpMessage("Invalid header value char:\n  b'X: \\x00'")
+    except BadHttpMessage:
+        server.exception("Error handling request from %s", "127.0.0.1")
+    try:
+        raise KeyError("a real bug")
+    except KeyError:
+        server.exception("Error handling request from %s", "127.0.0.1")
+    first, second = (json.loads(line) for line in captured.getvalue().splitlines())
+    assert first["level"] == "info" and "Invalid header value char" in first["message"]
+    assert "Traceback" not in json.dumps(first)
+    assert second["level"] == "error" and "KeyError" in json.dumps(second)
