@@ -16,6 +16,8 @@ import asyncio
 import json
 import math
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +39,19 @@ MAX_JSON_NUMBER_CHARS = 40
 float fits; longer is a 400 before Python converts it."""
 MAX_QUERY_BODY_BYTES = 1024 * 1024
 """Largest body of POST /v1/contracts/{name}/query (a method name and its arguments)."""
+API_RATE_PER_ADDRESS = 200.0
+"""Requests per second one client address may make, on average (a token bucket)."""
+API_BURST_PER_ADDRESS = 400
+"""Requests one address may make at once after a quiet spell (the bucket's size): a page of
+the explorer or a benchmark's batches fit; a flood gets 429 with Retry-After."""
+MAX_RATE_ADDRESSES = 4_096
+"""Client addresses whose buckets are remembered; past it the least recently seen is
+forgotten (its next request starts with a full bucket), so the table cannot grow."""
+MAX_WAITS_PER_ADDRESS = 64
+"""Long polls (GET /v1/txs/{hash}?wait=) one address may hold open at once: outsiders
+cannot take every waiting slot of the node (node.service.MAX_WAITERS)."""
 assert len(str(-(2**63))) <= MAX_JSON_NUMBER_CHARS
+assert API_BURST_PER_ADDRESS >= API_RATE_PER_ADDRESS >= 1
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(rb"[\[\]{}]")
@@ -183,3 +197,48 @@ class GuardedSite(web.TCPSite):
             reuse_address=self._reuse_address, reuse_port=self._reuse_port,
         )  # fmt: skip
         self._bound_port = self._server.sockets[0].getsockname()[1]
+
+
+class Buckets:
+    """Token buckets by client address, at most MAX_RATE_ADDRESSES of them."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """address -> (tokens, when last filled), least recently seen first"""
+
+    def take(self, address: str) -> float:
+        """Take a token for ``address``: 0 if it had one, else the seconds until it will."""
+        now = self.clock()
+        tokens, then = self._buckets.pop(address, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        self._buckets[address] = (tokens - 1 if wait == 0 else tokens, now)
+        if len(self._buckets) > MAX_RATE_ADDRESSES:
+            self._buckets.popitem(last=False)
+        return wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def rate_limited(
+    buckets: Buckets, refused: Callable[[], None] = lambda: None
+) -> Callable[..., Any]:
+    """A middleware answering 429 (with Retry-After) to an address past its request rate."""
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        wait = buckets.take(request.remote or "")
+        if wait > 0:
+            refused()
+            return web.json_response(
+                {"error": {"code": "rate_limited", "message": "too many requests from your "
+                           f"address; at most {buckets.rate:g} a second"}},
+                status=429, headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )  # fmt: skip
+        return await handler(request)
+
+    return limit
