@@ -175,26 +175,43 @@ class GuardedSite(web.TCPSite):
     """A TCP site that serves at most ``limit`` connections at once; the next is refused."""
 
     def __init__(self, runner: web.AppRunner, host: str, port: int, *, limit: int,
-                 on_refuse: Callable[[], None] = lambda: None, **kwargs: Any) -> None:  # fmt: skip
+                 on_refuse: Callable[[], None] = lambda: None,
+                 tls_handshake_s: float = API_IDLE_TIMEOUT_S, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(runner, host, port, **kwargs)
         self._limit = limit
         self._on_refuse = on_refuse
+        self._tls_handshake_s = tls_handshake_s
+        """A TLS handshake not done by then is dropped (asyncio's default is 60 s)."""
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
-        limit, on_refuse = self._limit, self._on_refuse
+        limit, on_refuse, window = self._limit, self._on_refuse, self._tls_handshake_s
+        handshaking: dict[int, tuple[float, Any]] = {}
+        """Handlers whose TLS handshake is under way (aiohttp counts a connection only once
+        it is done), by id, with when they began; each leaves when it joins the server's
+        connections or its handshake times out."""
 
         def factory() -> asyncio.Protocol:
-            if len(server.connections) >= limit:
+            now = time.monotonic()
+            if handshaking:
+                live = {id(handler) for handler in server.connections}
+                for key, (began, _) in list(handshaking.items()):
+                    if key in live or now - began > window:
+                        del handshaking[key]
+            if len(server.connections) + len(handshaking) >= limit:
                 on_refuse()
                 return _Refuse()
-            return server()
+            handler = server()
+            if self._ssl_context is not None:
+                handshaking[id(handler)] = (now, handler)
+            return handler
 
         self._server = await asyncio.get_running_loop().create_server(
             factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
             reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self._tls_handshake_s if self._ssl_context else None,
         )  # fmt: skip
         self._bound_port = self._server.sockets[0].getsockname()[1]
 
