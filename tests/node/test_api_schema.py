@@ -35,7 +35,7 @@ def test_schemathesis_finds_nothing_against_a_real_node(tmp_path: Path) -> None:
              f"{url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
              "--seed", str(seed), "--workers", "1", "--request-timeout", "30",
              "--phases", "examples,coverage,fuzzing"],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True, text=True, timeout=600, cwd=tmp_path,
         )  # fmt: skip
         logs = (net.node("org1").home / "node.log").read_text()
     assert run.returncode == 0, (
