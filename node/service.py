@@ -433,8 +433,11 @@ class Node:
         proposal: Proposal = outcome.value
         for tx, exc in proposal.rejected:
             log.info("dropping %s from the mempool: %s", tx.id.hex()[:12], exc.message)
-        for model_id in proposal.missing_models:
-            self._await_artifact(model_id, None)  # fetch; its txs wait in the mempool
+        for model_id in proposal.missing_models:  # fetch; its txs wait in the mempool meanwhile
+            waiting = proposal.waiting.get(model_id, [])
+            self._await_artifact(
+                model_id, lambda ok, m=model_id, ids=waiting: ok or self._unfetchable(m, ids)
+            )
         dropped = self.mempool.remove([tx.id for tx, _ in proposal.rejected])
         if dropped:
             asyncio.get_running_loop().call_soon(self._drop_requests, dropped)
@@ -595,6 +598,17 @@ class Node:
             self.worker.client_call(lambda: load_artifact(data), done)
         except WorkerBusy:
             self.faults["model-dropped-busy"] += 1
+
+    def _unfetchable(self, model_id: bytes, tx_ids: list[bytes]) -> None:
+        """No peer sent a model's artifact within ARTIFACT_WAIT_S: the transactions waiting
+        for it leave the mempool (left there, they kept primaries making empty blocks until
+        they expired). A client may submit them again once a member holds the model."""
+        dropped = self.mempool.remove(tx_ids)
+        if dropped:
+            log.warning("dropped %d transaction(s) waiting for model %s: no peer sent its "
+                        "artifact in %.0f s", len(dropped), model_id.hex()[:12],
+                        ARTIFACT_WAIT_S)  # fmt: skip
+            self._drop_requests(dropped)
 
     def _drop_requests(self, tx_ids: list[bytes]) -> None:
         for tx_id in tx_ids:

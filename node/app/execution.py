@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consensus import codec, merkle, smt
 from consensus.certificate import MAX_VALIDATORS
@@ -131,6 +131,8 @@ class Selection:
     executed: Executed
     rejected: list[tuple[Tx, TxRejected]]
     missing_models: list[bytes]
+    waiting: dict[bytes, list[bytes]] = field(default_factory=dict)
+    """By missing model: the ids of the candidates left out until this node holds it."""
 
 
 class Executor:
@@ -275,6 +277,7 @@ class Executor:
         receipts: list[Receipt] = []
         rejected: list[tuple[Tx, TxRejected]] = []
         seen: set[bytes] = set()
+        waiting: dict[bytes, list[bytes]] = {}
         size = 0
         gas = 0
         skipped = 0
@@ -307,6 +310,7 @@ class Executor:
             except ArtifactMissing as exc:
                 state.revert(snapshot)  # leave it until this node holds the model
                 missing.add(exc.model_id)
+                waiting.setdefault(exc.model_id, []).append(tx.id)
                 if tx.kind != "score":  # a score tx stops before any work; a call may not
                     skipped += 1
                 continue
@@ -319,7 +323,7 @@ class Executor:
             size += encoded
             chosen.append(tx)
             receipts.append(receipt)
-        return Selection(chosen, self._finish(state, receipts), rejected, sorted(missing))
+        return Selection(chosen, self._finish(state, receipts), rejected, sorted(missing), waiting)
 
 
 def tx_proof(txs: Sequence[Tx], index: int) -> merkle.Proof:

@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consensus import codec, smt
 from consensus.certificate import Certificate
@@ -72,6 +72,8 @@ class Proposal:
     rejected: list[tuple[Tx, TxRejected]]
     missing_models: list[bytes]
     """Artifacts to fetch: transactions needing them wait in the mempool meanwhile."""
+    waiting: dict[bytes, list[bytes]] = field(default_factory=dict)
+    """By missing model, the transactions that wait for it (dropped if no peer has it)."""
 
 
 class Ledger:
@@ -262,7 +264,7 @@ class Ledger:
         self._remember(block.hash(), selection.executed)
         raw = block.encode()
         self._keep_decoded(raw, block)  # the replica asks for its digest next
-        return Proposal(raw, selection.rejected, selection.missing_models)
+        return Proposal(raw, selection.rejected, selection.missing_models, selection.waiting)
 
     def validate(self, height: int, raw: bytes, *, check_clock: bool = True) -> str | None:
         """None if ``raw`` is a valid next block, else why not.

@@ -178,3 +178,29 @@ async def test_a_gossip_frame_is_queued_whole_or_dropped_whole(tmp_path: Path) -
         assert all(t.id in node.mempool for t in txs) and len(node.mempool) == 4
     finally:
         await node.stop()
+
+
+async def test_transactions_waiting_for_a_model_no_peer_has_leave_the_mempool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left pending, they kept primaries making empty blocks until they expired (issue 16);
+    once no peer sends the artifact within ARTIFACT_WAIT_S they are dropped."""
+    from node import service as service_module
+    from node.app.ledger import Proposal
+
+    monkeypatch.setattr(service_module, "ARTIFACT_WAIT_S", 0.05)
+    node = _node(tmp_path)
+    try:
+        waiting, other = anchor_tx(b"needs the model"), anchor_tx(b"needs nothing")
+        for tx in (waiting, other):
+            node.mempool.add(tx, len(tx.encode()))
+        model_id = bytes(range(32))
+        built = Proposal(b"block", [], [model_id], {model_id: [waiting.id]})
+        assert node._built(BuildProposal(1, 0), Outcome(value=built)) == ProposalBuilt(
+            1, 0, b"block"
+        )
+        assert waiting.id in node.mempool  # still waiting while the fetch is under way
+        await asyncio.sleep(0.3)
+        assert waiting.id not in node.mempool and other.id in node.mempool
+    finally:
+        await node.stop()
