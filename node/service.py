@@ -13,6 +13,8 @@ dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
 from collections import Counter, deque
@@ -222,6 +224,7 @@ class Node:
         self.store.on_sync = lambda what, seconds: self.metrics.fsync.labels(what).observe(seconds)
         self._peer_names = self._names_of_peers()
         self.metrics.watch(self)
+        gc.callbacks.append(self.metrics.gc_timer)
         me = next((m.org for m in genesis.members if m.node_key == key.public), None)
         name = me or key_hex(key.public)[:12]
         logs.set_context(
@@ -279,6 +282,8 @@ class Node:
 
     async def stop(self) -> None:
         self._closed = True
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self.metrics.gc_timer)
         for handle in self._timers.values():
             handle.cancel()
         for handle in self._artifact_timers.values():
@@ -820,4 +825,5 @@ class Node:
             "mempool": {"txs": len(self.mempool), "bytes": self.mempool.bytes},
             "uptime_s": round(time.time() - self.started_at, 1),
             **self.loop_lag.status(),
+            "max_gc_pause_ms": round(self.metrics.gc_timer.longest_s * 1000, 1),
         }

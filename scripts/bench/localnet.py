@@ -388,7 +388,7 @@ def loop_figures(net: localnet.LocalNet) -> dict:
     one monitor tick (work holding the loop, against waiting for a core or the GIL)."""
     statuses = [localnet.get_json(n.url + "/v1/status", 5) for n in net.nodes]
     out = {}
-    for name in ("max_loop_stall_ms", "max_loop_busy_ms"):
+    for name in ("max_loop_stall_ms", "max_loop_busy_ms", "max_gc_pause_ms"):
         values = [s[name] for s in statuses if s and name in s]
         out[name] = max(values, default=None)
     return out
