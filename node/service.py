@@ -657,9 +657,12 @@ class Node:
             self._on_model(payload)
 
     def _on_blocks(self, peer: bytes, items: list) -> None:
-        """Queue a catch-up answer's certified blocks; they commit one at a time."""
+        """Queue a catch-up answer's certified blocks; they commit one at a time. An answer
+        with a malformed entry is dropped whole: queued, its first entries would stay there
+        (nothing feeds them) and every later answer would be ignored as still applying."""
         if self._catch_up:
             return  # still applying an earlier answer; its end asks again
+        answer: list[tuple[bytes, Certificate]] = []
         for item in items[:MAX_SERVE_BLOCKS]:
             if type(item) is not list or len(item) != 2 or type(item[0]) is not bytes:
                 return
@@ -667,7 +670,8 @@ class Node:
                 cert = Certificate.decode(item[1])
             except (codec.CodecError, FieldError):
                 return
-            self._catch_up.append((item[0], cert))
+            answer.append((item[0], cert))
+        self._catch_up.extend(answer)
         self._catch_up_peer = peer
         self._catch_up_from = self.ledger.height
         self._continue_catch_up()
