@@ -636,6 +636,13 @@ class Node:
     # ------------------------------------------------------------ peers
 
     def _on_frame(self, peer: bytes, kind: str, payload: object) -> None:
+        if not self._is_member(peer):
+            # The handshake admits current validators only, but a link accepted before a
+            # validator-set change stays open until it is closed: frames from a removed
+            # member are dropped here, so nothing (budget buckets, gossip, answers) is kept
+            # or spent for a key that is no longer a validator.
+            self.faults["frame-from-non-member"] += 1
+            return
         if kind == CONSENSUS and type(payload) is bytes:
             self.feed(MessageReceived(payload))
         elif kind == TX and type(payload) is list:

@@ -228,3 +228,24 @@ async def test_a_catch_up_answer_with_a_malformed_entry_is_dropped_whole(tmp_pat
         assert node.ledger.height == 1
     finally:
         await node.stop()
+
+
+async def test_frames_from_a_key_that_is_not_a_validator_are_dropped(tmp_path: Path) -> None:
+    """A link accepted before a validator-set change stays open until it is closed, so
+    frames can arrive from a key that is no longer a validator: each was served, queued for
+    admission and given a budget bucket of its own (one per key, never forgotten)."""
+    from ledger_helpers import STRANGER
+
+    from node.p2p import FETCH, MODEL_FETCH, TX
+
+    node = _node(tmp_path)
+    try:
+        for kind, payload in ((TX, [anchor_tx(b"from a stranger").encode()]), (FETCH, 1),
+                              (MODEL_FETCH, bytes(32))):  # fmt: skip
+            node._on_frame(STRANGER.public, kind, payload)
+        assert node.faults["frame-from-non-member"] == 3
+        assert not node.gossip_queue and not node.budgets._buckets
+        node._on_frame(NODES[1].public, FETCH, 1)  # a validator's frame is handled as before
+        assert node.faults["frame-from-non-member"] == 3 and node.budgets._buckets
+    finally:
+        await node.stop()
