@@ -14,7 +14,10 @@ callback (``Node._on_frame``). These tests do exactly that, in-process, with:
   duplicated or dropped fields inside the nested msgpack) of valid frames captured from a
   real in-process run: four replicas with real ledgers of the same genesis commit three
   blocks, then prepare a fourth and change view without committing it;
-* arbitrary bytes, for ``decode_frame`` itself.
+* arbitrary bytes, for ``decode_frame`` itself;
+* PRE-PREPAREs from the peer, primary of view 0, carrying blocks that decode and carry their
+  own digest but are wrong in one field or transaction, so each reaches Ledger.validate
+  (the replica takes one proposal per view, so each starts from a fresh replica).
 
 The node under test holds those three committed blocks; the peer is the validator that is
 primary of the node's next height (so the node executes its first proposal there). The
@@ -101,7 +104,7 @@ from ml.train import TrainParams, train
 from node.api import make_app
 from node.app.ledger import Ledger
 from node.app.storage import MemoryStorage
-from node.app.types import Block
+from node.app.types import Block, tx_root
 from node.budget import MAX_REMEMBERED_SENDS
 from node.config import Home, NodeConfig
 from node.p2p import (
@@ -142,6 +145,7 @@ LARGE_FRAMES = 18
 than MEMORY_BOUND in all: a node keeping what every frame held would cross it."""
 AUTHENTICATED_EXAMPLES = 1_000
 UNAUTHENTICATED_EXAMPLES = 400
+HOSTILE_PROPOSALS = 300
 SETTLE_ROUNDS = 50
 """Turns of the loop given to the work one frame starts (worker answers, gossip batches)."""
 
@@ -672,6 +676,50 @@ def mutated_frames(draw: st.DrawFn, c: Corpus) -> bytes:
     return data
 
 
+@st.composite
+def hostile_blocks(draw: st.DrawFn, c: Corpus) -> bytes:
+    """The proposed block with one thing wrong that only executing it can find: a header
+    field, or transactions duplicated, forged, unauthorised, expired or dropped (the header's
+    count and root made to match, so the block decodes and its digest is its own)."""
+    block = Block.decode(c.next_block)
+    header, txs = block.header, list(block.txs)
+    flaw = draw(st.integers(0, 9))
+    if flaw == 0:
+        header = dataclasses.replace(header, height=draw(st.integers(1, 2**63 - 1)))
+    elif flaw == 1:
+        header = dataclasses.replace(header, timestamp_ms=draw(st.integers(0, 2**63 - 1)))
+    elif flaw == 2:
+        field = draw(
+            st.sampled_from(["prev_hash", "receipts_root", "state_root", "validators_hash"])
+        )
+        header = dataclasses.replace(header, **{field: draw(digests)})
+    elif flaw == 3:  # a view the peer does not lead (one it leads passes: see the report)
+        n = len(c.validators)
+        views = st.integers(0, 2**63 - 1).filter(lambda v: (header.height + v) % n != 0)
+        header = dataclasses.replace(header, view=draw(views))
+    elif flaw == 4:
+        header = dataclasses.replace(
+            header, proposer=draw(st.sampled_from([*c.honest, STRANGER.public]))
+        )
+    else:
+        if flaw == 5:
+            txs = txs + txs
+        elif flaw == 6:
+            txs = [
+                dataclasses.replace(tx, signature=draw(st.binary(min_size=64, max_size=64)))
+                for tx in txs
+            ]
+        elif flaw == 7:
+            txs.append(anchor_tx(draw(st.binary(max_size=8)), key=STRANGER))
+        elif flaw == 8:
+            txs.append(anchor_tx(draw(st.binary(max_size=8)), until=1))
+        else:
+            txs = []
+        header = dataclasses.replace(header, tx_count=len(txs), tx_root=tx_root(tuple(txs)))
+    # Encoded field by field: Block itself refuses to hold a transaction twice.
+    return codec.encode([codec.decode(header.encode()), [codec.decode(tx.encode()) for tx in txs]])
+
+
 def peer_frames(c: Corpus) -> st.SearchStrategy[bytes]:
     """What the fuzzing tests send: generated frames mostly, mutated ones, captured ones."""
     generated = generated_frames(c)
@@ -952,6 +1000,40 @@ async def _api_answers(node: Node) -> list[int]:
         return [(await client.get(path)).status for path in ("/v1/status", "/v1/blocks/latest")]
     finally:
         await client.close()
+
+
+def test_a_hostile_proposal_from_the_primary_is_refused_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """The peer leads view 0 of the node's next height, so its PRE-PREPARE carrying a block
+    whose digest is its own reaches Ledger.validate (execute-then-vote). The replica takes one
+    proposal per view, so each example starts from a fresh replica at that height."""
+    c = corpus()
+    run = FrameRun(tmp_path, c.peer.public)
+    node, fresh = run.node, run.node.replica
+    validated: list[bool] = []
+    try:
+
+        @_fuzz_settings(HOSTILE_PROPOSALS)
+        @given(hostile_blocks(c).filter(lambda block: block != c.next_block))
+        def example(block: bytes) -> None:
+            node.replica = Replica(fresh.config, c.node, height=COMMITTED + 1,
+                                   validators=fresh.validators,
+                                   last_certificate=fresh.last_certificate)  # fmt: skip
+            header_hash = hashlib.sha256(codec.encode(codec.decode(block)[0])).digest()
+            pp = PrePrepare(COMMITTED + 1, 0, header_hash)  # the digest, if the block decodes
+            run.feed(
+                encode_frame(
+                    CONSENSUS, wire_message(seal(c.peer, GENESIS_HASH, PRE_PREPARE, pp), block)
+                )
+            )
+            validated.append(0 in node.replica.slot.validated)
+            assert not node.replica.slot.validated.get(0), "a hostile proposal was accepted"
+
+        example()
+        assert sum(validated) >= HOSTILE_PROPOSALS // 2, "few proposals reached the ledger"
+    finally:
+        run.close()
 
 
 def _observable(node: Node) -> tuple[object, ...]:
