@@ -641,6 +641,13 @@ class Node:
     # ------------------------------------------------------------ peers
 
     def _on_frame(self, peer: bytes, kind: str, payload: object) -> None:
+        if not self._is_member(peer):
+            # The handshake admits current validators only, but a link accepted before a
+            # validator-set change stays open until it is closed: frames from a removed
+            # member are dropped here, so nothing (budget buckets, gossip, answers) is kept
+            # or spent for a key that is no longer a validator.
+            self.faults["frame-from-non-member"] += 1
+            return
         if kind == CONSENSUS and type(payload) is bytes:
             self.feed(MessageReceived(payload))
         elif kind == TX and type(payload) is list:
@@ -662,9 +669,12 @@ class Node:
             self._on_model(payload)
 
     def _on_blocks(self, peer: bytes, items: list) -> None:
-        """Queue a catch-up answer's certified blocks; they commit one at a time."""
+        """Queue a catch-up answer's certified blocks; they commit one at a time. An answer
+        with a malformed entry is dropped whole: queued, its first entries would stay there
+        (nothing feeds them) and every later answer would be ignored as still applying."""
         if self._catch_up:
             return  # still applying an earlier answer; its end asks again
+        answer: list[tuple[bytes, Certificate]] = []
         for item in items[:MAX_SERVE_BLOCKS]:
             if type(item) is not list or len(item) != 2 or type(item[0]) is not bytes:
                 return
@@ -672,7 +682,8 @@ class Node:
                 cert = Certificate.decode(item[1])
             except (codec.CodecError, FieldError):
                 return
-            self._catch_up.append((item[0], cert))
+            answer.append((item[0], cert))
+        self._catch_up.extend(answer)
         self._catch_up_peer = peer
         self._catch_up_from = self.ledger.height
         self._continue_catch_up()
