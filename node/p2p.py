@@ -197,7 +197,12 @@ def encode_frame(kind: str, payload: object) -> bytes:
 
 def decode_frame(data: bytes) -> tuple[str, object]:
     value = codec.decode(data, max_size=MAX_FRAME_BYTES)
-    if type(value) is not list or len(value) != 2 or value[0] not in FRAME_KINDS:
+    if (
+        type(value) is not list
+        or len(value) != 2
+        or type(value[0]) is not str  # an array there is unhashable: a TypeError, not a refusal
+        or value[0] not in FRAME_KINDS
+    ):
         raise codec.MalformedError("frame must be [kind, payload] with a known kind")
     return value[0], value[1]
 

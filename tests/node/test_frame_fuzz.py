@@ -34,9 +34,9 @@ trace at all.
 The examples are derandomized so a failure reproduces by running the test again;
 VIGIL_FRAME_FUZZ_SEED=<n> explores another sequence. No shrinking: the node carries state
 from one example to the next, so a failure names the frame and its position in the run.
-Two faults found here are not fixed here and are held by strict xfails: decode_frame raises
-TypeError on a frame whose kind is an array (node/p2p.py), and one validator can raise a
-replica's view without bound at one height, with view tables that grow with it
+It found decode_frame raising TypeError on a frame whose kind is an array (fixed in
+node/p2p.py). One fault is not fixed yet and is held by a strict xfail: one validator can
+raise a replica's view without bound at one height, with view tables that grow with it
 (consensus/replica.py).
 """
 
@@ -945,11 +945,6 @@ def test_decode_frame_takes_any_bytes() -> None:
     example()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="found by this fuzzer; the fix belongs in node/p2p.py decode_frame (being rewritten)",
-)
 def test_a_frame_whose_kind_is_an_array_is_refused_as_malformed() -> None:
     """``[[], 0]`` (bytes 92 90 00): ``value[0] not in FRAME_KINDS`` hashes the kind, so a list
     raises TypeError, which the inbound loop does not catch (it catches CodecError): the peer's
