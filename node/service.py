@@ -81,7 +81,7 @@ from node.budget import (
 )
 from node.config import Home, NodeConfig, split_address
 from node.looplag import LoopLagMonitor
-from node.mempool import Mempool, MempoolFull
+from node.mempool import Mempool, MempoolFull, ShareFull
 from node.metrics import NodeMetrics
 from node.p2p import (
     BLOCKS,
@@ -839,6 +839,8 @@ class Node:
             return SubmitResult(tx.id)  # committed while it was being checked
         try:
             self.mempool.add(tx, len(raw))
+        except ShareFull as exc:
+            return SubmitResult(None, "share_full", str(exc))
         except MempoolFull as exc:
             return SubmitResult(None, "mempool_full", str(exc))
         return SubmitResult(tx.id, new=True)

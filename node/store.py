@@ -69,6 +69,11 @@ def _h(height: int) -> bytes:
     return struct.pack(">Q", height)
 
 
+STORE_MAX_OPEN_FILES = 500
+"""Table files LevelDB keeps open (its default is 1,000): part of the node's file budget
+(node/run.py), with room for a few gigabytes of state at 2 MiB a table."""
+
+
 class Store:
     """One node's durable data. Not thread-safe for writes; reads may come from any thread."""
 
@@ -82,7 +87,10 @@ class Store:
                 "run `vigil node init` or restore the directory"
             )
         try:
-            self.db = plyvel.DB(str(self.path), create_if_missing=create, paranoid_checks=True)
+            self.db = plyvel.DB(
+                str(self.path), create_if_missing=create, paranoid_checks=True,
+                max_open_files=STORE_MAX_OPEN_FILES,
+            )  # fmt: skip
         except plyvel.Error as exc:
             raise StoreError(f"{self.path}: cannot open the database: {_message(exc)}") from None
         except OSError as exc:

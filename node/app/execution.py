@@ -290,6 +290,11 @@ class Executor:
             if (gas_closed or gas >= max_gas) and tx.kind not in GAS_FREE_KINDS:
                 continue  # not executed: it waits for a later block
             encoded = len(tx.encode())
+            if encoded > max_bytes:  # admitted before max_block_bytes was lowered: never fits
+                rejected.append((tx, TxRejected(
+                    "too_large", f"{encoded} bytes; a block carries {max_bytes} at most"
+                )))  # fmt: skip
+                continue
             if size + encoded > max_bytes:
                 skipped += 1
                 continue

@@ -31,6 +31,11 @@ from node.app.types import Block, Header, Receipt, Tx, tx_root
 
 MAX_CLOCK_DRIFT_MS = 30_000
 """A proposal's timestamp may be at most this far ahead of the validating node's clock."""
+BLOCK_FRAME_BYTES = 1_024
+"""Of a block's ``max_block_bytes``, what a build keeps for the header and the block's
+framing; the transactions share the rest. A transaction larger than the rest is refused at
+admission (and dropped by a build if the parameter was lowered after it was admitted): no
+block could ever carry it, and left pending it kept primaries making empty blocks."""
 MAX_HEADER_CACHE = 64
 """Committed headers kept in memory."""
 MAX_DECODED_CACHE = 8
@@ -164,9 +169,15 @@ class Ledger:
         verdicts = self.signatures.verify(txs)
         height = self.height + 1
         state = Overlay(self.store.get)  # read-only here: one for the batch shares its reads
+        room = governance.param(state, "max_block_bytes") - BLOCK_FRAME_BYTES
         out: list[TxRejected | None] = []
         for tx, ok in zip(txs, verdicts, strict=True):
             try:
+                if len(tx.encode()) > room:  # no block could carry it: refuse, never park it
+                    raise TxRejected(
+                        "too_large", f"{len(tx.encode())} bytes; a block carries {room} at most "
+                        "(the max_block_bytes parameter)",
+                    )  # fmt: skip
                 self.executor.check(state, tx, height, ok)
                 out.append(None)
             except TxRejected as exc:
@@ -237,7 +248,7 @@ class Ledger:
             height,
             timestamp,
             self.param("max_block_txs"),
-            self.param("max_block_bytes") - 1024,
+            self.param("max_block_bytes") - BLOCK_FRAME_BYTES,
         )
         header = Header(
             self.chain_id,
