@@ -48,7 +48,12 @@ from node.http_guard import (
     read_json,
 )
 from node.metrics import CONTENT_TYPE as metrics_content_type
-from node.service import MAX_WAITERS, Node
+from node.service import (  # noqa: F401 (ARTIFACT_GRACE_BLOCKS: the OpenAPI document)
+    ARTIFACT_GRACE_BLOCKS,
+    MAX_WAITERS,
+    Node,
+    UploadRefused,
+)
 from node.store import MAX_STATE_SCAN
 from node.worker import MAX_CLIENT_TASKS, WorkerBusy
 from vm.errors import OutOfGas, VMError
@@ -56,6 +61,11 @@ from vm.gas import MAX_VALUE_BYTES
 from vm.jsonvalues import JSONValueError, from_json, to_json
 from vm.values import decode_value
 
+UPLOAD_KEY_HEADER = "X-Vigil-Key"
+"""POST /v1/models: the uploader's Ed25519 public key, 64 hex digits."""
+UPLOAD_SIGNATURE_HEADER = "X-Vigil-Signature"
+"""POST /v1/models: the key's signature (128 hex digits) of the artifact's model id, its
+SHA-256, under DOMAIN_MODEL_UPLOAD and the genesis hash (consensus/crypto.py)."""
 MAX_SUBMIT_BATCH = 1_000
 """Transactions accepted in one POST /v1/txs."""
 MAX_API_BODY_BYTES = 64 * 1024 * 1024
@@ -531,10 +541,28 @@ class Api:
         return web.json_response({"anomalies": found, "next": max(start, end + 1)})
 
     async def upload_model(self, request: web.Request) -> web.Response:
-        """Keep a model artifact (raw bytes) and pass it to the other nodes."""
+        """Keep a model artifact (raw bytes) signed by an authorised key (``UPLOAD_KEY_HEADER``,
+        ``UPLOAD_SIGNATURE_HEADER``: hex). The key and its authorisation are checked before
+        the body is read; peers fetch the artifact when a block reads it."""
+        key_text = request.headers.get(UPLOAD_KEY_HEADER)
+        signature_text = request.headers.get(UPLOAD_SIGNATURE_HEADER)
+        if key_text is None or signature_text is None:
+            return error(401, "unsigned", f"an upload needs {UPLOAD_KEY_HEADER} (the uploader's "
+                         f"public key) and {UPLOAD_SIGNATURE_HEADER} (its signature of the "
+                         "artifact's model id), both hex")  # fmt: skip
+        if re.fullmatch("[0-9a-fA-F]{64}", key_text) is None:
+            return error(401, "bad_signature", f"{UPLOAD_KEY_HEADER} must be 64 hex digits")
+        if re.fullmatch("[0-9a-fA-F]{128}", signature_text) is None:
+            return error(401, "bad_signature", f"{UPLOAD_SIGNATURE_HEADER} must be 128 hex digits")
+        key, signature = bytes.fromhex(key_text), bytes.fromhex(signature_text)
+        refused = await self.node.worker.client(lambda: self.node.upload_refusal(key))
+        if refused is not None:
+            return error(refused.status, refused.code, refused.message)
         data = await read_body(request, MAX_ARTIFACT_BYTES)
         try:
-            model = await self.node.add_artifact(data)
+            model = await self.node.add_artifact(data, key, signature)
+        except UploadRefused as exc:
+            return error(exc.status, exc.code, exc.message)
         except ModelError as exc:
             return error(400, "bad_artifact", str(exc))
         return web.json_response(

@@ -24,7 +24,14 @@ from typing import TypeVar
 
 from consensus import codec
 from consensus.certificate import Certificate
-from consensus.crypto import PrivateKey, key_hex
+from consensus.crypto import (
+    DOMAIN_MODEL_UPLOAD,
+    PrivateKey,
+    is_acceptable_public_key,
+    key_hex,
+    sha256,
+    verify,
+)
 from consensus.events import (
     Action,
     BlockPersisted,
@@ -57,10 +64,11 @@ from ml.artifact import model_id as artifact_id
 from ml.drift import PSI_SCALE
 from ml.errors import ModelError
 from ml.forest import Model
+from ml.limits import MAX_ARTIFACT_BYTES
 from node import logs
 from node.app import governance
 from node.app.drift_state import LEVELS
-from node.app.genesis import Genesis
+from node.app.genesis import DEFAULT_PARAMS, Genesis
 from node.app.ledger import Ledger, Proposal
 from node.app.scoring import ArtifactMissing
 from node.app.state import Overlay
@@ -120,6 +128,24 @@ MAX_ARTIFACT_WAITERS = 1_000
 replica then moves to another view). Builds only start a fetch, and the one certified block
 being committed always waits."""
 
+ARTIFACT_GRACE_BLOCKS = 10_000
+"""Committed blocks an uploaded (or fetched) artifact that no committed block has read waits
+before it is deleted: time for its uploader to propose it (approve_model, approve_round) or
+submit it to a round. A committed block that reads it pins it for good (node/store.py), so
+the vote that follows needs no more time. At least the default ``max_tx_window``, so a
+proposal signed as the artifact is uploaded, valid for the whole window, still finds it."""
+assert DEFAULT_PARAMS["max_tx_window"] <= ARTIFACT_GRACE_BLOCKS
+MAX_ARTIFACTS_COLLECTED_PER_COMMIT = 16
+"""Artifacts one commit deletes at most (oldest first; the rest wait for the next commit),
+so collection adds bounded work to a commit on the application worker."""
+MAX_UNREFERENCED_ARTIFACTS_PER_KEY = 8
+"""Artifacts one uploading key may have on a node that no committed block has read yet; the
+next upload is 429 ``upload_quota`` until one is proposed (pinned) or collected."""
+MAX_UNREFERENCED_BYTES_PER_KEY = 64 * 1024 * 1024
+"""Bytes of those artifacts per uploading key: four of the largest. So one authorised key can
+make a node hold at most this much that nobody proposed, for ARTIFACT_GRACE_BLOCKS."""
+assert MAX_ARTIFACT_BYTES <= MAX_UNREFERENCED_BYTES_PER_KEY
+assert MAX_ARTIFACTS_COLLECTED_PER_COMMIT >= 1 and MAX_UNREFERENCED_ARTIFACTS_PER_KEY >= 1
 
 MAX_GOSSIP_QUEUE_BYTES = 16 * 1024 * 1024
 """Bytes of peers' gossiped transactions waiting to be checked; past it they are dropped (the
@@ -157,6 +183,20 @@ def _changed_view(before: tuple[int, int], after: tuple[int, int]) -> bool:
     if after[0] == before[0]:
         return after[1] > before[1]
     return after[1] > 0
+
+
+class UploadRefused(Exception):
+    """A model upload the node does not keep: ``status`` is the HTTP status, ``code`` the
+    stable error code (node/api.py answers with both)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+UPLOAD_ROLE = "submit"
+"""The client role that may upload model artifacts (the role that puts data on chain:
+anchors, deploys, calls); a member's admin key may upload too (it proposes models)."""
 
 
 @dataclass
@@ -465,6 +505,7 @@ class Node:
         """On the worker: commit, then count the block's transactions by kind and outcome."""
         with self.metrics.timed(self.metrics.commit):
             result = self.ledger.commit(block, certificate)
+        self._collect_artifacts()
         assert self.ledger.last_committed is not None
         decoded, receipts = self.ledger.last_committed
         outcomes: Counter[tuple[str, str]] = Counter()
@@ -569,27 +610,78 @@ class Node:
         for callback in self._artifact_waits.pop(model_id, []):
             callback(available)
 
-    async def add_artifact(self, data: bytes, *, gossip: bool = True) -> Model:
-        """Check a model artifact on the worker (raises ml.errors.ArtifactError, WorkerBusy),
-        keep it and tell the peers."""
-        model = await self.worker.client(lambda: load_artifact(data))
-        self._keep_artifact(model, data, gossip)
+    def upload_refusal(self, key: bytes) -> UploadRefused | None:
+        """On the worker: why ``key`` may not upload a model artifact now, or None. It may if
+        governance authorises it as a client with the UPLOAD_ROLE of a member organisation,
+        or as a member's admin key."""
+        if not is_acceptable_public_key(key):
+            return UploadRefused(401, "weak_key", "the key is malformed, non-canonical or of "
+                                 "small order")  # fmt: skip
+        roles = governance.roles_of(Overlay(self.store.get), key)
+        if roles is None:
+            return UploadRefused(403, "unauthorised", f"key {key.hex()} is neither an "
+                                 "authorised client nor a member's admin")  # fmt: skip
+        if UPLOAD_ROLE not in roles and governance.MEMBER_ADMIN not in roles:
+            return UploadRefused(403, "forbidden", f"key {key.hex()} lacks the {UPLOAD_ROLE!r} "
+                                 "role model uploads need")  # fmt: skip
+        return None
+
+    async def add_artifact(self, data: bytes, key: bytes, signature: bytes) -> Model:
+        """Check a signed upload on the worker and keep the artifact (raises UploadRefused,
+        ml.errors.ModelError, WorkerBusy). It is not passed on: a peer fetches it
+        (model-fetch) when a block it executes reads it."""
+        model = await self.worker.client(lambda: self._keep_upload(data, key, signature))
+        self._artifact_stored(model.model_id)
         return model
 
-    def _keep_artifact(self, model: Model, data: bytes, gossip: bool) -> None:
-        if self._closed:
-            return
-        if self.store.artifact(model.model_id) is None:
-            self.store.put_artifact(model.model_id, data)
-            if gossip:
-                self.network.broadcast(MODEL, data)
-        if model.model_id in self._artifact_waits:
-            asyncio.get_running_loop().call_soon(self._artifact_arrived, model.model_id, True)
+    def _keep_upload(self, data: bytes, key: bytes, signature: bytes) -> Model:
+        """On the worker: the uploader's signature over the model id, its authorisation now,
+        the artifact, then the uploader's quota of artifacts no committed block read yet."""
+        refused = self.upload_refusal(key)
+        if refused is not None:
+            raise refused
+        model_id = sha256(data)
+        if not verify(key, DOMAIN_MODEL_UPLOAD, self.ledger.genesis_hash, model_id, signature):
+            raise UploadRefused(401, "bad_signature", "X-Vigil-Signature is not this key's "
+                                "signature of the artifact's model id on this chain")  # fmt: skip
+        model = load_artifact(data, expected_id=model_id)
+        if self.store.artifact(model_id) is not None:
+            return model  # held already (uploaded, fetched or pinned): nothing to count
+        count, size = self.store.unreferenced(key, MAX_UNREFERENCED_ARTIFACTS_PER_KEY)
+        if (
+            count >= MAX_UNREFERENCED_ARTIFACTS_PER_KEY
+            or size + len(data) > MAX_UNREFERENCED_BYTES_PER_KEY
+        ):
+            raise UploadRefused(
+                429, "upload_quota",
+                f"this key already has {count} artifacts ({size} bytes) here that no block "
+                f"has read; at most {MAX_UNREFERENCED_ARTIFACTS_PER_KEY} and "
+                f"{MAX_UNREFERENCED_BYTES_PER_KEY} bytes: propose one, or wait until unused "
+                f"ones are deleted ({ARTIFACT_GRACE_BLOCKS} blocks after upload)",
+            )  # fmt: skip
+        self.store.put_artifact(model_id, data, height=self.ledger.height, uploader=key)
+        return model
+
+    def _artifact_stored(self, model_id: bytes) -> None:
+        """On the loop: wake what waits for this artifact."""
+        if not self._closed and model_id in self._artifact_waits:
+            asyncio.get_running_loop().call_soon(self._artifact_arrived, model_id, True)
 
     def _on_model(self, data: bytes) -> None:
-        """A peer's artifact: skip one this node holds, check the rest on the worker."""
-        if self.store.artifact(artifact_id(data)) is not None:
+        """A peer's artifact: kept only if this node asked for it (a block it builds,
+        validates or commits reads it), after a check on the worker. Anything else is
+        dropped, so only a signed upload adds an artifact nobody asked for to a node."""
+        model_id = artifact_id(data)
+        if self.store.artifact(model_id) is not None:
             return
+        if model_id not in self._artifact_waits:
+            self.faults["model-unrequested"] += 1
+            return
+
+        def keep() -> Model:
+            model = load_artifact(data, expected_id=model_id)
+            self.store.put_artifact(model_id, data, height=self.ledger.height)
+            return model
 
         def done(outcome: Outcome) -> None:
             if isinstance(outcome.error, ModelError):
@@ -597,10 +689,10 @@ class Node:
             elif outcome.error is not None:
                 log.error("checking a peer's model artifact failed", exc_info=outcome.error)
             else:
-                self._keep_artifact(outcome.value, data, False)
+                self._artifact_stored(model_id)
 
         try:
-            self.worker.client_call(lambda: load_artifact(data), done)
+            self.worker.client_call(keep, done)
         except WorkerBusy:
             self.faults["model-dropped-busy"] += 1
 
@@ -614,6 +706,18 @@ class Node:
                         "artifact in %.0f s", len(dropped), model_id.hex()[:12],
                         ARTIFACT_WAIT_S)  # fmt: skip
             self._drop_requests(dropped)
+
+    def _collect_artifacts(self) -> None:
+        """On the worker, after a commit: delete artifacts no committed block read that have
+        waited ARTIFACT_GRACE_BLOCKS (at most MAX_ARTIFACTS_COLLECTED_PER_COMMIT)."""
+        gone = self.store.collect_artifacts(
+            self.ledger.height, ARTIFACT_GRACE_BLOCKS, MAX_ARTIFACTS_COLLECTED_PER_COMMIT
+        )
+        if gone:
+            self.ledger.forget_models(gone)
+            ids = ", ".join(g.hex()[:12] for g in gone)
+            log.info("deleted %d model artifacts no block read within %d blocks: %s",
+                     len(gone), ARTIFACT_GRACE_BLOCKS, ids)  # fmt: skip
 
     def _drop_requests(self, tx_ids: list[bytes]) -> None:
         for tx_id in tx_ids:

@@ -116,6 +116,9 @@ class Executed:
     tree: smt.TreeUpdate
     """The state tree after the block: its root is the header's state_root."""
     receipts_root: bytes
+    models_read: frozenset[bytes] = frozenset()
+    """Model artifacts the execution read: replaying the block needs them, so the node keeps
+    them for good once it commits (node/store.py, ``Store.commit``)."""
 
     @property
     def state_root(self) -> bytes:
@@ -208,10 +211,10 @@ class Executor:
             receipts.append(receipt)
         if gas > param(state, "max_block_gas"):
             raise TxRejected("block_gas", f"transactions use {gas} gas, over max_block_gas")
-        return self._finish(state, receipts)
+        return self._finish(state, receipts, scoring)
 
-    def _finish(self, state: Overlay, receipts: list[Receipt]) -> Executed:
-        """Close a block's execution: next validator set, writes and roots."""
+    def _finish(self, state: Overlay, receipts: list[Receipt], scoring: Scoring | None) -> Executed:
+        """Close a block's execution: next validator set, writes, roots and models read."""
         self._follow_membership(state)
         writes = state.writes
         return Executed(
@@ -219,6 +222,7 @@ class Executor:
             writes,
             smt.update(self.read_node, self.previous_root(), writes),
             receipts_root(receipts),
+            frozenset(scoring.read) if scoring is not None else frozenset(),
         )
 
     @staticmethod
@@ -305,10 +309,12 @@ class Executor:
                 rejected.append((tx, exc))
                 continue
             snapshot = state.snapshot()
+            read = set(scoring.read) if scoring is not None else set()
             try:
                 receipt = self._apply(state, tx, height, time_ms, scoring)
             except ArtifactMissing as exc:
                 state.revert(snapshot)  # leave it until this node holds the model
+                _forget_reads(scoring, read)
                 missing.add(exc.model_id)
                 waiting.setdefault(exc.model_id, []).append(tx.id)
                 if tx.kind != "score":  # a score tx stops before any work; a call may not
@@ -316,6 +322,7 @@ class Executor:
                 continue
             if gas + receipt.gas_used > max_gas:
                 state.revert(snapshot)  # leave it, and every later gas user, for a later block
+                _forget_reads(scoring, read)
                 gas_closed = True
                 continue
             gas += receipt.gas_used
@@ -323,7 +330,15 @@ class Executor:
             size += encoded
             chosen.append(tx)
             receipts.append(receipt)
-        return Selection(chosen, self._finish(state, receipts), rejected, sorted(missing), waiting)
+        return Selection(
+            chosen, self._finish(state, receipts, scoring), rejected, sorted(missing), waiting
+        )
+
+
+def _forget_reads(scoring: Scoring | None, before: set[bytes]) -> None:
+    """A candidate left out of the block: the models only it read are not the block's."""
+    if scoring is not None:
+        scoring.read.intersection_update(before)
 
 
 def tx_proof(txs: Sequence[Tx], index: int) -> merkle.Proof:

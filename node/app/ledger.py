@@ -187,6 +187,11 @@ class Ledger:
         self.known_txs.add(tx for tx, rejected in zip(txs, out, strict=True) if rejected is None)
         return out
 
+    def forget_models(self, model_ids: list[bytes]) -> None:
+        """The node deleted these artifacts: unload them (the next read raises ArtifactMissing)."""
+        if self.executor.models is not None:
+            self.executor.models.forget(model_ids)
+
     def model_trees(self, model_id: bytes) -> int | None:
         """Trees of a model whose artifact this node holds and can load, else None."""
         if self.executor.models is None:
@@ -342,6 +347,7 @@ class Ledger:
             executed.tree,
             list(next_validators),  # type: ignore[arg-type]
             validators_proof=proof,
+            models_read=executed.models_read,
         )
         self._executed.clear()
         self.tree_nodes.add(executed.tree.added)
