@@ -416,7 +416,7 @@ class Node:
         self._at_height(
             action.height,
             lambda: self._timed_execute(
-                "validate", self.ledger.validate, action.height, action.block
+                "validate", self.ledger.validate, action.height, action.block, action.view
             ),
             lambda outcome: self._validated(action, outcome),
         )

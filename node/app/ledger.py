@@ -271,8 +271,14 @@ class Ledger:
         self._keep_decoded(raw, block)  # the replica asks for its digest next
         return Proposal(raw, selection.rejected, selection.missing_models, selection.waiting)
 
-    def validate(self, height: int, raw: bytes, *, check_clock: bool = True) -> str | None:
+    def validate(
+        self, height: int, raw: bytes, view: int | None = None, *, check_clock: bool = True
+    ) -> str | None:
         """None if ``raw`` is a valid next block, else why not.
+
+        ``view`` is the view it was proposed in: a block names the view it was first
+        proposed in, which a NEW-VIEW re-proposing it may have left behind, but never a later
+        one (a primary could otherwise claim any far-off view it also leads).
 
         Raises node.app.scoring.ArtifactMissing when the block scores with a model this
         node does not hold yet: fetch it and validate again.
@@ -295,6 +301,8 @@ class Ledger:
             return "validators_hash does not match the validator set"
         if h.proposer != vals[(height + h.view) % len(vals)]:
             return "proposer is not the primary of the block's view"
+        if view is not None and h.view > view:
+            return f"block names view {h.view}, later than view {view} it was proposed in"
         previous = self.header(height - 1)
         if previous is not None and h.timestamp_ms <= previous.timestamp_ms:
             return "timestamp does not advance"

@@ -228,3 +228,19 @@ def test_a_transaction_no_block_could_carry_is_refused_and_dropped_not_parked(
     proposal = ledger.build(1, 0, proposer(ledger, 1), [big, small])  # big got in earlier
     assert [tx.id for tx in Block.decode(proposal.block).txs] == [small.id]
     assert [(tx.id, exc.code) for tx, exc in proposal.rejected] == [(big.id, "too_large")]
+
+
+def test_a_block_may_not_name_a_view_later_than_the_one_it_was_proposed_in(
+    tmp_path: Path,
+) -> None:
+    """Found by the frame fuzzer: only the proposer's lead of the header's view was checked,
+    so a primary's block could claim any far-off view it also leads."""
+    ledger = open_ledger(tmp_path)
+    height = 1
+    n = len(ledger.validators(height))
+    lead = ledger.validators(height)[(height + n) % n]  # leads views 0 and n alike
+    raw = ledger.build(height, n, lead, [anchor_tx(b"far view")]).block
+    assert "later than view 0" in (ledger.validate(height, raw, 0) or "")
+    assert ledger.validate(height, raw, n) is None
+    assert ledger.validate(height, raw, n + 1) is None  # re-proposed by a later NEW-VIEW
+    assert ledger.validate(height, raw) is None  # a certified block: no view to hold it to
