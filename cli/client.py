@@ -78,13 +78,20 @@ def _untrusted(url: str, exc: aiohttp.ClientConnectorCertificateError) -> NodeUn
 
 
 async def _request(
-    method: str, url: str, body: Any = None, timeout: float = TIMEOUT_S, data: bytes | None = None
+    method: str,
+    url: str,
+    body: Any = None,
+    timeout: float = TIMEOUT_S,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Any:
     try:
         timeouts = aiohttp.ClientTimeout(total=timeout)
         async with (
             aiohttp.ClientSession(timeout=timeouts) as session,
-            session.request(method, url, json=body, data=data, ssl=_ssl_for(url)) as resp,
+            session.request(
+                method, url, json=body, data=data, headers=headers, ssl=_ssl_for(url)
+            ) as resp,
         ):
             try:
                 data = await resp.json(content_type=None)
@@ -121,13 +128,15 @@ def call(
     body: Any = None,
     timeout: float = TIMEOUT_S,
     data: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Any:
-    """One request to a node's API: ``body`` is sent as JSON, or ``data`` as raw bytes.
+    """One request to a node's API: ``body`` is sent as JSON, or ``data`` as raw bytes (with
+    ``headers``, e.g. an upload's signature).
 
     With several nodes, the first that answers does (a node that cannot be reached or is
     busy is skipped); an error the node answered with is final.
     """
-    return _first(node, lambda url: _request(method, url + path, body, timeout, data))
+    return _first(node, lambda url: _request(method, url + path, body, timeout, data, headers))
 
 
 def _first(node: str, request: Callable[[str], Coroutine[Any, Any, Any]]) -> Any:

@@ -74,7 +74,7 @@ def submit(round_id: int, artifact: Path, key_file: Path, node: str, wait: bool)
     on the round's features and only on datasets your organisation anchored."""
     from cli.upload_cmd import uploaded
 
-    info = uploaded(node, artifact)
+    info = uploaded(node, artifact, key_file)
     _call(node, key_file, "submit", [round_id, bytes.fromhex(info["model_id"])], wait)
 
 
@@ -151,6 +151,6 @@ def merge(round_id: int, out: Path, force: bool, key_file: Path, node: str,
             f"the merge here is {merged.model_id.hex()}, the chain computed {r['merged'].hex()}"
         )
     _write(out, merged.data, force)
-    uploaded(node, out)
+    uploaded(node, out, key_file)
     args = {"round": round_id, "model_id": merged.model_id, "size": len(merged.data)}
     _propose(node, key_file, "approve_round", args, wait)

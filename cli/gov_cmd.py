@@ -262,7 +262,7 @@ def model_propose(artifact: Path, name: str, contributors: tuple[str, ...], key_
         weights[org] = int(weight)
     from cli.upload_cmd import uploaded
 
-    uploaded(node, artifact)
+    uploaded(node, artifact, key_file)
     anchors = sorted({a for sub in model.contributors for a in sub.anchors})
     if not anchors:
         raise click.ClickException(

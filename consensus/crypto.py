@@ -45,6 +45,8 @@ DOMAIN_NEW_VIEW = "vigil/new-view/v1"
 DOMAIN_BLOCK = "vigil/block/v1"
 DOMAIN_BLOCK_REQUEST = "vigil/block-request/v1"
 DOMAIN_HANDSHAKE = "vigil/handshake/v2"
+DOMAIN_MODEL_UPLOAD = "vigil/model-upload/v1"
+"""An uploader's signature of a model artifact's id (its SHA-256): POST /v1/models."""
 
 BATCH_INLINE_BELOW = 64
 """Batches smaller than this are verified on the calling thread (pool overhead dominates)."""

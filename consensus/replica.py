@@ -885,7 +885,11 @@ class Replica:
         problem = self._check_new_view_body(nv)
         if problem is not None:
             self._fault("bad-new-view", problem, env.sender)
-            self._start_view_change(nv.view + 1)
+            if nv.view == self.view:  # the primary we wait for failed: on to the next view
+                self._start_view_change(nv.view + 1)
+            # A bad NEW-VIEW for a view still ahead moves nothing: obeyed, it let one
+            # validator push a replica up to view_window views at a time, and the tables of
+            # the views it skipped were never pruned at that height (found by fuzzing).
             return
         self.slot.new_view_done.add(nv.view)
         self._enter_view(nv.view, PrePrepare.decode(nv.pre_prepare.body), nv.pre_prepare)

@@ -32,18 +32,28 @@ from node.app.state import ANCHOR, storage_key
 from node.app.system import MODELS_CONTRACT
 from node.app.types import NAME_PATTERN, Block, Certificate, Event, Header, Receipt, Tx
 from node.http_guard import (
+    API_BURST_PER_ADDRESS,
     API_IDLE_TIMEOUT_S,
+    API_RATE_PER_ADDRESS,
     MAX_API_CONNECTIONS,
     MAX_QUERY_BODY_BYTES,
+    MAX_WAITS_PER_ADDRESS,
     BadRequest,
+    Buckets,
     ClientGone,
     GuardedSite,
     ascii_digits,
+    rate_limited,
     read_body,
     read_json,
 )
 from node.metrics import CONTENT_TYPE as metrics_content_type
-from node.service import Node
+from node.service import (  # noqa: F401 (ARTIFACT_GRACE_BLOCKS: the OpenAPI document)
+    ARTIFACT_GRACE_BLOCKS,
+    MAX_WAITERS,
+    Node,
+    UploadRefused,
+)
 from node.store import MAX_STATE_SCAN
 from node.worker import MAX_CLIENT_TASKS, WorkerBusy
 from vm.errors import OutOfGas, VMError
@@ -51,6 +61,11 @@ from vm.gas import MAX_VALUE_BYTES
 from vm.jsonvalues import JSONValueError, from_json, to_json
 from vm.values import decode_value
 
+UPLOAD_KEY_HEADER = "X-Vigil-Key"
+"""POST /v1/models: the uploader's Ed25519 public key, 64 hex digits."""
+UPLOAD_SIGNATURE_HEADER = "X-Vigil-Signature"
+"""POST /v1/models: the key's signature (128 hex digits) of the artifact's model id, its
+SHA-256, under DOMAIN_MODEL_UPLOAD and the genesis hash (consensus/crypto.py)."""
 MAX_SUBMIT_BATCH = 1_000
 """Transactions accepted in one POST /v1/txs."""
 MAX_API_BODY_BYTES = 64 * 1024 * 1024
@@ -81,6 +96,8 @@ MAX_QUERIES_IN_FLIGHT = 4
 """Read-only queries queued or running at once on this node; the next is 503 ``busy``, so
 queries cannot fill the worker's client queue that every other read shares."""
 assert MAX_QUERIES_IN_FLIGHT < MAX_CLIENT_TASKS
+assert MAX_WAITS_PER_ADDRESS * 16 <= MAX_WAITERS, "sixteen addresses cannot take every wait"
+assert MAX_WAITS_PER_ADDRESS < MAX_API_CONNECTIONS
 MAX_HEIGHT_DIGITS = 18
 """Digits of a height or position in a path or query (below 2**63)."""
 WAIT_PATTERN = r"[0-9]{1,3}(\.[0-9]{1,3})?"
@@ -213,6 +230,8 @@ class Api:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.queries_in_flight = 0
+        self.waiting: dict[str, int] = {}
+        """Long polls open per client address (at most MAX_WAITS_PER_ADDRESS each)."""
 
     def n_trees(self, model_id: bytes) -> int | None:
         """Trees of a model this node holds (to show a path sum as a score), else None."""
@@ -273,7 +292,7 @@ class Api:
         if single:
             only = results[0]
             if "error" in only:
-                status = {"mempool_full": 429}.get(only["error"]["code"], 400)
+                status = {"mempool_full": 429, "share_full": 429}.get(only["error"]["code"], 400)
                 return web.json_response(only, status=status)
             return web.json_response(only, status=202)
         return web.json_response({"results": results}, status=202)
@@ -285,7 +304,17 @@ class Api:
             if re.fullmatch(WAIT_PATTERN, wait) is None:
                 return error(400, "bad_wait", "wait must be a number of seconds, like 5 or 0.5")
             seconds = min(float(wait), MAX_WAIT_S)
-            await self.node.wait_for_commit(tx_id, max(0.0, seconds))
+            address = request.remote or ""
+            if self.waiting.get(address, 0) >= MAX_WAITS_PER_ADDRESS:
+                return error(429, "too_many_waits", f"{MAX_WAITS_PER_ADDRESS} requests from "
+                             "your address already wait for a commit")  # fmt: skip
+            self.waiting[address] = self.waiting.get(address, 0) + 1
+            try:
+                await self.node.wait_for_commit(tx_id, max(0.0, seconds))
+            finally:
+                self.waiting[address] -= 1
+                if not self.waiting[address]:
+                    del self.waiting[address]
         response = await self.node.worker.client(lambda: self._tx_response(tx_id))
         if response is not None:
             return response
@@ -512,10 +541,28 @@ class Api:
         return web.json_response({"anomalies": found, "next": max(start, end + 1)})
 
     async def upload_model(self, request: web.Request) -> web.Response:
-        """Keep a model artifact (raw bytes) and pass it to the other nodes."""
+        """Keep a model artifact (raw bytes) signed by an authorised key (``UPLOAD_KEY_HEADER``,
+        ``UPLOAD_SIGNATURE_HEADER``: hex). The key and its authorisation are checked before
+        the body is read; peers fetch the artifact when a block reads it."""
+        key_text = request.headers.get(UPLOAD_KEY_HEADER)
+        signature_text = request.headers.get(UPLOAD_SIGNATURE_HEADER)
+        if key_text is None or signature_text is None:
+            return error(401, "unsigned", f"an upload needs {UPLOAD_KEY_HEADER} (the uploader's "
+                         f"public key) and {UPLOAD_SIGNATURE_HEADER} (its signature of the "
+                         "artifact's model id), both hex")  # fmt: skip
+        if re.fullmatch("[0-9a-fA-F]{64}", key_text) is None:
+            return error(401, "bad_signature", f"{UPLOAD_KEY_HEADER} must be 64 hex digits")
+        if re.fullmatch("[0-9a-fA-F]{128}", signature_text) is None:
+            return error(401, "bad_signature", f"{UPLOAD_SIGNATURE_HEADER} must be 128 hex digits")
+        key, signature = bytes.fromhex(key_text), bytes.fromhex(signature_text)
+        refused = await self.node.worker.client(lambda: self.node.upload_refusal(key))
+        if refused is not None:
+            return error(refused.status, refused.code, refused.message)
         data = await read_body(request, MAX_ARTIFACT_BYTES)
         try:
-            model = await self.node.add_artifact(data)
+            model = await self.node.add_artifact(data, key, signature)
+        except UploadRefused as exc:
+            return error(exc.status, exc.code, exc.message)
         except ModelError as exc:
             return error(400, "bad_artifact", str(exc))
         return web.json_response(
@@ -778,8 +825,11 @@ def counted(node: Node):  # type: ignore[no-untyped-def]
 
 
 def make_app(node: Node) -> web.Application:
+    limited = node.metrics.rejected.labels("api", "rate_limited")
+    buckets = Buckets(API_RATE_PER_ADDRESS, API_BURST_PER_ADDRESS)
     app = web.Application(
-        client_max_size=MAX_API_BODY_BYTES, middlewares=[counted(node), json_errors]
+        client_max_size=MAX_API_BODY_BYTES,
+        middlewares=[counted(node), rate_limited(buckets, limited.inc), json_errors],
     )
     app.add_routes(Api(node).routes())
     app.add_routes(explorer.routes())

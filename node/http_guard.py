@@ -16,6 +16,8 @@ import asyncio
 import json
 import math
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +39,19 @@ MAX_JSON_NUMBER_CHARS = 40
 float fits; longer is a 400 before Python converts it."""
 MAX_QUERY_BODY_BYTES = 1024 * 1024
 """Largest body of POST /v1/contracts/{name}/query (a method name and its arguments)."""
+API_RATE_PER_ADDRESS = 200.0
+"""Requests per second one client address may make, on average (a token bucket)."""
+API_BURST_PER_ADDRESS = 400
+"""Requests one address may make at once after a quiet spell (the bucket's size): a page of
+the explorer or a benchmark's batches fit; a flood gets 429 with Retry-After."""
+MAX_RATE_ADDRESSES = 4_096
+"""Client addresses whose buckets are remembered; past it the least recently seen is
+forgotten (its next request starts with a full bucket), so the table cannot grow."""
+MAX_WAITS_PER_ADDRESS = 64
+"""Long polls (GET /v1/txs/{hash}?wait=) one address may hold open at once: outsiders
+cannot take every waiting slot of the node (node.service.MAX_WAITERS)."""
 assert len(str(-(2**63))) <= MAX_JSON_NUMBER_CHARS
+assert API_BURST_PER_ADDRESS >= API_RATE_PER_ADDRESS >= 1
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(rb"[\[\]{}]")
@@ -161,25 +175,87 @@ class GuardedSite(web.TCPSite):
     """A TCP site that serves at most ``limit`` connections at once; the next is refused."""
 
     def __init__(self, runner: web.AppRunner, host: str, port: int, *, limit: int,
-                 on_refuse: Callable[[], None] = lambda: None, **kwargs: Any) -> None:  # fmt: skip
+                 on_refuse: Callable[[], None] = lambda: None,
+                 tls_handshake_s: float = API_IDLE_TIMEOUT_S, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(runner, host, port, **kwargs)
         self._limit = limit
         self._on_refuse = on_refuse
+        self._tls_handshake_s = tls_handshake_s
+        """A TLS handshake not done by then is dropped (asyncio's default is 60 s)."""
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
-        limit, on_refuse = self._limit, self._on_refuse
+        limit, on_refuse, window = self._limit, self._on_refuse, self._tls_handshake_s
+        handshaking: dict[int, tuple[float, Any]] = {}
+        """Handlers whose TLS handshake is under way (aiohttp counts a connection only once
+        it is done), by id, with when they began; each leaves when it joins the server's
+        connections or its handshake times out."""
 
         def factory() -> asyncio.Protocol:
-            if len(server.connections) >= limit:
+            now = time.monotonic()
+            if handshaking:
+                live = {id(handler) for handler in server.connections}
+                for key, (began, _) in list(handshaking.items()):
+                    if key in live or now - began > window:
+                        del handshaking[key]
+            if len(server.connections) + len(handshaking) >= limit:
                 on_refuse()
                 return _Refuse()
-            return server()
+            handler = server()
+            if self._ssl_context is not None:
+                handshaking[id(handler)] = (now, handler)
+            return handler
 
         self._server = await asyncio.get_running_loop().create_server(
             factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
             reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self._tls_handshake_s if self._ssl_context else None,
         )  # fmt: skip
         self._bound_port = self._server.sockets[0].getsockname()[1]
+
+
+class Buckets:
+    """Token buckets by client address, at most MAX_RATE_ADDRESSES of them."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """address -> (tokens, when last filled), least recently seen first"""
+
+    def take(self, address: str) -> float:
+        """Take a token for ``address``: 0 if it had one, else the seconds until it will."""
+        now = self.clock()
+        tokens, then = self._buckets.pop(address, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        self._buckets[address] = (tokens - 1 if wait == 0 else tokens, now)
+        if len(self._buckets) > MAX_RATE_ADDRESSES:
+            self._buckets.popitem(last=False)
+        return wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def rate_limited(
+    buckets: Buckets, refused: Callable[[], None] = lambda: None
+) -> Callable[..., Any]:
+    """A middleware answering 429 (with Retry-After) to an address past its request rate."""
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        wait = buckets.take(request.remote or "")
+        if wait > 0:
+            refused()
+            return web.json_response(
+                {"error": {"code": "rate_limited", "message": "too many requests from your "
+                           f"address; at most {buckets.rate:g} a second"}},
+                status=429, headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )  # fmt: skip
+        return await handler(request)
+
+    return limit

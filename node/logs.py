@@ -24,6 +24,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_BURST = 20
@@ -146,6 +148,27 @@ class RateLimit(logging.Filter):
         )
 
 
+class ClientFaults(logging.Filter):
+    """aiohttp logs a request it cannot parse (a bad header, a NUL byte, a stranger speaking
+    something else) at ERROR with a traceback: a client's fault, not the node's, and any
+    client can send one. Such a record becomes one INFO line saying what was wrong (then
+    RateLimit holds repeats back); a real handler error keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError | ConnectionResetError):
+            return True
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:
+            return False
+        text = getattr(error, "message", None) or str(error)
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "refused a request it could not read: %s", (
+            " ".join(str(text).split())[:200],
+        )
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure(level: str, fmt: str, stream: Any = None) -> logging.Handler:
     """Send the node's log to ``stream`` (stderr) in ``fmt`` at ``level``; returns the handler."""
     if fmt not in LOG_FORMATS:
@@ -154,6 +177,7 @@ def configure(level: str, fmt: str, stream: Any = None) -> logging.Handler:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ClientFaults())
     handler.addFilter(RateLimit())
     root = logging.getLogger()
     for old in list(root.handlers):

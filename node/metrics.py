@@ -34,6 +34,28 @@ if TYPE_CHECKING:
     from node.service import Node
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class GcTimer:
+    """A ``gc.callbacks`` entry timing each collection. A collection holds the GIL from start
+    to stop, so the two phases of one never interleave with another's."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+        self._started: float | None = None
+        self.longest_s = 0.0
+        """The longest collection seen (the benchmark reports it beside the loop stalls)."""
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        if self._started is None:
+            return
+        took = time.perf_counter() - self._started
+        self._started = None
+        self.longest_s = max(self.longest_s, took)
+        self._histogram.labels(str(info.get("generation", "?"))).observe(took)
 MAX_MODEL_LABELS = 64
 """Model families given their own series; scores of others are counted under "other", so a
 chain with many model names cannot grow the metrics without bound."""
@@ -83,6 +105,12 @@ class NodeMetrics:
             "vigil_verify_seconds", "Admission of one batch of transactions (signatures "
             "verified together, then the admission rules)", buckets=SECONDS, registry=r,
         )  # fmt: skip
+        self.gc = Histogram(
+            "vigil_gc_seconds", "Collections of CPython's cyclic garbage collector by "
+            "generation: the whole process stops meanwhile (a cause of loop stalls)",
+            ["generation"], buckets=SECONDS, registry=r,
+        )  # fmt: skip
+        self.gc_timer = GcTimer(self.gc)
         self.execute = Histogram(
             "vigil_execute_seconds", "Executing a block: building a proposal or validating one",
             ["phase"], buckets=SECONDS, registry=r,

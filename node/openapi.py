@@ -161,7 +161,28 @@ def document(limits: dict[str, Any]) -> dict:
                 {"200": ok("models and complete")},
             ),
             "post": {
-                "summary": "Upload a model artifact (raw bytes): checked, kept by id, gossiped",
+                "summary": "Upload a model artifact (raw bytes), signed by a key governance "
+                "authorises now (a client of a member with the `submit` role, or a member's "
+                "admin key): checked and kept by id; peers fetch it when a block reads it, and "
+                "one no committed block reads within "
+                f"{limits['ARTIFACT_GRACE_BLOCKS']} blocks is deleted",
+                "parameters": [
+                    {
+                        "name": limits["UPLOAD_KEY_HEADER"],
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                        "description": "the uploader's Ed25519 public key",
+                    },
+                    {
+                        "name": limits["UPLOAD_SIGNATURE_HEADER"],
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
+                        "description": "the key's Ed25519 signature of the artifact's model id "
+                        "(its SHA-256), domain `vigil/model-upload/v1`, bound to the genesis hash",
+                    },
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -176,9 +197,13 @@ def document(limits: dict[str, Any]) -> dict:
                 },
                 "responses": {
                     "201": ok("model id and schema"),
-                    "400": error(),
-                    "413": error(),
-                    "415": error(),
+                    "400": error(),  # bad_artifact
+                    "401": error(),  # unsigned, bad_signature, weak_key
+                    "403": error(),  # unauthorised, forbidden
+                    "408": error(),  # timeout (a slow body)
+                    "413": error(),  # too_large
+                    "415": error(),  # unsupported_encoding
+                    "429": error(),  # upload_quota: MAX_UNREFERENCED_* of this key
                 },
             },
         },

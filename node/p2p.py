@@ -66,6 +66,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from consensus import codec
+from consensus.certificate import MAX_VALIDATORS
 from consensus.crypto import (
     DOMAIN_HANDSHAKE,
     PrivateKey,
@@ -76,6 +77,7 @@ from consensus.crypto import (
 from consensus.messages import MAX_MESSAGE_BYTES
 from ml.limits import MAX_ARTIFACT_BYTES
 from node.app.types import MAX_TX_BYTES
+from node.http_guard import GuardedSite
 from node.tls import PeerTLS, cert_hash, certificate_node_key
 
 log = logging.getLogger("vigil.p2p")
@@ -102,6 +104,10 @@ budget, so a flood of answers never starves votes)."""
 assert MAX_CONSENSUS_QUEUE_BYTES >= 2 * (MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES)
 assert MAX_BLOCKS_QUEUE_BYTES >= 2 * MAX_FRAME_BYTES
 HANDSHAKE_TIMEOUT_S = 5.0
+MAX_PEER_CONNECTIONS = 2 * MAX_VALIDATORS + 64
+"""Open connections on the peer port: an inbound link from every validator, twice over
+(a link being replaced), and room for strangers' handshakes, each bounded by
+HANDSHAKE_TIMEOUT_S (TLS included); the next connection is refused at once."""
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
 NONCE_BYTES = 32
@@ -191,7 +197,12 @@ def encode_frame(kind: str, payload: object) -> bytes:
 
 def decode_frame(data: bytes) -> tuple[str, object]:
     value = codec.decode(data, max_size=MAX_FRAME_BYTES)
-    if type(value) is not list or len(value) != 2 or value[0] not in FRAME_KINDS:
+    if (
+        type(value) is not list
+        or len(value) != 2
+        or type(value[0]) is not str  # an array there is unhashable: a TypeError, not a refusal
+        or value[0] not in FRAME_KINDS
+    ):
         raise codec.MalformedError("frame must be [kind, payload] with a known kind")
     return value[0], value[1]
 
@@ -253,10 +264,15 @@ class PeerNetwork:
     async def start(self, host: str, port: int) -> None:
         app = web.Application(client_max_size=MAX_FRAME_BYTES)
         app.router.add_get("/p2p", self._accept)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=HANDSHAKE_TIMEOUT_S)
         await self._runner.setup()
         ssl_context = self.tls.server if self.tls is not None else None
-        await web.TCPSite(self._runner, host, port, ssl_context=ssl_context).start()
+        site = GuardedSite(
+            self._runner, host, port, limit=MAX_PEER_CONNECTIONS, ssl_context=ssl_context,
+            tls_handshake_s=HANDSHAKE_TIMEOUT_S,
+            on_refuse=self._refuse_connection,
+        )  # fmt: skip
+        await site.start()
         self._session = aiohttp.ClientSession()
         for peer in self._links:
             self._start_dialer(peer)
@@ -321,6 +337,10 @@ class PeerNetwork:
         self._count(kind, "out", len(frame))
         link.ready.set()
         return True
+
+    def _refuse_connection(self) -> None:
+        """A connection past MAX_PEER_CONNECTIONS: counted with the handshakes refused."""
+        self.refused += 1
 
     def _count(self, kind: str, direction: str, size: int) -> None:
         entry = self.traffic.setdefault((kind, direction), [0, 0])

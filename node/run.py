@@ -9,17 +9,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import sys
 import time
 from pathlib import Path
 
+from consensus.certificate import MAX_VALIDATORS
 from consensus.crypto import PrivateKey
 from node.api import start_api
 from node.app.genesis import Genesis
 from node.config import ConfigError, Home, NodeConfig
+from node.http_guard import MAX_API_CONNECTIONS
+from node.p2p import MAX_PEER_CONNECTIONS
 from node.service import Node
-from node.store import StoreError
+from node.store import STORE_MAX_OPEN_FILES, StoreError
 from node.tls import TLSConfigError, api_server_context
 
 log = logging.getLogger("vigil.node")
@@ -31,6 +35,36 @@ GIL_SWITCH_INTERVAL_S = 0.001
 back each time, so with the default a loop turn with many sends waits behind execution
 several times over; 1 ms keeps its stalls short at no measurable cost in throughput
 (docs/node.md has the figures)."""
+
+
+FILES_MARGIN = 256
+"""File descriptors beyond the named bounds: logs, the worker's files, libraries, pipes."""
+FILES_NEEDED = (
+    MAX_API_CONNECTIONS + MAX_PEER_CONNECTIONS + MAX_VALIDATORS + STORE_MAX_OPEN_FILES
+    + FILES_MARGIN
+)  # fmt: skip
+"""Open files a node may need at once: every API and peer-port connection its limits allow,
+one outbound link per validator, LevelDB's tables and the margin. The soft limit is raised to
+this at start-up (1,024 is a common default: 1,100 idle connections once stopped the API)."""
+
+
+def raise_open_file_limit(needed: int = FILES_NEEDED) -> int:
+    """Raise the soft open-file limit to ``needed`` (within the hard limit); the new limit.
+
+    Below ``needed`` the connection limits could meet EMFILE before they refuse anyone:
+    the node says so at start-up, once, instead of logging accept errors under load."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        log.warning(
+            "open-file limit %d (hard limit %d) is below the %d the node's connection "
+            "limits need; raise it (systemd LimitNOFILE=, ulimit -n)", target, hard, needed,
+        )  # fmt: skip
+    return target
 
 
 class NodeHalted(Exception):
@@ -73,6 +107,7 @@ async def run_node(
         moved = set_aside_damaged_store(home)
         log.warning("store damaged (%s); moved it to %s and re-syncing from peers", exc, moved)
         node = Node(home, config, genesis, key)
+    raise_open_file_limit()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

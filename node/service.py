@@ -13,6 +13,8 @@ dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import time
@@ -23,7 +25,14 @@ from typing import TypeVar
 
 from consensus import codec
 from consensus.certificate import Certificate
-from consensus.crypto import PrivateKey, key_hex
+from consensus.crypto import (
+    DOMAIN_MODEL_UPLOAD,
+    PrivateKey,
+    is_acceptable_public_key,
+    key_hex,
+    sha256,
+    verify,
+)
 from consensus.events import (
     Action,
     BlockPersisted,
@@ -56,10 +65,11 @@ from ml.artifact import model_id as artifact_id
 from ml.drift import PSI_SCALE
 from ml.errors import ModelError
 from ml.forest import Model
+from ml.limits import MAX_ARTIFACT_BYTES
 from node import logs
 from node.app import governance
 from node.app.drift_state import LEVELS
-from node.app.genesis import Genesis
+from node.app.genesis import DEFAULT_PARAMS, Genesis
 from node.app.ledger import Ledger, Proposal
 from node.app.scoring import ArtifactMissing
 from node.app.state import Overlay
@@ -74,7 +84,7 @@ from node.budget import (
 )
 from node.config import Home, NodeConfig, split_address
 from node.looplag import LoopLagMonitor
-from node.mempool import Mempool, MempoolFull
+from node.mempool import Mempool, MempoolFull, ShareFull
 from node.metrics import NodeMetrics
 from node.p2p import (
     BLOCKS,
@@ -119,6 +129,24 @@ MAX_ARTIFACT_WAITERS = 1_000
 replica then moves to another view). Builds only start a fetch, and the one certified block
 being committed always waits."""
 
+ARTIFACT_GRACE_BLOCKS = 10_000
+"""Committed blocks an uploaded (or fetched) artifact that no committed block has read waits
+before it is deleted: time for its uploader to propose it (approve_model, approve_round) or
+submit it to a round. A committed block that reads it pins it for good (node/store.py), so
+the vote that follows needs no more time. At least the default ``max_tx_window``, so a
+proposal signed as the artifact is uploaded, valid for the whole window, still finds it."""
+assert DEFAULT_PARAMS["max_tx_window"] <= ARTIFACT_GRACE_BLOCKS
+MAX_ARTIFACTS_COLLECTED_PER_COMMIT = 16
+"""Artifacts one commit deletes at most (oldest first; the rest wait for the next commit),
+so collection adds bounded work to a commit on the application worker."""
+MAX_UNREFERENCED_ARTIFACTS_PER_KEY = 8
+"""Artifacts one uploading key may have on a node that no committed block has read yet; the
+next upload is 429 ``upload_quota`` until one is proposed (pinned) or collected."""
+MAX_UNREFERENCED_BYTES_PER_KEY = 64 * 1024 * 1024
+"""Bytes of those artifacts per uploading key: four of the largest. So one authorised key can
+make a node hold at most this much that nobody proposed, for ARTIFACT_GRACE_BLOCKS."""
+assert MAX_ARTIFACT_BYTES <= MAX_UNREFERENCED_BYTES_PER_KEY
+assert MAX_ARTIFACTS_COLLECTED_PER_COMMIT >= 1 and MAX_UNREFERENCED_ARTIFACTS_PER_KEY >= 1
 
 MAX_GOSSIP_QUEUE_BYTES = 16 * 1024 * 1024
 """Bytes of peers' gossiped transactions waiting to be checked; past it they are dropped (the
@@ -173,6 +201,20 @@ def skewed_clock() -> Callable[[], int] | None:
     log.warning("TEST HOOK: this node's ledger clock is skewed by %+d ms (%s)", skew,
                 TEST_CLOCK_SKEW_ENV)  # fmt: skip
     return lambda: int(time.time() * 1000) + skew
+
+
+class UploadRefused(Exception):
+    """A model upload the node does not keep: ``status`` is the HTTP status, ``code`` the
+    stable error code (node/api.py answers with both)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+UPLOAD_ROLE = "submit"
+"""The client role that may upload model artifacts (the role that puts data on chain:
+anchors, deploys, calls); a member's admin key may upload too (it proposes models)."""
 
 
 @dataclass
@@ -240,6 +282,7 @@ class Node:
         self.store.on_sync = lambda what, seconds: self.metrics.fsync.labels(what).observe(seconds)
         self._peer_names = self._names_of_peers()
         self.metrics.watch(self)
+        gc.callbacks.append(self.metrics.gc_timer)
         me = next((m.org for m in genesis.members if m.node_key == key.public), None)
         name = me or key_hex(key.public)[:12]
         logs.set_context(
@@ -297,6 +340,8 @@ class Node:
 
     async def stop(self) -> None:
         self._closed = True
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self.metrics.gc_timer)
         for handle in self._timers.values():
             handle.cancel()
         for handle in self._artifact_timers.values():
@@ -403,7 +448,7 @@ class Node:
         self._at_height(
             action.height,
             lambda: self._timed_execute(
-                "validate", self.ledger.validate, action.height, action.block
+                "validate", self.ledger.validate, action.height, action.block, action.view
             ),
             lambda outcome: self._validated(action, outcome),
         )
@@ -465,8 +510,11 @@ class Node:
         proposal: Proposal = outcome.value
         for tx, exc in proposal.rejected:
             log.info("dropping %s from the mempool: %s", tx.id.hex()[:12], exc.message)
-        for model_id in proposal.missing_models:
-            self._await_artifact(model_id, None)  # fetch; its txs wait in the mempool
+        for model_id in proposal.missing_models:  # fetch; its txs wait in the mempool meanwhile
+            waiting = proposal.waiting.get(model_id, [])
+            self._await_artifact(
+                model_id, lambda ok, m=model_id, ids=waiting: ok or self._unfetchable(m, ids)
+            )
         dropped = self.mempool.remove([tx.id for tx, _ in proposal.rejected])
         if dropped:
             asyncio.get_running_loop().call_soon(self._drop_requests, dropped)
@@ -489,6 +537,7 @@ class Node:
         """On the worker: commit, then count the block's transactions by kind and outcome."""
         with self.metrics.timed(self.metrics.commit):
             result = self.ledger.commit(block, certificate)
+        self._collect_artifacts()
         assert self.ledger.last_committed is not None
         decoded, receipts = self.ledger.last_committed
         outcomes: Counter[tuple[str, str]] = Counter()
@@ -593,27 +642,78 @@ class Node:
         for callback in self._artifact_waits.pop(model_id, []):
             callback(available)
 
-    async def add_artifact(self, data: bytes, *, gossip: bool = True) -> Model:
-        """Check a model artifact on the worker (raises ml.errors.ArtifactError, WorkerBusy),
-        keep it and tell the peers."""
-        model = await self.worker.client(lambda: load_artifact(data))
-        self._keep_artifact(model, data, gossip)
+    def upload_refusal(self, key: bytes) -> UploadRefused | None:
+        """On the worker: why ``key`` may not upload a model artifact now, or None. It may if
+        governance authorises it as a client with the UPLOAD_ROLE of a member organisation,
+        or as a member's admin key."""
+        if not is_acceptable_public_key(key):
+            return UploadRefused(401, "weak_key", "the key is malformed, non-canonical or of "
+                                 "small order")  # fmt: skip
+        roles = governance.roles_of(Overlay(self.store.get), key)
+        if roles is None:
+            return UploadRefused(403, "unauthorised", f"key {key.hex()} is neither an "
+                                 "authorised client nor a member's admin")  # fmt: skip
+        if UPLOAD_ROLE not in roles and governance.MEMBER_ADMIN not in roles:
+            return UploadRefused(403, "forbidden", f"key {key.hex()} lacks the {UPLOAD_ROLE!r} "
+                                 "role model uploads need")  # fmt: skip
+        return None
+
+    async def add_artifact(self, data: bytes, key: bytes, signature: bytes) -> Model:
+        """Check a signed upload on the worker and keep the artifact (raises UploadRefused,
+        ml.errors.ModelError, WorkerBusy). It is not passed on: a peer fetches it
+        (model-fetch) when a block it executes reads it."""
+        model = await self.worker.client(lambda: self._keep_upload(data, key, signature))
+        self._artifact_stored(model.model_id)
         return model
 
-    def _keep_artifact(self, model: Model, data: bytes, gossip: bool) -> None:
-        if self._closed:
-            return
-        if self.store.artifact(model.model_id) is None:
-            self.store.put_artifact(model.model_id, data)
-            if gossip:
-                self.network.broadcast(MODEL, data)
-        if model.model_id in self._artifact_waits:
-            asyncio.get_running_loop().call_soon(self._artifact_arrived, model.model_id, True)
+    def _keep_upload(self, data: bytes, key: bytes, signature: bytes) -> Model:
+        """On the worker: the uploader's signature over the model id, its authorisation now,
+        the artifact, then the uploader's quota of artifacts no committed block read yet."""
+        refused = self.upload_refusal(key)
+        if refused is not None:
+            raise refused
+        model_id = sha256(data)
+        if not verify(key, DOMAIN_MODEL_UPLOAD, self.ledger.genesis_hash, model_id, signature):
+            raise UploadRefused(401, "bad_signature", "X-Vigil-Signature is not this key's "
+                                "signature of the artifact's model id on this chain")  # fmt: skip
+        model = load_artifact(data, expected_id=model_id)
+        if self.store.artifact(model_id) is not None:
+            return model  # held already (uploaded, fetched or pinned): nothing to count
+        count, size = self.store.unreferenced(key, MAX_UNREFERENCED_ARTIFACTS_PER_KEY)
+        if (
+            count >= MAX_UNREFERENCED_ARTIFACTS_PER_KEY
+            or size + len(data) > MAX_UNREFERENCED_BYTES_PER_KEY
+        ):
+            raise UploadRefused(
+                429, "upload_quota",
+                f"this key already has {count} artifacts ({size} bytes) here that no block "
+                f"has read; at most {MAX_UNREFERENCED_ARTIFACTS_PER_KEY} and "
+                f"{MAX_UNREFERENCED_BYTES_PER_KEY} bytes: propose one, or wait until unused "
+                f"ones are deleted ({ARTIFACT_GRACE_BLOCKS} blocks after upload)",
+            )  # fmt: skip
+        self.store.put_artifact(model_id, data, height=self.ledger.height, uploader=key)
+        return model
+
+    def _artifact_stored(self, model_id: bytes) -> None:
+        """On the loop: wake what waits for this artifact."""
+        if not self._closed and model_id in self._artifact_waits:
+            asyncio.get_running_loop().call_soon(self._artifact_arrived, model_id, True)
 
     def _on_model(self, data: bytes) -> None:
-        """A peer's artifact: skip one this node holds, check the rest on the worker."""
-        if self.store.artifact(artifact_id(data)) is not None:
+        """A peer's artifact: kept only if this node asked for it (a block it builds,
+        validates or commits reads it), after a check on the worker. Anything else is
+        dropped, so only a signed upload adds an artifact nobody asked for to a node."""
+        model_id = artifact_id(data)
+        if self.store.artifact(model_id) is not None:
             return
+        if model_id not in self._artifact_waits:
+            self.faults["model-unrequested"] += 1
+            return
+
+        def keep() -> Model:
+            model = load_artifact(data, expected_id=model_id)
+            self.store.put_artifact(model_id, data, height=self.ledger.height)
+            return model
 
         def done(outcome: Outcome) -> None:
             if isinstance(outcome.error, ModelError):
@@ -621,12 +721,35 @@ class Node:
             elif outcome.error is not None:
                 log.error("checking a peer's model artifact failed", exc_info=outcome.error)
             else:
-                self._keep_artifact(outcome.value, data, False)
+                self._artifact_stored(model_id)
 
         try:
-            self.worker.client_call(lambda: load_artifact(data), done)
+            self.worker.client_call(keep, done)
         except WorkerBusy:
             self.faults["model-dropped-busy"] += 1
+
+    def _unfetchable(self, model_id: bytes, tx_ids: list[bytes]) -> None:
+        """No peer sent a model's artifact within ARTIFACT_WAIT_S: the transactions waiting
+        for it leave the mempool (left there, they kept primaries making empty blocks until
+        they expired). A client may submit them again once a member holds the model."""
+        dropped = self.mempool.remove(tx_ids)
+        if dropped:
+            log.warning("dropped %d transaction(s) waiting for model %s: no peer sent its "
+                        "artifact in %.0f s", len(dropped), model_id.hex()[:12],
+                        ARTIFACT_WAIT_S)  # fmt: skip
+            self._drop_requests(dropped)
+
+    def _collect_artifacts(self) -> None:
+        """On the worker, after a commit: delete artifacts no committed block read that have
+        waited ARTIFACT_GRACE_BLOCKS (at most MAX_ARTIFACTS_COLLECTED_PER_COMMIT)."""
+        gone = self.store.collect_artifacts(
+            self.ledger.height, ARTIFACT_GRACE_BLOCKS, MAX_ARTIFACTS_COLLECTED_PER_COMMIT
+        )
+        if gone:
+            self.ledger.forget_models(gone)
+            ids = ", ".join(g.hex()[:12] for g in gone)
+            log.info("deleted %d model artifacts no block read within %d blocks: %s",
+                     len(gone), ARTIFACT_GRACE_BLOCKS, ids)  # fmt: skip
 
     def _drop_requests(self, tx_ids: list[bytes]) -> None:
         for tx_id in tx_ids:
@@ -654,6 +777,13 @@ class Node:
     # ------------------------------------------------------------ peers
 
     def _on_frame(self, peer: bytes, kind: str, payload: object) -> None:
+        if not self._is_member(peer):
+            # The handshake admits current validators only, but a link accepted before a
+            # validator-set change stays open until it is closed: frames from a removed
+            # member are dropped here, so nothing (budget buckets, gossip, answers) is kept
+            # or spent for a key that is no longer a validator.
+            self.faults["frame-from-non-member"] += 1
+            return
         if kind == CONSENSUS and type(payload) is bytes:
             self.feed(MessageReceived(payload))
         elif kind == TX and type(payload) is list:
@@ -675,9 +805,12 @@ class Node:
             self._on_model(payload)
 
     def _on_blocks(self, peer: bytes, items: list) -> None:
-        """Queue a catch-up answer's certified blocks; they commit one at a time."""
+        """Queue a catch-up answer's certified blocks; they commit one at a time. An answer
+        with a malformed entry is dropped whole: queued, its first entries would stay there
+        (nothing feeds them) and every later answer would be ignored as still applying."""
         if self._catch_up:
             return  # still applying an earlier answer; its end asks again
+        answer: list[tuple[bytes, Certificate]] = []
         for item in items[:MAX_SERVE_BLOCKS]:
             if type(item) is not list or len(item) != 2 or type(item[0]) is not bytes:
                 return
@@ -685,7 +818,8 @@ class Node:
                 cert = Certificate.decode(item[1])
             except (codec.CodecError, FieldError):
                 return
-            self._catch_up.append((item[0], cert))
+            answer.append((item[0], cert))
+        self._catch_up.extend(answer)
         self._catch_up_peer = peer
         self._catch_up_from = self.ledger.height
         self._continue_catch_up()
@@ -767,6 +901,8 @@ class Node:
             return SubmitResult(tx.id)  # committed while it was being checked
         try:
             self.mempool.add(tx, len(raw))
+        except ShareFull as exc:
+            return SubmitResult(None, "share_full", str(exc))
         except MempoolFull as exc:
             return SubmitResult(None, "mempool_full", str(exc))
         return SubmitResult(tx.id, new=True)
@@ -836,4 +972,5 @@ class Node:
             "mempool": {"txs": len(self.mempool), "bytes": self.mempool.bytes},
             "uptime_s": round(time.time() - self.started_at, 1),
             **self.loop_lag.status(),
+            "max_gc_pause_ms": round(self.metrics.gc_timer.longest_s * 1000, 1),
         }

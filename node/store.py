@@ -15,6 +15,14 @@ their state. Key layout (all heights are 8-byte big-endian):
     tx/<id>             [height, index]      state/<key>   state value
     consensus/safety    the replica's SafetyState (written before its votes leave)
     artifact/<id>       a model artifact whose SHA-256 is <id> (not state: fetched by id)
+    artpin/<id>         a committed block read artifact <id>: kept for good (replaying the
+                        block needs it; every version and open proposal is one such read)
+    artmeta/<id>        an artifact not (yet) pinned: [height it arrived at, uploader key or b""]
+    artgc/<h><id>       the same, queued by arrival height for collection (collect_artifacts)
+    artup/<key><id>     the same, by uploading key: its size (the uploader's quota)
+
+An artifact stored without an arrival height (``put_artifact(id, data)``) is kept for good:
+stores written before uploads were collected, and tests.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +52,10 @@ STATE = b"state/"
 ARTIFACT = b"artifact/"
 TREE = b"tree/"
 VALPROOF = b"valproof/"
+ARTPIN = b"artpin/"
+ARTMETA = b"artmeta/"
+ARTGC = b"artgc/"
+ARTUP = b"artup/"
 
 MAX_STATE_SCAN = 10_000
 """Most state entries one prefix scan returns."""
@@ -55,6 +67,11 @@ class StoreError(Exception):
 
 def _h(height: int) -> bytes:
     return struct.pack(">Q", height)
+
+
+STORE_MAX_OPEN_FILES = 500
+"""Table files LevelDB keeps open (its default is 1,000): part of the node's file budget
+(node/run.py), with room for a few gigabytes of state at 2 MiB a table."""
 
 
 class Store:
@@ -70,7 +87,10 @@ class Store:
                 "run `vigil node init` or restore the directory"
             )
         try:
-            self.db = plyvel.DB(str(self.path), create_if_missing=create, paranoid_checks=True)
+            self.db = plyvel.DB(
+                str(self.path), create_if_missing=create, paranoid_checks=True,
+                max_open_files=STORE_MAX_OPEN_FILES,
+            )  # fmt: skip
         except plyvel.Error as exc:
             raise StoreError(f"{self.path}: cannot open the database: {_message(exc)}") from None
         except OSError as exc:
@@ -195,9 +215,70 @@ class Store:
     def artifact(self, model_id: bytes) -> bytes | None:
         return self.db.get(ARTIFACT + model_id)
 
-    def put_artifact(self, model_id: bytes, data: bytes) -> None:
-        """Keep a model artifact; the caller has checked that ``model_id`` is its SHA-256."""
-        self.db.put(ARTIFACT + model_id, data, sync=True)
+    def put_artifact(
+        self, model_id: bytes, data: bytes, *, height: int | None = None, uploader: bytes = b""
+    ) -> None:
+        """Keep a model artifact; the caller has checked that ``model_id`` is its SHA-256.
+
+        With ``height`` (the committed height it arrived at) an artifact no committed block
+        read yet is collectable: ``collect_artifacts`` deletes it once it has waited the
+        grace period, and until then it counts against ``uploader``'s quota (``unreferenced``).
+        Without ``height``, or once pinned, it is kept for good."""
+        with self.db.write_batch(sync=True, transaction=True) as batch:
+            batch.put(ARTIFACT + model_id, data)
+            if height is None or self.artifact_pinned(model_id) or self.artifact(model_id):
+                return
+            batch.put(ARTMETA + model_id, codec.encode([height, uploader]))
+            batch.put(ARTGC + _h(height) + model_id, b"")
+            if uploader:
+                batch.put(ARTUP + uploader + model_id, codec.encode(len(data)))
+
+    def artifact_pinned(self, model_id: bytes) -> bool:
+        """Whether a committed block read this artifact (so it is never collected)."""
+        return self.db.get(ARTPIN + model_id) is not None
+
+    def unreferenced(self, uploader: bytes, limit: int) -> tuple[int, int]:
+        """(count, bytes) of the collectable artifacts ``uploader`` uploaded to this node,
+        counting at most ``limit`` of them."""
+        count = size = 0
+        with self.db.iterator(prefix=ARTUP + uploader) as it:
+            for _, value in it:
+                if count >= limit:
+                    break
+                count += 1
+                size += codec.decode(value)
+        return count, size
+
+    def collect_artifacts(self, height: int, grace: int, limit: int) -> list[bytes]:
+        """Delete at most ``limit`` collectable artifacts that arrived at or before
+        ``height - grace`` (oldest first); return their ids."""
+        gone: list[bytes] = []
+        if height < grace:
+            return gone
+        with (
+            self.db.iterator(prefix=ARTGC) as it,
+            self.db.write_batch(sync=False) as batch,
+        ):
+            for key, _ in it:
+                arrived = struct.unpack(">Q", key[len(ARTGC) : len(ARTGC) + 8])[0]
+                if len(gone) >= limit or arrived > height - grace:
+                    break
+                model_id = key[len(ARTGC) + 8 :]
+                self._unqueue(batch, model_id)
+                batch.delete(ARTIFACT + model_id)
+                gone.append(model_id)
+        return gone
+
+    def _unqueue(self, batch: Any, model_id: bytes) -> None:
+        """Delete an artifact's collection entries (it is pinned, or being collected)."""
+        raw = self.db.get(ARTMETA + model_id)
+        if raw is None:
+            return
+        arrived, uploader = codec.decode(raw)
+        batch.delete(ARTMETA + model_id)
+        batch.delete(ARTGC + _h(arrived) + model_id)
+        if uploader:
+            batch.delete(ARTUP + uploader + model_id)
 
     # ------------------------------------------------------------ writes
 
@@ -223,8 +304,10 @@ class Store:
         next_validators: list[bytes],
         *,
         validators_proof: bytes | None = None,
+        models_read: Collection[bytes] = (),
     ) -> None:
-        """Write a committed block and everything it changes in one synced batch."""
+        """Write a committed block and everything it changes in one synced batch; the
+        artifacts its execution read are pinned (never collected) in the same batch."""
         current = self.height()
         if height != current + 1:
             raise StoreError(f"commit of height {height} on top of height {current}")
@@ -245,6 +328,9 @@ class Store:
             _put_tree(batch, tree)
             if validators_proof is not None:
                 batch.put(VALPROOF + key, validators_proof)
+            for model_id in sorted(models_read):
+                batch.put(ARTPIN + model_id, b"")
+                self._unqueue(batch, model_id)
             batch.put(META_HEIGHT, key)
         self._synced("block", started)
 

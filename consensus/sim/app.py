@@ -97,8 +97,9 @@ class SimApp:
                 out.append([kind, key])
         return out
 
-    def validate(self, height: int, block: bytes) -> str | None:
-        """None if ``block`` is a valid next block, else the reason it is not."""
+    def validate(self, height: int, block: bytes, view: int | None = None) -> str | None:
+        """None if ``block`` is a valid next block, else the reason it is not (the toy block
+        names no view, so ``view``, the view it was proposed in, checks nothing here)."""
         try:
             value = codec.decode(block)
             h, prev, requests, _proposer, valid, ops, _salt = value

@@ -449,7 +449,7 @@ class Simulation:
 
     def _validate(self, idx: int, action: ValidateProposal) -> Event | None:
         try:
-            problem = self.nodes[idx].app.validate(action.height, action.block)
+            problem = self.nodes[idx].app.validate(action.height, action.block, action.view)
         except Exception as exc:
             self._later(idx, action, exc)
             return None
@@ -474,7 +474,7 @@ class Simulation:
         if node.honest:
             self._check_commit(node, action)
         try:
-            problem = node.app.validate(action.height, action.block)
+            problem = node.app.validate(action.height, action.block)  # certified: no view
         except Exception as exc:
             self._later(idx, action, exc)
             return None

@@ -162,7 +162,7 @@ class ChainHost:
         """A model from the block's model cache (ArtifactMissing if this node lacks it)."""
         if self.ctx.scoring is None:
             raise HostError("model artifacts are not available here")
-        return self.ctx.scoring.models.scorer(model_id).model
+        return self.ctx.scoring.scorer(model_id).model
 
     def score(self, model: str, features: list[int]) -> int:
         if self.ctx.score is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consensus import codec, merkle, smt
 from consensus.certificate import MAX_VALIDATORS
@@ -116,6 +116,9 @@ class Executed:
     tree: smt.TreeUpdate
     """The state tree after the block: its root is the header's state_root."""
     receipts_root: bytes
+    models_read: frozenset[bytes] = frozenset()
+    """Model artifacts the execution read: replaying the block needs them, so the node keeps
+    them for good once it commits (node/store.py, ``Store.commit``)."""
 
     @property
     def state_root(self) -> bytes:
@@ -131,6 +134,8 @@ class Selection:
     executed: Executed
     rejected: list[tuple[Tx, TxRejected]]
     missing_models: list[bytes]
+    waiting: dict[bytes, list[bytes]] = field(default_factory=dict)
+    """By missing model: the ids of the candidates left out until this node holds it."""
 
 
 class Executor:
@@ -206,10 +211,10 @@ class Executor:
             receipts.append(receipt)
         if gas > param(state, "max_block_gas"):
             raise TxRejected("block_gas", f"transactions use {gas} gas, over max_block_gas")
-        return self._finish(state, receipts)
+        return self._finish(state, receipts, scoring)
 
-    def _finish(self, state: Overlay, receipts: list[Receipt]) -> Executed:
-        """Close a block's execution: next validator set, writes and roots."""
+    def _finish(self, state: Overlay, receipts: list[Receipt], scoring: Scoring | None) -> Executed:
+        """Close a block's execution: next validator set, writes, roots and models read."""
         self._follow_membership(state)
         writes = state.writes
         return Executed(
@@ -217,6 +222,7 @@ class Executor:
             writes,
             smt.update(self.read_node, self.previous_root(), writes),
             receipts_root(receipts),
+            frozenset(scoring.read) if scoring is not None else frozenset(),
         )
 
     @staticmethod
@@ -275,6 +281,7 @@ class Executor:
         receipts: list[Receipt] = []
         rejected: list[tuple[Tx, TxRejected]] = []
         seen: set[bytes] = set()
+        waiting: dict[bytes, list[bytes]] = {}
         size = 0
         gas = 0
         skipped = 0
@@ -286,6 +293,11 @@ class Executor:
             if (gas_closed or gas >= max_gas) and tx.kind not in GAS_FREE_KINDS:
                 continue  # not executed: it waits for a later block
             encoded = len(tx.encode())
+            if encoded > max_bytes:  # admitted before max_block_bytes was lowered: never fits
+                rejected.append((tx, TxRejected(
+                    "too_large", f"{encoded} bytes; a block carries {max_bytes} at most"
+                )))  # fmt: skip
+                continue
             if size + encoded > max_bytes:
                 skipped += 1
                 continue
@@ -297,16 +309,20 @@ class Executor:
                 rejected.append((tx, exc))
                 continue
             snapshot = state.snapshot()
+            read = set(scoring.read) if scoring is not None else set()
             try:
                 receipt = self._apply(state, tx, height, time_ms, scoring)
             except ArtifactMissing as exc:
                 state.revert(snapshot)  # leave it until this node holds the model
+                _forget_reads(scoring, read)
                 missing.add(exc.model_id)
+                waiting.setdefault(exc.model_id, []).append(tx.id)
                 if tx.kind != "score":  # a score tx stops before any work; a call may not
                     skipped += 1
                 continue
             if gas + receipt.gas_used > max_gas:
                 state.revert(snapshot)  # leave it, and every later gas user, for a later block
+                _forget_reads(scoring, read)
                 gas_closed = True
                 continue
             gas += receipt.gas_used
@@ -314,7 +330,15 @@ class Executor:
             size += encoded
             chosen.append(tx)
             receipts.append(receipt)
-        return Selection(chosen, self._finish(state, receipts), rejected, sorted(missing))
+        return Selection(
+            chosen, self._finish(state, receipts, scoring), rejected, sorted(missing), waiting
+        )
+
+
+def _forget_reads(scoring: Scoring | None, before: set[bytes]) -> None:
+    """A candidate left out of the block: the models only it read are not the block's."""
+    if scoring is not None:
+        scoring.read.intersection_update(before)
 
 
 def tx_proof(txs: Sequence[Tx], index: int) -> merkle.Proof:

@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consensus import codec, smt
 from consensus.certificate import Certificate
@@ -31,6 +31,11 @@ from node.app.types import Block, Header, Receipt, Tx, tx_root
 
 MAX_CLOCK_DRIFT_MS = 30_000
 """A proposal's timestamp may be at most this far ahead of the validating node's clock."""
+BLOCK_FRAME_BYTES = 1_024
+"""Of a block's ``max_block_bytes``, what a build keeps for the header and the block's
+framing; the transactions share the rest. A transaction larger than the rest is refused at
+admission (and dropped by a build if the parameter was lowered after it was admitted): no
+block could ever carry it, and left pending it kept primaries making empty blocks."""
 MAX_HEADER_CACHE = 64
 """Committed headers kept in memory."""
 MAX_DECODED_CACHE = 8
@@ -67,6 +72,8 @@ class Proposal:
     rejected: list[tuple[Tx, TxRejected]]
     missing_models: list[bytes]
     """Artifacts to fetch: transactions needing them wait in the mempool meanwhile."""
+    waiting: dict[bytes, list[bytes]] = field(default_factory=dict)
+    """By missing model, the transactions that wait for it (dropped if no peer has it)."""
 
 
 class Ledger:
@@ -164,15 +171,26 @@ class Ledger:
         verdicts = self.signatures.verify(txs)
         height = self.height + 1
         state = Overlay(self.store.get)  # read-only here: one for the batch shares its reads
+        room = governance.param(state, "max_block_bytes") - BLOCK_FRAME_BYTES
         out: list[TxRejected | None] = []
         for tx, ok in zip(txs, verdicts, strict=True):
             try:
+                if len(tx.encode()) > room:  # no block could carry it: refuse, never park it
+                    raise TxRejected(
+                        "too_large", f"{len(tx.encode())} bytes; a block carries {room} at most "
+                        "(the max_block_bytes parameter)",
+                    )  # fmt: skip
                 self.executor.check(state, tx, height, ok)
                 out.append(None)
             except TxRejected as exc:
                 out.append(exc)
         self.known_txs.add(tx for tx, rejected in zip(txs, out, strict=True) if rejected is None)
         return out
+
+    def forget_models(self, model_ids: list[bytes]) -> None:
+        """The node deleted these artifacts: unload them (the next read raises ArtifactMissing)."""
+        if self.executor.models is not None:
+            self.executor.models.forget(model_ids)
 
     def model_trees(self, model_id: bytes) -> int | None:
         """Trees of a model whose artifact this node holds and can load, else None."""
@@ -232,7 +250,7 @@ class Ledger:
             height,
             timestamp,
             self.param("max_block_txs"),
-            self.param("max_block_bytes") - 1024,
+            self.param("max_block_bytes") - BLOCK_FRAME_BYTES,
         )
         header = Header(
             self.chain_id,
@@ -251,10 +269,16 @@ class Ledger:
         self._remember(block.hash(), selection.executed)
         raw = block.encode()
         self._keep_decoded(raw, block)  # the replica asks for its digest next
-        return Proposal(raw, selection.rejected, selection.missing_models)
+        return Proposal(raw, selection.rejected, selection.missing_models, selection.waiting)
 
-    def validate(self, height: int, raw: bytes, *, check_clock: bool = True) -> str | None:
+    def validate(
+        self, height: int, raw: bytes, view: int | None = None, *, check_clock: bool = True
+    ) -> str | None:
         """None if ``raw`` is a valid next block, else why not.
+
+        ``view`` is the view it was proposed in: a block names the view it was first
+        proposed in, which a NEW-VIEW re-proposing it may have left behind, but never a later
+        one (a primary could otherwise claim any far-off view it also leads).
 
         Raises node.app.scoring.ArtifactMissing when the block scores with a model this
         node does not hold yet: fetch it and validate again.
@@ -277,6 +301,8 @@ class Ledger:
             return "validators_hash does not match the validator set"
         if h.proposer != vals[(height + h.view) % len(vals)]:
             return "proposer is not the primary of the block's view"
+        if view is not None and h.view > view:
+            return f"block names view {h.view}, later than view {view} it was proposed in"
         previous = self.header(height - 1)
         if previous is not None and h.timestamp_ms <= previous.timestamp_ms:
             return "timestamp does not advance"
@@ -329,6 +355,7 @@ class Ledger:
             executed.tree,
             list(next_validators),  # type: ignore[arg-type]
             validators_proof=proof,
+            models_read=executed.models_read,
         )
         self._executed.clear()
         self.tree_nodes.add(executed.tree.added)

@@ -97,6 +97,11 @@ class ModelCache:
             self._scorers.popitem(last=False)
         return scorer
 
+    def forget(self, model_ids: Sequence[bytes]) -> None:
+        """Drop loaded models whose artifacts the node deleted, so nothing reads them again."""
+        for model_id in model_ids:
+            self._scorers.pop(model_id, None)
+
 
 @dataclass(frozen=True)
 class ScoreReport:
@@ -140,6 +145,15 @@ class Scoring:
 
     models: ModelCache
     precomputed: dict[bytes, ScoreReport] = field(default_factory=dict)
+    read: set[bytes] = field(default_factory=set)
+    """Every model id this execution asked for (hit or miss): the artifacts replaying the
+    block needs, which the node keeps for good once the block commits (node/store.py)."""
+
+    def scorer(self, model_id: bytes) -> Scorer:
+        """The loaded model ``model_id`` (ArtifactMissing if this node lacks it), recorded as
+        read by this execution."""
+        self.read.add(model_id)
+        return self.models.scorer(model_id)
 
     def prepare_block(self, state: Overlay, txs: Sequence[Tx]) -> None:
         """Score, in one kernel call per model, every score tx of the block start's models."""
@@ -151,7 +165,7 @@ class Scoring:
             if model_id is not None:
                 groups.setdefault(model_id, []).append(tx)
         for model_id, group in groups.items():
-            scorer = self.models.scorer(model_id)
+            scorer = self.scorer(model_id)
             fits = [t for t in group if len(t.payload.features) == scorer.n_features]  # type: ignore[attr-defined]
             if not fits:
                 continue
@@ -162,7 +176,7 @@ class Scoring:
         known = self.precomputed.get(tx.id)
         if known is not None and known.model_id == model_id:
             return known
-        return _reports(self.models.scorer(model_id), model_id, [tx])[0]
+        return _reports(self.scorer(model_id), model_id, [tx])[0]
 
     def host_score(self, state: Overlay) -> Callable[[str, list[int]], int]:
         """``ledger.score(model, features)`` for contracts: the path sum under the active model."""
@@ -171,7 +185,7 @@ class Scoring:
             model_id = active_model(state, name)
             if model_id is None:
                 raise HostError(f"no active model named {name!r}")
-            scorer = self.models.scorer(model_id)
+            scorer = self.scorer(model_id)
             if len(features) != scorer.n_features:
                 raise HostError(f"model {name!r} takes {scorer.n_features} features")
             try:
@@ -194,7 +208,7 @@ def execute_score(
     model_id = active_model(state, payload.model)
     if model_id is None:
         raise Revert(f"no active model named {payload.model!r}")
-    scorer = scoring.models.scorer(model_id)
+    scorer = scoring.scorer(model_id)
     if len(payload.features) != scorer.n_features:
         raise Revert(
             f"model {payload.model!r} takes {scorer.n_features} features "

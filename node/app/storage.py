@@ -9,7 +9,7 @@ and everything it changes at once, or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Protocol
 
 from consensus.smt import TreeUpdate
@@ -73,9 +73,12 @@ class Storage(Protocol):
         next_validators: list[bytes],
         *,
         validators_proof: bytes | None = None,
+        models_read: Collection[bytes] = (),
     ) -> None:
         """``validators_proof``: at a block that changes the validator set, the encoded state
-        proof of the new set (the light client follows changes with it)."""
+        proof of the new set (the light client follows changes with it). ``models_read``: the
+        model artifacts the block's execution read; replaying the block needs them, so a store
+        that collects artifacts keeps these for good."""
         ...
 
     def validator_changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
@@ -97,6 +100,8 @@ class MemoryStorage:
         self._valsets: dict[int, list[bytes]] = {}
         self._txs: dict[bytes, tuple[int, int]] = {}
         self._artifacts: dict[bytes, bytes] = {}
+        self.pinned: set[bytes] = set()
+        """Model ids committed blocks read (this store never collects artifacts)."""
         self._nodes: dict[bytes, bytes] = {}
         self._changes: dict[int, bytes] = {}
 
@@ -177,6 +182,7 @@ class MemoryStorage:
         next_validators: list[bytes],
         *,
         validators_proof: bytes | None = None,
+        models_read: Collection[bytes] = (),
     ) -> None:
         if height != self._height + 1:
             raise StorageError(f"commit of height {height} on top of height {self._height}")
@@ -194,6 +200,7 @@ class MemoryStorage:
         self._apply_tree(tree)
         if validators_proof is not None:
             self._changes[height] = validators_proof
+        self.pinned.update(models_read)
         self._height = height
 
     def validator_changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:

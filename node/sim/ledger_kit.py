@@ -195,9 +195,9 @@ class LedgerApp:
             size += len(tx.encode())
         return _with_txs(block, tuple(txs))
 
-    def validate(self, height: int, block: bytes) -> str | None:
+    def validate(self, height: int, block: bytes, view: int | None = None) -> str | None:
         self.receive_artifacts()
-        return self.ledger.validate(height, block)
+        return self.ledger.validate(height, block, view)
 
     def commit(
         self, block: bytes, cert: Certificate

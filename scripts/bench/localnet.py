@@ -40,6 +40,7 @@ import numpy as np
 from consensus.crypto import DOMAIN_TX, PrivateKey, SignedItem, verify_batch
 from node import localnet
 from node.app.types import AnchorPayload, CallPayload, ScorePayload, Tx
+from node.mempool import MAX_MEMPOOL_TXS, MEMPOOL_SHARES
 from vm.gas import MAX_VALUE_BYTES
 from vm.values import encode_value
 
@@ -331,9 +332,12 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
 
 PREFILL_CHUNK = 50_000
 """Anchors signed and committed at a time while prefilling (bounds the generator's memory)."""
-PREFILL_BATCH = 1_000
-"""Anchors per request while prefilling (the API's MAX_SUBMIT_BATCH)."""
+PREFILL_BATCH = 500
+"""Anchors per request while prefilling (at most the API's MAX_SUBMIT_BATCH)."""
 PREFILL_CLIENTS = 8
+assert PREFILL_CLIENTS * PREFILL_BATCH <= MAX_MEMPOOL_TXS // MEMPOOL_SHARES, (
+    "every anchor in flight (all from one client key) fits that key's share of a mempool"
+)
 
 
 async def prefill_chunk(net: localnet.LocalNet, txs: list[Tx], height: int) -> int:
@@ -392,7 +396,7 @@ def loop_figures(net: localnet.LocalNet) -> dict:
     one monitor tick (work holding the loop, against waiting for a core or the GIL)."""
     statuses = [localnet.get_json(n.url + "/v1/status", 5) for n in net.nodes]
     out = {}
-    for name in ("max_loop_stall_ms", "max_loop_busy_ms"):
+    for name in ("max_loop_stall_ms", "max_loop_busy_ms", "max_gc_pause_ms"):
         values = [s[name] for s in statuses if s and name in s]
         out[name] = max(values, default=None)
     return out
@@ -486,6 +490,11 @@ def main() -> None:
                         help="then commit N anchors (N more state keys) and measure again, "
                              "with each node's memory")  # fmt: skip
     args = parser.parse_args()
+    most = (4 if args.plot else 1) * args.clients * args.batch
+    if most > MAX_MEMPOOL_TXS // MEMPOOL_SHARES:
+        parser.error(f"{most} transactions in flight from one client key exceed its share of a "
+                     f"node's mempool ({MAX_MEMPOOL_TXS // MEMPOOL_SHARES}); fewer --clients "
+                     "or a smaller --batch")  # fmt: skip
     cores = os.cpu_count() or 1
     rates = verify_rates(VERIFY_SECONDS)
     ceiling = rates["verify_per_s_pool"] / args.nodes

@@ -299,11 +299,20 @@ def test_new_view_re_proposing_the_prepared_block_is_accepted() -> None:
 
 def test_new_view_missing_the_prepared_block_is_refused() -> None:
     r = replica(3)
-    actions = r.handle(new_view(1, view_changes(1, prepared_proof(), range(3)), OTHER_BLOCK))
+    bad = new_view(1, view_changes(1, prepared_proof(), range(3)), OTHER_BLOCK)
+    actions = r.handle(bad)
     faults = [a for a in actions if isinstance(a, Fault)]
     assert faults and "highest prepared" in faults[0].detail
     assert not any(isinstance(a, ValidateProposal) for a in actions)
-    assert broadcasts(actions, VIEW_CHANGE) and r.view == 2
+    # A bad NEW-VIEW for a view the replica is not in yet moves nothing: obeyed, one
+    # validator could push replicas up to view_window views at a time.
+    assert not broadcasts(actions, VIEW_CHANGE) and r.view == 0
+    waiting = replica(3)  # in the view change to view 1 (f + 1 others asked for it) ...
+    for i in (0, 1):
+        waiting.handle(msg(KEYS[i], VIEW_CHANGE, ViewChange(H, 1, None, None)))
+    assert waiting.view == 1 and waiting.in_view_change
+    actions = waiting.handle(bad)  # ... its primary's bad NEW-VIEW sends it on to view 2
+    assert broadcasts(actions, VIEW_CHANGE) and waiting.view == 2
 
 
 def test_new_view_with_fewer_than_a_quorum_of_view_changes_is_refused() -> None:

@@ -283,3 +283,80 @@ def test_the_openapi_document_names_every_limit_it_states() -> None:
     assert f'"maxItems": {api_module.MAX_SUBMIT_BATCH}' in text
     [_, wait] = api_module.OPENAPI["paths"]["/v1/txs/{hash}"]["get"]["parameters"]
     assert wait["schema"]["pattern"] == f"^{api_module.WAIT_PATTERN}$"
+
+
+def test_a_bucket_gives_its_burst_then_its_rate_and_forgets_the_oldest_address() -> None:
+    now = [0.0]
+    buckets = http_guard.Buckets(rate=10.0, burst=5, clock=lambda: now[0])
+    assert [buckets.take("a") for _ in range(5)] == [0.0] * 5  # the burst, exactly
+    assert buckets.take("a") == pytest.approx(0.1)  # the next token in 1/rate
+    assert buckets.take("b") == 0.0  # another address has its own bucket
+    now[0] += 0.1
+    assert buckets.take("a") == 0.0 and buckets.take("a") > 0
+    now[0] += 100
+    assert [buckets.take("a") for _ in range(5)] == [0.0] * 5  # refilled to the burst, no more
+    assert buckets.take("a") > 0
+    for i in range(http_guard.MAX_RATE_ADDRESSES + 10):
+        buckets.take(f"10.0.{i // 256}.{i % 256}")
+    assert len(buckets) == http_guard.MAX_RATE_ADDRESSES
+
+
+async def test_an_address_past_its_rate_gets_429_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_module, "API_BURST_PER_ADDRESS", 3)
+    monkeypatch.setattr(api_module, "API_RATE_PER_ADDRESS", 1.0)
+    port = _free_port()
+    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", f"127.0.0.1:{port}"), genesis(),
+                NODES[0])  # fmt: skip
+    runner = await start_api(node, f"127.0.0.1:{port}")
+    try:
+        for _ in range(3):
+            assert (await _get(f"http://127.0.0.1:{port}/v1/status"))[0] == 200
+        status, answer, headers = await _get(f"http://127.0.0.1:{port}/v1/status")
+        assert (status, answer["error"]["code"]) == (429, "rate_limited")
+        assert headers["Retry-After"] == "1"
+        assert node.metrics.rejected.labels("api", "rate_limited")._value.get() == 1
+    finally:
+        await runner.cleanup()
+        await node.stop()
+
+
+async def test_one_address_holds_at_most_its_share_of_long_polls(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_module, "MAX_WAITS_PER_ADDRESS", 1)
+    url = served.url + "/v1/txs/" + "00" * 32
+    first = asyncio.ensure_future(_get(url + "?wait=2"))
+    await asyncio.sleep(0.3)
+    status, answer, _ = await _get(url + "?wait=2")
+    assert (status, answer["error"]["code"]) == (429, "too_many_waits")
+    assert (await first)[0] == 404  # waited, then not found
+    assert (await _get(url + "?wait=0.1"))[0] == 404  # the slot is free again
+
+
+async def test_a_client_past_its_mempool_share_gets_429_and_another_client_does_not(
+    tmp_path: Path,
+) -> None:
+    from ledger_helpers import AUDITOR, CLIENT
+
+    from node.mempool import MEMPOOL_SHARES
+
+    port = _free_port()
+    config = NodeConfig("127.0.0.1:1", f"127.0.0.1:{port}", mempool_max_txs=MEMPOOL_SHARES)
+    node = Node(Home(tmp_path), config, genesis(), NODES[0])
+    assert node.mempool.share == 1
+    runner = await start_api(node, f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}/v1/txs"
+    try:
+        first = anchor_tx(b"mine 1", key=CLIENT).encode().hex()
+        second = anchor_tx(b"mine 2", key=CLIENT).encode().hex()
+        assert (await _post(url, json.dumps({"tx": first}).encode()))[0] == 202
+        status, answer = await _post(url, json.dumps({"tx": second}).encode())
+        assert (status, answer["error"]["code"]) == (429, "share_full")
+        other = anchor_tx(b"theirs", key=AUDITOR).encode().hex()
+        status, answer = await _post(url, json.dumps({"tx": other}).encode())
+        assert status != 429, answer  # (the auditor may not anchor: 400, but not for room)
+    finally:
+        await runner.cleanup()
+        await node.stop()

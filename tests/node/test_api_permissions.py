@@ -1,10 +1,11 @@
 """Every route of the node's API (node/api.py ``Api.routes``) against who is asking.
 
-The API has no sessions or tokens: its one credential is the signature a submitted
+The API has no sessions or tokens: its credentials are the signature a submitted
 transaction carries, checked by admission (tests/node/test_permission_matrix.py holds those
-rules for every kind). So a route is either *open* (anyone may ask, no credential is read,
-and the chain's state does not change: only committed transactions change it) or *signed*
-(what it takes is admitted only for a sender the chain authorises). The table below says
+rules for every kind), and the signature a model upload carries in its headers. So a route
+is either *open* (anyone may ask, no credential is read, and the chain's state does not
+change: only committed transactions change it) or *signed* (what it takes is admitted or
+kept only for a key the chain authorises). The table below says
 which, and what each kind of caller gets back. docs/permissions.md states it in words.
 
 One node, in process, no network (tests/node/test_service.py's way), on the consortium of
@@ -36,6 +37,7 @@ from perm_chain import (
     sign,
 )
 
+from consensus.crypto import DOMAIN_MODEL_UPLOAD
 from ml.train import TrainParams, train
 from node.api import Api, make_app
 from node.app.state import storage_key
@@ -78,8 +80,20 @@ ROUTES: dict[tuple[str, str], tuple] = {
     ("GET", "/v1/anchors/{digest}"): (OPEN, "GET", "/v1/anchors/{digest}", 200),
     ("GET", "/v1/contracts/{name}"): (OPEN, "GET", "/v1/contracts/governance", 200),
     ("GET", "/v1/anomalies"): (OPEN, "GET", "/v1/anomalies?since=1", 200),
-    # issue 16 item 2: uploads will need a signature
-    ("POST", "/v1/models"): (OPEN, "POST", "/v1/models", 201),
+    ("POST", "/v1/models"): (
+        "signed",
+        {
+            "unsigned": (401, "unsigned"),
+            "none": (401, "bad_signature"),
+            "weak": (401, "weak_key"),
+            "unknown": (403, "unauthorised"),
+            "node": (403, "unauthorised"),
+            "authorised": (201, None),
+            "revoked": (403, "unauthorised"),
+            "score_only": (403, "forbidden"),
+            "admin": (201, None),
+        },
+    ),
     ("GET", "/v1/models"): (OPEN, "GET", "/v1/models", 200),
     ("GET", "/v1/models/{id}"): (OPEN, "GET", "/v1/models/{model_id}", 200),
     ("GET", "/v1/models/{name}/drift"): (OPEN, "GET", f"/v1/models/{MODEL}/drift", 200),
@@ -91,16 +105,47 @@ ROUTES: dict[tuple[str, str], tuple] = {
 }
 
 BODIES = {
-    "/v1/models": lambda: _new_model().data,
     f"/v1/contracts/{CONTRACT}/query": lambda: {"method": "note", "args": [{"$bytes": "00"}]},
 }
-"""Request bodies of the open POST routes: a model artifact the node does not hold yet; a
-query of a method that writes (``screen.note``), to show that a query keeps nothing."""
+"""Request bodies of the open POST routes: a query of a method that writes (``screen.note``),
+to show that a query keeps nothing."""
+
+UPLOADERS = {
+    "unsigned": "client_all",
+    "none": "client_all",
+    "unknown": "stranger",
+    "node": "node",
+    "authorised": "client_all",
+    "revoked": "client_submit",
+    "score_only": "client_score",
+    "admin": "admin",
+}
+"""Who uploads a model artifact (POST /v1/models): with no signature headers; an authorised
+client's key with another key's signature; the small-order identity key with the signature
+that verifies under it for every message; a key the chain never saw; a validator's node key;
+an authorised `submit` client; a revoked client; a client with only `score`; a member's admin
+key."""
+
+SMALL_ORDER_KEY = bytes([1]) + bytes(31)
+"""The identity point: every message has the signature (identity, 0) under it."""
 
 
-def _new_model():  # type: ignore[no-untyped-def]
-    rows = np.random.default_rng(5).normal(size=(64, len(FEATURES)))
+def _new_model(seed: int):  # type: ignore[no-untyped-def]
+    rows = np.random.default_rng(seed).normal(size=(64, len(FEATURES)))
     return train(rows, FEATURES, TrainParams(n_estimators=2)).model
+
+
+def _upload(caller: str, model_id: bytes) -> dict[str, str]:
+    """The signature headers ``caller`` sends with an artifact whose id is ``model_id``."""
+    if caller == "unsigned":
+        return {}
+    if caller == "weak":
+        return {"X-Vigil-Key": SMALL_ORDER_KEY.hex(), "X-Vigil-Signature": (SMALL_ORDER_KEY
+                + bytes(32)).hex()}  # fmt: skip
+    key = KEYS[UPLOADERS[caller]]
+    signer = KEYS["stranger"] if caller == "none" else key
+    signature = signer.sign(DOMAIN_MODEL_UPLOAD, GENESIS.hash(), model_id)
+    return {"X-Vigil-Key": key.public.hex(), "X-Vigil-Signature": signature.hex()}
 
 
 @dataclass
@@ -158,7 +203,7 @@ def _submission(caller: str) -> Tx:
 
 
 SIGNED_CASES = [
-    (route, caller) for route, entry in ROUTES.items() if entry[0] != OPEN for caller in CALLERS
+    (route, caller) for route, entry in ROUTES.items() if entry[0] != OPEN for caller in entry[1]
 ]
 OPEN_CASES = [route for route, entry in ROUTES.items() if entry[0] == OPEN]
 
@@ -168,7 +213,9 @@ def test_the_table_names_every_route_of_the_api() -> None:
     api = Api(None)  # type: ignore[arg-type]
     routes = {(r.method, r.path) for r in api.routes()}  # type: ignore[attr-defined]
     assert routes == set(ROUTES)
-    assert {route for route, _ in SIGNED_CASES} == {("POST", "/v1/txs")}
+    assert {route for route, _ in SIGNED_CASES} == {("POST", "/v1/txs"), ("POST", "/v1/models")}
+    assert set(ROUTES["POST", "/v1/txs"][1]) == set(CALLERS)
+    assert set(ROUTES["POST", "/v1/models"][1]) == set(UPLOADERS) | {"weak"}
 
 
 @ON_THE_FIXTURE_LOOP
@@ -179,6 +226,19 @@ async def test_a_signed_route_takes_only_what_its_caller_may_send(
     served: Served, route: tuple[str, str], caller: str
 ) -> None:
     status, code = ROUTES[route][1][caller]
+    if route == ("POST", "/v1/models"):
+        model = _new_model(100 + SIGNED_CASES.index((route, caller)))
+        response = await served.client.post(
+            route[1], data=model.data, headers=_upload(caller, model.model_id)
+        )
+        answer = await response.json()
+        assert response.status == status, answer
+        held = served.node.store.artifact(model.model_id)
+        if code is None:
+            assert answer["model_id"] == model.model_id.hex() and held == model.data
+        else:
+            assert answer["error"]["code"] == code and held is None
+        return
     tx = _submission(caller)
     response = await served.client.post(route[1], json={"tx": tx.encode().hex()})
     answer = await response.json()

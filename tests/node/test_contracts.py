@@ -206,13 +206,16 @@ def test_a_build_stops_after_passing_over_max_build_skips(tmp_path: Path) -> Non
 
     ledger = open_ledger(tmp_path / "a")
     install(ledger, ("counter", COUNTER))
+    filler = call("counter", "bump", [0, "y" * 1000])  # about 1.1 KB: goes in first
     big = [call("counter", "bump", [n, "x" * 2000]) for n in range(MAX_BUILD_SKIPS)]
     small = call("counter", "bump", [1])
     height = ledger.height + 1
-    body = ledger.executor.select([*big, small], height, 2_000, 100, 1_000)
-    assert body.txs == []  # every big one passed over, then the build stopped
-    body = ledger.executor.select([*big[1:], small], height, 2_000, 100, 1_000)
-    assert [tx.id for tx in body.txs] == [small.id]
+    room = 3_000  # each big one fits an empty block, none fits beside the filler
+    assert all(len(filler.encode()) + len(b.encode()) > room >= len(b.encode()) for b in big)
+    body = ledger.executor.select([filler, *big, small], height, 2_000, 100, room)
+    assert body.txs == [filler] and body.rejected == []  # big ones passed over, then it stopped
+    body = ledger.executor.select([filler, *big[1:], small], height, 2_000, 100, room)
+    assert [tx.id for tx in body.txs] == [filler.id, small.id]
 
 
 def test_gas_free_anchors_still_fill_a_block_whose_gas_is_spent(tmp_path: Path) -> None:

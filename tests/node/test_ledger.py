@@ -202,3 +202,45 @@ def test_a_chain_with_the_same_id_but_another_genesis_refuses_txs_and_votes(
     vote = seal(NODES[0], a.genesis_hash, COMMIT, Vote(1, 0, Block.decode(block).hash()))
     assert vote.verify_signature(a.genesis_hash)
     assert not vote.verify_signature(b.genesis_hash)
+
+
+def test_a_transaction_no_block_could_carry_is_refused_and_dropped_not_parked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left pending, such a transaction kept primaries making empty blocks until it expired
+    (issue 16): admission refuses it, and a build drops one admitted before the limit fell."""
+    from node.app import ledger as ledger_module
+    from node.app.types import AnchorPayload
+
+    ledger = open_ledger(tmp_path)
+    small = anchor_tx(b"small")
+    metadata = tuple((f"k{i:02d}", "v" * 60) for i in range(20))
+    payload = AnchorPayload(bytes(32), 1, "text/plain", (), metadata)
+    big = Tx.create(CLIENT, "vigil-test", GENESIS_HASH, payload, 50)
+    assert len(big.encode()) > len(small.encode()) + 1_000
+    room = len(small.encode()) + 10
+    monkeypatch.setattr(
+        ledger_module, "BLOCK_FRAME_BYTES", ledger.param("max_block_bytes") - room
+    )
+    verdicts = ledger.admit_many([small, big])
+    assert verdicts[0] is None and verdicts[1] is not None
+    assert verdicts[1].code == "too_large" and str(room) in verdicts[1].message
+    proposal = ledger.build(1, 0, proposer(ledger, 1), [big, small])  # big got in earlier
+    assert [tx.id for tx in Block.decode(proposal.block).txs] == [small.id]
+    assert [(tx.id, exc.code) for tx, exc in proposal.rejected] == [(big.id, "too_large")]
+
+
+def test_a_block_may_not_name_a_view_later_than_the_one_it_was_proposed_in(
+    tmp_path: Path,
+) -> None:
+    """Found by the frame fuzzer: only the proposer's lead of the header's view was checked,
+    so a primary's block could claim any far-off view it also leads."""
+    ledger = open_ledger(tmp_path)
+    height = 1
+    n = len(ledger.validators(height))
+    lead = ledger.validators(height)[(height + n) % n]  # leads views 0 and n alike
+    raw = ledger.build(height, n, lead, [anchor_tx(b"far view")]).block
+    assert "later than view 0" in (ledger.validate(height, raw, 0) or "")
+    assert ledger.validate(height, raw, n) is None
+    assert ledger.validate(height, raw, n + 1) is None  # re-proposed by a later NEW-VIEW
+    assert ledger.validate(height, raw) is None  # a certified block: no view to hold it to

@@ -79,3 +79,49 @@ def test_a_bad_log_setting_is_refused() -> None:
         )
     with pytest.raises(ValueError, match="log level 'loud'"):
         logs.configure("loud", "text")  # refused before any handler changes
+
+
+def test_a_request_aiohttp_cannot_read_is_one_info_line_and_a_handler_bug_keeps_its_traceback(
+    captured,  # type: ignore[no-untyped-def]
+) -> None:
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    server = logging.getLogger("aiohttp.server")
+    try:
+        raise BadHttpMessage("Invalid header value char:\n  b'X: \\x00'")
+    except BadHttpMessage:
+        server.exception("Error handling request from %s", "127.0.0.1")
+    try:
+        raise KeyError("a real bug")
+    except KeyError:
+        server.exception("Error handling request from %s", "127.0.0.1")
+    first, second = (json.loads(line) for line in captured.getvalue().splitlines())
+    assert first["level"] == "info" and "Invalid header value char" in first["message"]
+    assert "Traceback" not in json.dumps(first)
+    assert second["level"] == "error" and "KeyError" in json.dumps(second)
+
+
+def test_the_open_file_limit_is_raised_at_start_up_or_the_shortfall_said() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, resource, sys\n"
+        "logging.basicConfig(stream=sys.stdout, format='%(levelname)s %(message)s')\n"
+        "from node.run import FILES_NEEDED, raise_open_file_limit\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (512, int(sys.argv[1])))\n"
+        "print(raise_open_file_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0],"
+        " FILES_NEEDED)\n"
+    )
+    from node.run import FILES_NEEDED
+
+    hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)[1]
+    if hard != -1 and hard < FILES_NEEDED:
+        pytest.skip(f"this machine's hard limit {hard} is below {FILES_NEEDED}")
+    enough = subprocess.run([sys.executable, "-c", script, str(FILES_NEEDED + 10)],
+                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert enough == [str(FILES_NEEDED)] * 3
+    short = subprocess.run([sys.executable, "-c", script, "1000"], capture_output=True,
+                           text=True, check=True).stdout  # fmt: skip
+    assert short.splitlines()[-1].split()[:2] == ["1000", "1000"]
+    assert "WARNING open-file limit 1000 (hard limit 1000) is below" in short

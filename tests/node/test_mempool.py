@@ -7,9 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_helpers import anchor_tx
 
-from node.mempool import Mempool, MempoolFull
+from consensus.crypto import PrivateKey
+from node.mempool import MEMPOOL_SHARES, Mempool, MempoolFull, ShareFull
 
-POOL = [anchor_tx(f"pending {i}".encode(), until=1 + i % 7) for i in range(24)]
+SENDERS = [PrivateKey.from_seed(bytes([100 + i]) * 32) for i in range(8)]
+POOL = [
+    anchor_tx(f"pending {i}".encode(), key=SENDERS[i % 8], until=1 + i % 7) for i in range(24)
+]
+"""Three transactions from each of eight senders: both the count bound and the shares bite."""
 
 steps = st.lists(
     st.one_of(
@@ -24,15 +29,22 @@ steps = st.lists(
 @settings(max_examples=300)
 @given(steps)
 def test_the_mempool_matches_a_plain_model(ops: list[tuple[str, int]]) -> None:
-    pool = Mempool(max_txs=10, max_bytes=10_000)
+    pool = Mempool(max_txs=2 * MEMPOOL_SHARES, max_bytes=10_000)
+    share = pool.share
+    assert share == 2  # a sender may hold 2 of the 16 slots
     model: dict[bytes, int] = {}  # id -> valid_until, in arrival order
+    sender_of = {tx.id: tx.sender for tx in POOL}
     for op, arg in ops:
         if op == "add":
             tx = POOL[arg]
+            held = sum(sender_of[i] == tx.sender for i in model)
             if tx.id in model:
                 assert pool.add(tx, 100) is False
-            elif len(model) >= 10:
+            elif len(model) >= pool.max_txs:
                 with pytest.raises(MempoolFull):
+                    pool.add(tx, 100)
+            elif held >= share:
+                with pytest.raises(ShareFull):
                     pool.add(tx, 100)
             else:
                 assert pool.add(tx, 100) is True
@@ -71,3 +83,16 @@ def test_the_expiry_heap_stays_bounded_under_churn() -> None:
             pool.add(tx, 10)
         pool.remove([tx.id for tx in POOL])
     assert len(pool._expiry) <= 2 * len(pool) + 64 + len(POOL)
+
+
+def test_one_sender_holds_its_share_and_no_more_while_others_still_find_room() -> None:
+    pool = Mempool(max_txs=16, max_bytes=10_000)
+    assert pool.share == 16 // MEMPOOL_SHARES
+    mine = [anchor_tx(f"mine {i}".encode(), key=SENDERS[0]) for i in range(pool.share + 1)]
+    for tx in mine[:-1]:
+        assert pool.add(tx, 10)  # up to the share exactly
+    with pytest.raises(ShareFull):
+        pool.add(mine[-1], 10)
+    assert pool.add(anchor_tx(b"theirs", key=SENDERS[1]), 10)  # another sender is unaffected
+    pool.remove([mine[0].id])
+    assert pool.add(mine[-1], 10)  # a slot of its own freed

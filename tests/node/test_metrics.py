@@ -52,3 +52,22 @@ def test_a_timed_block_is_observed_even_when_it_fails() -> None:
         pass
     text = metrics.render().decode()
     assert "vigil_commit_seconds_count 1.0" in text
+
+
+def test_garbage_collections_are_timed_by_generation() -> None:
+    import gc
+
+    from node.metrics import NodeMetrics
+
+    metrics = NodeMetrics()
+    gc.callbacks.append(metrics.gc_timer)
+    try:
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(metrics.gc_timer)
+    text = metrics.render().decode()
+    assert 'vigil_gc_seconds_count{generation="2"} 1.0' in text
+    assert 0 < metrics.gc_timer.longest_s < 60
+    fresh = NodeMetrics()  # never registered: no collection of its own
+    fresh.gc_timer("stop", {"generation": 0})  # a stop without its start is ignored
+    assert "vigil_gc_seconds_count" not in fresh.render().decode()

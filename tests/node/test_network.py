@@ -718,3 +718,38 @@ def test_drift_is_the_same_on_every_node_and_shown_verified(net: Net, tmp_path: 
     for name, status in (("nosuch", 404), ("Bad-Name", 400), ("x" * 65, 400)):
         answer = localnet.http("GET", f"{net.node('org1').url}/v1/models/{name}/drift")
         assert answer is not None and answer[0] == status, (name, answer)
+
+
+def test_a_model_upload_needs_an_authorised_key_and_stays_on_its_node(
+    net: Net, tmp_path: Path
+) -> None:
+    """`vigil model upload` signs with --key: a key governance never authorised is refused
+    with a clear error; an authorised client's upload is kept by that node only (peers fetch
+    an artifact when a block reads it)."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from cli.client import call_bytes
+    from cli.main import main
+    from ml.train import TrainParams, train
+
+    data = np.random.default_rng(99).normal(0, 1, (64, 3))
+    model = train(data, ("amount", "hour", "risk"), TrainParams(n_estimators=2)).model
+    artifact = tmp_path / "unproposed.vmodel"
+    artifact.write_bytes(model.data)
+    stranger = tmp_path / "stranger.key"
+    PrivateKey.generate().save(stranger)
+    url = net.node("org1").url
+    refused = CliRunner().invoke(main, ["model", "upload", str(artifact), "--key", str(stranger),
+                                        "--node", url])  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert "may not upload models" in refused.output and "unauthorised" in refused.output
+    assert "--role submit" in refused.output
+    answer = localnet.http("GET", f"{url}/v1/models/{model.model_id.hex()}")
+    assert answer is not None and answer[0] == 404
+    info = json.loads(vigil("model", "upload", str(artifact), "--key", str(net.net.client_key),
+                            "--node", url, "--json"))  # fmt: skip
+    assert info["model_id"] == model.model_id.hex()
+    assert call_bytes("GET", url, f"/v1/models/{model.model_id.hex()}") == model.data
+    answer = localnet.http("GET", f"{net.node('org2').url}/v1/models/{model.model_id.hex()}")
+    assert answer is not None and answer[0] == 404  # not pushed to the peers

@@ -178,3 +178,31 @@ async def test_the_listener_refuses_a_small_order_key_even_if_listed(tmp_path: P
         assert net.refused == 1
     finally:
         await net.stop()
+
+
+async def test_the_peer_port_refuses_connections_past_its_limit_and_stalled_tls(
+    monkeypatch, tmp_path  # type: ignore[no-untyped-def]
+) -> None:
+    """Strangers' sockets are bounded in number (MAX_PEER_CONNECTIONS) and in time: one that
+    never starts its TLS handshake is dropped after HANDSHAKE_TIMEOUT_S, not asyncio's 60 s."""
+    monkeypatch.setattr(p2p, "MAX_PEER_CONNECTIONS", 4)
+    monkeypatch.setattr(p2p, "HANDSHAKE_TIMEOUT_S", 0.5)
+    net = PeerNetwork(ME, CHAIN, GENESIS, {}, lambda key: False, lambda *a: None,
+                      tls=tls(ME, tmp_path / "me"))  # fmt: skip
+    port = free_port()
+    await net.start("127.0.0.1", port)
+    held = []
+    try:
+        for _ in range(4):
+            held.append(await asyncio.open_connection("127.0.0.1", port))
+        await asyncio.sleep(0.1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, no handshake begun
+        writer.close()
+        assert net.refused == 1  # counted as refused (the held ones are not, yet)
+        for reader, _ in held:  # silent sockets: the TLS handshake times out, they are closed
+            assert await asyncio.wait_for(reader.read(), 30) == b""
+    finally:
+        for _, writer in held:
+            writer.close()
+        await net.stop()

@@ -148,8 +148,10 @@ def test_a_node_without_the_artifact_must_fetch_it(tmp_path: Path, model) -> Non
     with pytest.raises(ArtifactMissing) as info:
         b.validate(height, proposal.block)
     assert info.value.model_id == model.model_id
-    skipped = b.build(height, 0, proposer(b, height), [score_tx([0.0, 0.0, 0.0])])
+    waiting = score_tx([0.0, 0.0, 0.0])
+    skipped = b.build(height, 0, proposer(b, height), [waiting])
     assert skipped.missing_models == [model.model_id]
+    assert skipped.waiting == {model.model_id: [waiting.id]}  # dropped if no peer has it
     b.store.put_artifact(model.model_id, model.data)
     assert b.validate(height, proposal.block) is None
 

@@ -209,3 +209,74 @@ async def test_a_gossip_frame_is_queued_whole_or_dropped_whole(tmp_path: Path) -
         assert all(t.id in node.mempool for t in txs) and len(node.mempool) == 4
     finally:
         await node.stop()
+
+
+async def test_transactions_waiting_for_a_model_no_peer_has_leave_the_mempool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left pending, they kept primaries making empty blocks until they expired (issue 16);
+    once no peer sends the artifact within ARTIFACT_WAIT_S they are dropped."""
+    from node import service as service_module
+    from node.app.ledger import Proposal
+
+    monkeypatch.setattr(service_module, "ARTIFACT_WAIT_S", 0.05)
+    node = _node(tmp_path)
+    try:
+        waiting, other = anchor_tx(b"needs the model"), anchor_tx(b"needs nothing")
+        for tx in (waiting, other):
+            node.mempool.add(tx, len(tx.encode()))
+        model_id = bytes(range(32))
+        built = Proposal(b"block", [], [model_id], {model_id: [waiting.id]})
+        assert node._built(BuildProposal(1, 0), Outcome(value=built)) == ProposalBuilt(
+            1, 0, b"block"
+        )
+        assert waiting.id in node.mempool  # still waiting while the fetch is under way
+        await asyncio.sleep(0.3)
+        assert waiting.id not in node.mempool and other.id in node.mempool
+    finally:
+        await node.stop()
+
+
+async def test_a_catch_up_answer_with_a_malformed_entry_is_dropped_whole(tmp_path: Path) -> None:
+    """Found by the frame fuzzer: an answer whose second entry was malformed left its first
+    entry queued with nothing to feed it, so the node ignored every later answer as "still
+    applying an earlier one" until it committed otherwise; a lagging node never did."""
+    from node.p2p import BLOCKS
+
+    node = _node(tmp_path)
+    try:
+        proposal = await node.worker.client(
+            lambda: node.ledger.build(1, 0, proposer(node.ledger, 1), [])
+        )
+        entry = [proposal.block, certify(1, proposal.block).encode()]
+        node._on_frame(NODES[1].public, BLOCKS, [entry, [b"not a block"]])
+        assert not node._catch_up
+        node._on_frame(NODES[2].public, BLOCKS, [entry])  # an honest answer is applied
+        for _ in range(500):
+            if node.ledger.height == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert node.ledger.height == 1
+    finally:
+        await node.stop()
+
+
+async def test_frames_from_a_key_that_is_not_a_validator_are_dropped(tmp_path: Path) -> None:
+    """A link accepted before a validator-set change stays open until it is closed, so
+    frames can arrive from a key that is no longer a validator: each was served, queued for
+    admission and given a budget bucket of its own (one per key, never forgotten)."""
+    from ledger_helpers import STRANGER
+
+    from node.p2p import FETCH, MODEL_FETCH, TX
+
+    node = _node(tmp_path)
+    try:
+        for kind, payload in ((TX, [anchor_tx(b"from a stranger").encode()]), (FETCH, 1),
+                              (MODEL_FETCH, bytes(32))):  # fmt: skip
+            node._on_frame(STRANGER.public, kind, payload)
+        assert node.faults["frame-from-non-member"] == 3
+        assert not node.gossip_queue and not node.budgets._buckets
+        node._on_frame(NODES[1].public, FETCH, 1)  # a validator's frame is handled as before
+        assert node.faults["frame-from-non-member"] == 3 and node.budgets._buckets
+    finally:
+        await node.stop()
