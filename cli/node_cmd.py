@@ -126,8 +126,14 @@ def run(home: Path, peer_listen: str | None, api_listen: str | None, log_level: 
     except (StoreError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     except NodeHalted as exc:
-        raise click.ClickException(
-            f"node halted: {exc} (run again with --resync to rebuild it from its peers)"
-        ) from None
+        raise click.ClickException(f"node halted: {exc} ({halt_hint(str(exc))})") from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen: {exc}") from None
+
+
+def halt_hint(reason: str) -> str:
+    """What to do about a halt. A full disk leaves the store intact (the write that failed
+    was refused whole), so freeing space and starting again is enough; seen in chaos runs."""
+    if "No space left on device" in reason or "Disk quota exceeded" in reason:
+        return "free disk space and start it again: the store is intact"
+    return "run again with --resync to rebuild it from its peers"

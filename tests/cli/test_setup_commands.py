@@ -169,3 +169,11 @@ def test_several_nodes_are_tried_in_order_and_quorum_needs_enough_of_them() -> N
         main, ["status", "--no-verify", "--node", closed[0], "--node", closed[1], "--quorum", "2"]
     )
     assert result.exit_code == 4 and "only 0 of the 2 nodes asked for answered" in result.output
+
+
+def test_a_halt_for_a_full_disk_says_to_free_space_not_to_resync() -> None:
+    from cli.node_cmd import halt_hint
+
+    full = "cannot commit block 156: b'IO error: data/000003.log: No space left on device'"
+    assert halt_hint(full).startswith("free disk space")
+    assert "--resync" in halt_hint("certified block 12 does not apply: state root differs")
