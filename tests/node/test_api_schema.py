@@ -18,7 +18,7 @@ import pytest
 from test_network import running_network
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-EXAMPLES = int(os.environ.get("VIGIL_SCHEMATHESIS_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("VIGIL_SCHEMATHESIS_EXAMPLES", "10"))
 """Cases per operation in the suite: bounded so the run takes about a minute on 2 cores."""
 
 

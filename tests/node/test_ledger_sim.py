@@ -59,7 +59,9 @@ def test_ledger_seeds_keep_agreement_identical_state_and_a_replayable_chain() ->
 
 @pytest.mark.slow
 def test_more_ledger_seeds() -> None:
-    check(range(60, 200))
+    """Sixty more seeds (the suite's 10 minutes allow no more with the chaos round and
+    schemathesis in it); ``scripts/simulate --app ledger --seeds N`` runs any number."""
+    check(range(60, 120))
 
 
 @pytest.mark.parametrize("mode", LEDGER_MODES)
