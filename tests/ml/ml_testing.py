@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from consensus import codec
 from ml import artifact
 from ml.fixed import leaf_value
 from ml.forest import NODE_DTYPES, TREE_SIZES_DTYPE, HyperParameters, SubForest
+
+NEEDS_GCC = pytest.mark.skipif(
+    shutil.which("gcc") is None or platform.machine() != "x86_64",
+    reason="needs gcc on x86-64 to build a library that sets MXCSR",
+)
+
+
+def run_with_library(tmp_path: Path, c_source: str, script: str, stdin: bytes) -> str:
+    """Build ``c_source`` into a shared library and run ``script`` (``python -c``) with the
+    library's path as its argument and ``stdin`` as its input; the script's output."""
+    source = tmp_path / "mode.c"
+    source.write_text(c_source)
+    library = tmp_path / "libmode.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script, str(library)],
+        input=stdin,
+        capture_output=True,
+        check=True,
+    )
+    return out.stdout.decode()
 
 
 def make_data(seed: int, n: int = 300, d: int = 4, outliers: int = 10) -> np.ndarray:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
-import shutil
 import subprocess
 import sys
 
@@ -12,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ml_testing import make_data
+from ml_testing import NEEDS_GCC, make_data, run_with_library
 
 from ml import artifact
 from ml.errors import InputError
@@ -235,35 +233,20 @@ print(json.dumps([before, len(refused), float(np.float32(1e-40))]))
 MXCSR_MODES = {"flush-to-zero": 0x8000, "denormals-are-zero": 0x0040, "both": 0x8040}
 
 
-@pytest.mark.skipif(
-    shutil.which("gcc") is None or platform.machine() != "x86_64",
-    reason="needs gcc on x86-64 to build a library that sets MXCSR",
-)
+@NEEDS_GCC
 @pytest.mark.parametrize("mode", sorted(MXCSR_MODES))
 def test_scoring_refuses_a_process_that_flushes_subnormals(medium, tmp_path, mode) -> None:
     """Subnormal features would go the other way at a split: refuse rather than disagree.
 
     The library sets the CPU mode when loaded, as a -ffast-math build does.
     """
-    source = tmp_path / "mode.c"
-    source.write_text(
+    source = (
         "#include <xmmintrin.h>\n"
         "__attribute__((constructor)) static void set_mode(void) {\n"
         f"    _mm_setcsr(_mm_getcsr() | {MXCSR_MODES[mode]:#x});\n"
         "}\n"
     )
-    library = tmp_path / "libmode.so"
-    subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source)],
-        check=True,
-        capture_output=True,
-    )
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", FLUSHING_PROCESS, str(library)],
-        input=medium.model.data,
-        capture_output=True,
-        check=True,
-    )
-    before, refused, _ = json.loads(out.stdout)
+    out = run_with_library(tmp_path, source, FLUSHING_PROCESS, medium.model.data)
+    before, refused, _ = json.loads(out)
     assert refused == 3
     assert before == Scorer(medium.model).score_batch(np.full((3, 5), 1e-40)).path_sums.tolist()

@@ -10,16 +10,11 @@ thread's does not.
 
 from __future__ import annotations
 
-import platform
-import shutil
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ml_testing import make_data
+from ml_testing import NEEDS_GCC, make_data, run_with_library
 
 import ml.score
 from ml.errors import InputError
@@ -164,31 +159,14 @@ print(json.dumps([len(refused), fine]))
 """
 
 
-@pytest.mark.skipif(
-    shutil.which("gcc") is None or platform.machine() != "x86_64",
-    reason="needs gcc on x86-64 to build a library that sets MXCSR",
-)
+@NEEDS_GCC
 def test_a_worker_thread_that_flushes_subnormals_is_refused(medium, tmp_path) -> None:
     """Only the worker threads flush (FTZ and DAZ): each chunk's kernel checks its own thread."""
     import json
 
-    source = tmp_path / "mode.c"
-    source.write_text(
-        "#include <xmmintrin.h>\nvoid set_mode(void) { _mm_setcsr(_mm_getcsr() | 0x8040); }\n"
-    )
-    library = tmp_path / "libthreadmode.so"
-    subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source)],
-        check=True,
-        capture_output=True,
-    )
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", FLUSHING_WORKERS, str(library)],
-        input=medium.model.data,
-        capture_output=True,
-        check=True,
-    )
-    refused, fine = json.loads(out.stdout)
+    source = "#include <xmmintrin.h>\nvoid set_mode(void) { _mm_setcsr(_mm_getcsr() | 0x8040); }\n"
+    out = run_with_library(tmp_path, source, FLUSHING_WORKERS, medium.model.data)
+    refused, fine = json.loads(out)
     assert refused == 2
     expected = Scorer(medium.model).score_batch(np.full((3, 5), 1e-40)).path_sums.tolist()
     assert fine == expected
