@@ -172,6 +172,25 @@ def _public_key_object(raw: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+def private_file_problem(path: Path, missing: str = "no such key file") -> str | None:
+    """Why ``path`` cannot hold a private key (absent, unreadable, not a regular file, or
+    readable by others), or None. Node keys and the API's TLS key are held to the same rule."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return f"{path}: {missing}"
+    except OSError as exc:
+        return f"{path}: cannot read: {exc.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path}: not a regular file"
+    if st.st_mode & 0o077:
+        return (
+            f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} let others read this "
+            f"private key; run `chmod 600 {path}`"
+        )
+    return None
+
+
 class PrivateKey:
     """An Ed25519 signing key. Never printed; only its public half is shown."""
 
@@ -236,19 +255,9 @@ class PrivateKey:
     def load(cls, path: str | os.PathLike[str]) -> PrivateKey:
         """Load a key written by :meth:`save`; refuse files others can read."""
         path = Path(path)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise KeyFileError(f"{path}: no such key file") from None
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"{path}: not a regular file")
-        if st.st_mode & 0o077:
-            raise KeyFileError(
-                f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} let others read this "
-                f"private key; run `chmod 600 {path}`"
-            )
+        problem = private_file_problem(path)
+        if problem is not None:
+            raise KeyFileError(problem)
         try:
             data = path.read_bytes()
             key = serialization.load_pem_private_key(data, password=None)

@@ -31,7 +31,6 @@ import ipaddress
 import os
 import socket
 import ssl
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from consensus.crypto import PrivateKey, key_hex
+from consensus.crypto import PrivateKey, key_hex, private_file_problem
 
 PEER_TLS_FILE = "peer-tls.pem"
 """Node certificate and key as the peer listener loads them (rewritten at each start-up)."""
@@ -153,19 +152,9 @@ def peer_client_context() -> ssl.SSLContext:
 
 
 def _check_key_file(path: Path, setting: str) -> None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise TLSConfigError(f"{setting}: {path}: no such file") from None
-    except OSError as exc:
-        raise TLSConfigError(f"{setting}: {path}: cannot read: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise TLSConfigError(f"{setting}: {path}: not a regular file")
-    if st.st_mode & 0o077:
-        raise TLSConfigError(
-            f"{setting}: {path}: permissions {stat.S_IMODE(st.st_mode):04o} let others read "
-            f"this private key; run `chmod 600 {path}`"
-        )
+    problem = private_file_problem(path, missing="no such file")
+    if problem is not None:
+        raise TLSConfigError(f"{setting}: {problem}")
 
 
 def api_server_context(home: Path, cert: str, key: str) -> ssl.SSLContext | None:
