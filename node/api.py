@@ -8,7 +8,6 @@ hex. ``/openapi.json`` describes every route.
 
 from __future__ import annotations
 
-import json
 import re
 import ssl
 from collections.abc import Callable
@@ -111,15 +110,9 @@ def error(status: int, code: str, message: str) -> web.Response:
 
 def _hex_arg(request: web.Request, name: str, size: int = 32) -> bytes:
     text = request.match_info[name]
-    raw = bytes.fromhex(text) if re.fullmatch(f"[0-9a-fA-F]{{{2 * size}}}", text) else b""
-    if len(raw) != size:
-        raise web.HTTPBadRequest(
-            text=json.dumps(
-                {"error": {"code": "bad_hex", "message": f"{name} must be {2 * size} hex digits"}}
-            ),
-            content_type="application/json",
-        )
-    return raw
+    if re.fullmatch(f"[0-9a-fA-F]{{{2 * size}}}", text) is None:
+        raise BadRequest(400, "bad_hex", f"{name} must be {2 * size} hex digits")
+    return bytes.fromhex(text)
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int = 0,
@@ -793,8 +786,6 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:  # t
     except web.HTTPRequestEntityTooLarge:
         return error(413, "too_large", f"request body exceeds {MAX_API_BODY_BYTES} bytes")
     except web.HTTPException as exc:
-        if exc.content_type == "application/json":
-            raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         response = error(exc.status, code, exc.reason)
         if "Allow" in exc.headers:  # a 405 says which methods the path takes (RFC 9110)

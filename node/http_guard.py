@@ -96,15 +96,17 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def json_depth(data: bytes) -> int:
-    """Deepest nesting of arrays and objects in ``data`` (brackets inside strings excluded)."""
+def too_deep(data: bytes) -> bool:
+    """Whether arrays and objects in ``data`` nest deeper than MAX_JSON_DEPTH (brackets inside
+    strings do not count). Few opening brackets cannot nest deep: no scan for those."""
     if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
-        return min(MAX_JSON_DEPTH, data.count(b"[") + data.count(b"{"))
-    depth = deepest = 0
+        return False
+    depth = 0
     for bracket in _BRACKETS.findall(_STRING.sub(b'""', data)):
         depth += 1 if bracket in (b"[", b"{") else -1
-        deepest = max(deepest, depth)
-    return deepest
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
 
 
 def _number(convert: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -128,7 +130,7 @@ def _constant(name: str) -> Any:
 def parse_json(data: bytes) -> Any:
     """Strict JSON from UTF-8 bytes (whatever charset a client declares), within the depth and
     number limits, or BadRequest 400 ``bad_json`` saying what is wrong."""
-    if json_depth(data) > MAX_JSON_DEPTH:
+    if too_deep(data):
         raise BadRequest(400, "bad_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         text = data.decode("utf-8")
