@@ -4,6 +4,7 @@ header and body timeouts, strict numbers in paths and queries, and no 500 from a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
@@ -38,18 +39,25 @@ class Served:
         self.url = f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, **settings: int) -> AsyncIterator[Served]:
+    """A node (no peers) with its real API on a free port, stopped after."""
     port = _free_port()
-    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", f"127.0.0.1:{port}"), genesis(),
-                NODES[0])  # fmt: skip
-    await node.worker.client(lambda: commit(node.ledger, [anchor_tx(b"guarded")]))
+    config = NodeConfig("127.0.0.1:1", f"127.0.0.1:{port}", **settings)  # type: ignore[arg-type]
+    node = Node(Home(tmp_path), config, genesis(), NODES[0])
     runner = await start_api(node, f"127.0.0.1:{port}")
     try:
         yield Served(node, port)
     finally:
         await runner.cleanup()
         await node.stop()
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    async with serving(tmp_path) as it:
+        await it.node.worker.client(lambda: commit(it.node.ledger, [anchor_tx(b"guarded")]))
+        yield it
 
 
 async def _post(url: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
@@ -204,49 +212,38 @@ async def test_connections_past_the_limit_are_answered_503_and_closed(
 ) -> None:
     limit = 8
     monkeypatch.setattr(api_module, "MAX_API_CONNECTIONS", limit)
-    port = _free_port()
-    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", f"127.0.0.1:{port}"), genesis(),
-                NODES[0])  # fmt: skip
-    runner = await start_api(node, f"127.0.0.1:{port}")
     held = []
-    try:
-        for _ in range(limit):
-            held.append(await _open(port))
-        await asyncio.sleep(0.1)
-        reader, writer = await _open(port)
-        answer = await asyncio.wait_for(reader.read(), 10)
-        assert answer.startswith(b"HTTP/1.1 503") and b'"busy"' in answer
-        writer.close()
-        _, last_writer = held.pop()
-        last_writer.close()  # one slot frees
-        await asyncio.sleep(0.1)
-        status, _, _ = await _get(f"http://127.0.0.1:{port}/v1/status")
-        assert status == 200
-        assert node.metrics.rejected.labels("api", "too_many_connections")._value.get() == 1
-    finally:
-        for _, writer in held:
+    async with serving(tmp_path) as it:
+        try:
+            for _ in range(limit):
+                held.append(await _open(it.port))
+            await asyncio.sleep(0.1)
+            reader, writer = await _open(it.port)
+            answer = await asyncio.wait_for(reader.read(), 10)
+            assert answer.startswith(b"HTTP/1.1 503") and b'"busy"' in answer
             writer.close()
-        await runner.cleanup()
-        await node.stop()
+            _, last_writer = held.pop()
+            last_writer.close()  # one slot frees
+            await asyncio.sleep(0.1)
+            status, _, _ = await _get(it.url + "/v1/status")
+            assert status == 200
+            refused = it.node.metrics.rejected.labels("api", "too_many_connections")
+            assert refused._value.get() == 1
+        finally:
+            for _, writer in held:
+                writer.close()
 
 
 async def test_a_slow_request_head_and_an_idle_connection_are_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api_module, "API_IDLE_TIMEOUT_S", 0.5)
-    port = _free_port()
-    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", f"127.0.0.1:{port}"), genesis(),
-                NODES[0])  # fmt: skip
-    runner = await start_api(node, f"127.0.0.1:{port}")
-    try:
-        slow_reader, slow = await _open(port)
+    async with serving(tmp_path) as it:
+        slow_reader, slow = await _open(it.port)
         slow.write(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
-        idle_reader, _ = await _open(port)  # never sends anything
+        idle_reader, _ = await _open(it.port)  # never sends anything
         for reader in (slow_reader, idle_reader):
             assert await asyncio.wait_for(reader.read(), 30) == b""  # closed by the node
-    finally:
-        await runner.cleanup()
-        await node.stop()
 
 
 async def test_a_slow_body_gets_408_and_a_vanished_client_no_traceback(
@@ -306,20 +303,13 @@ async def test_an_address_past_its_rate_gets_429_with_retry_after(
 ) -> None:
     monkeypatch.setattr(api_module, "API_BURST_PER_ADDRESS", 3)
     monkeypatch.setattr(api_module, "API_RATE_PER_ADDRESS", 1.0)
-    port = _free_port()
-    node = Node(Home(tmp_path), NodeConfig("127.0.0.1:1", f"127.0.0.1:{port}"), genesis(),
-                NODES[0])  # fmt: skip
-    runner = await start_api(node, f"127.0.0.1:{port}")
-    try:
+    async with serving(tmp_path) as it:
         for _ in range(3):
-            assert (await _get(f"http://127.0.0.1:{port}/v1/status"))[0] == 200
-        status, answer, headers = await _get(f"http://127.0.0.1:{port}/v1/status")
+            assert (await _get(it.url + "/v1/status"))[0] == 200
+        status, answer, headers = await _get(it.url + "/v1/status")
         assert (status, answer["error"]["code"]) == (429, "rate_limited")
         assert headers["Retry-After"] == "1"
-        assert node.metrics.rejected.labels("api", "rate_limited")._value.get() == 1
-    finally:
-        await runner.cleanup()
-        await node.stop()
+        assert it.node.metrics.rejected.labels("api", "rate_limited")._value.get() == 1
 
 
 async def test_one_address_holds_at_most_its_share_of_long_polls(
@@ -342,13 +332,9 @@ async def test_a_client_past_its_mempool_share_gets_429_and_another_client_does_
 
     from node.mempool import MEMPOOL_SHARES
 
-    port = _free_port()
-    config = NodeConfig("127.0.0.1:1", f"127.0.0.1:{port}", mempool_max_txs=MEMPOOL_SHARES)
-    node = Node(Home(tmp_path), config, genesis(), NODES[0])
-    assert node.mempool.share == 1
-    runner = await start_api(node, f"127.0.0.1:{port}")
-    url = f"http://127.0.0.1:{port}/v1/txs"
-    try:
+    async with serving(tmp_path, mempool_max_txs=MEMPOOL_SHARES) as it:
+        assert it.node.mempool.share == 1
+        url = it.url + "/v1/txs"
         first = anchor_tx(b"mine 1", key=CLIENT).encode().hex()
         second = anchor_tx(b"mine 2", key=CLIENT).encode().hex()
         assert (await _post(url, json.dumps({"tx": first}).encode()))[0] == 202
@@ -357,6 +343,3 @@ async def test_a_client_past_its_mempool_share_gets_429_and_another_client_does_
         other = anchor_tx(b"theirs", key=AUDITOR).encode().hex()
         status, answer = await _post(url, json.dumps({"tx": other}).encode())
         assert status != 429, answer  # (the auditor may not anchor: 400, but not for room)
-    finally:
-        await runner.cleanup()
-        await node.stop()
