@@ -351,6 +351,10 @@ class PeerNetwork:
         for peer in self._links:
             self.send(peer, kind, payload)
 
+    def peers(self) -> list[bytes]:
+        """Every peer this node links to (connected or not)."""
+        return list(self._links)
+
     def connected(self) -> list[bytes]:
         """Peers we can send to and that have dialled us."""
         return [p for p, link in self._links.items() if link.connected and p in self._inbound]

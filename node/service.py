@@ -82,6 +82,7 @@ from node.budget import (
     MODEL_FETCH_REPEAT_S,
     PeerBudgets,
 )
+from node.byzantine import Byzantine
 from node.config import Home, NodeConfig, split_address
 from node.looplag import LoopLagMonitor
 from node.mempool import Mempool, MempoolFull, ShareFull
@@ -258,6 +259,11 @@ class Node:
             self._on_frame,
             tls=PeerTLS.create(key, home.path) if config.peer_tls else None,
         )
+        self.byzantine = Byzantine.from_env(
+            key, self.ledger.genesis_hash, self.network.peers, self.network.send, self._tip
+        )
+        """A TEST HOOK (node/byzantine.py): None unless VIGIL_TEST_BYZANTINE is set."""
+        self._flood_task: asyncio.Task[None] | None = None
         self.faults: Counter[str] = Counter()
         self.budgets = PeerBudgets()
         self.started_at = time.time()
@@ -300,6 +306,12 @@ class Node:
                 out[entry["node_key"]] = str(org)
         return out
 
+    def _tip(self) -> tuple[bytes, bytes] | None:
+        """The last committed block and its certificate, as stored (None before block 1)."""
+        height = self.ledger.height
+        block, cert = self.store.block(height), self.store.certificate(height)
+        return None if block is None or cert is None else (block, cert)
+
     def peer_names(self) -> dict[bytes, str]:
         return self._peer_names
 
@@ -328,6 +340,8 @@ class Node:
                 )
         await self.network.start(host, port)
         self.loop_lag.start()
+        if self.byzantine is not None:
+            self._flood_task = asyncio.create_task(self.byzantine.flood())
         self.feed(Start())
         log.info(
             "node %s up: height %d, peer %s (%s), api %s",
@@ -346,8 +360,9 @@ class Node:
             handle.cancel()
         for handle in self._artifact_timers.values():
             handle.cancel()
-        if self._gossip_task is not None:
-            self._gossip_task.cancel()
+        for task in (self._gossip_task, self._flood_task):
+            if task is not None:
+                task.cancel()
         await self.worker.close()  # the task under way finishes before the store closes
         await self.loop_lag.stop()
         await self.network.stop()
@@ -394,9 +409,15 @@ class Node:
 
     def _execute(self, action: Action) -> Event | None:
         if isinstance(action, Broadcast):
-            self.network.broadcast(CONSENSUS, action.data)
+            if self.byzantine is not None:
+                self.byzantine.broadcast(action.data)
+            else:
+                self.network.broadcast(CONSENSUS, action.data)
         elif isinstance(action, Send):
-            self.network.send(action.to, CONSENSUS, action.data)
+            if self.byzantine is not None:
+                self.byzantine.send(action.to, action.data)
+            else:
+                self.network.send(action.to, CONSENSUS, action.data)
         elif isinstance(action, SetTimer):
             old = self._timers.pop(action.name, None)
             if old is not None:

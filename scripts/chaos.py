@@ -4,7 +4,10 @@ Faults are chosen and timed by ``random.Random(seed)`` (the seed is printed firs
 failure, so ``--seed S`` replays the schedule): SIGKILL and restart of a node (sometimes the
 current primary), SIGSTOP/SIGCONT pauses, a data directory wiped while its node is down,
 network partitions (two against two) and an isolated node, slow and flaky links, clock skew
-on one node, a full disk on one node, and a flooding client. Peer links run through
+on one node, a full disk on one node, a flooding client, and one member's node replaced by a
+Byzantine build for a while (node/byzantine.py: it equivocates as primary, proposes invalid
+blocks, votes for two blocks, forges signatures and catch-up certificates, replays and floods
+its peers). Peer links run through
 fault-injecting TCP proxies in this process (one in front of each node's peer port; the
 genesis names the proxies' addresses), so a link is cut, delayed or reset per ordered pair
 of nodes. Meanwhile a steady load of anchor,
@@ -42,11 +45,13 @@ from pathlib import Path
 import aiohttp
 import bench.localnet as bench
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from consensus.crypto import PrivateKey, key_hex
 from node import localnet
 from node.app.genesis import Genesis
 from node.app.types import AnchorPayload, Tx
+from node.byzantine import TEST_BYZANTINE_ENV
 from node.service import TEST_CLOCK_SKEW_ENV
 
 NODES = 4
@@ -69,8 +74,9 @@ FAULT_KINDS = (
     "skew",
     "flood",
     "disk-full",
+    "byzantine",
 )
-CRASHES = ("kill", "kill-primary", "wipe", "skew", "disk-full")
+CRASHES = ("kill", "kill-primary", "wipe", "skew", "disk-full", "byzantine")
 """Faults that end (or may end) the target's process (its mempool is memory only)."""
 DISK_IMAGE_BYTES = 512 * 1024 * 1024
 """Each node's data directory is a loop-mounted ext4 image of this size (sparse) when the
@@ -88,6 +94,10 @@ LINK_TIMEOUT_S = 60.0
 MAX_IN_FLIGHT = 16
 """Load requests outstanding at once (a paused node holds its requests until it resumes)."""
 CHECK_CONCURRENCY = 12
+BYZANTINE_CAUGHT = ("bad-signature", "conflicting-vote")
+"""Fault kinds the honest nodes must count while a Byzantine member runs: it sends both with
+every vote of every height (its other forgeries depend on its turn as primary and are
+reported, not required)."""
 STALLED_PEER_CONNECTIONS = 200
 """Silent connections a flood holds open to its target's peer port."""
 PROXY_OFFSET = 50
@@ -117,6 +127,8 @@ class Fault:
     resumed: float | None = None
     caught_up: float | None = None
     note: str = ""
+    caught: dict[str, float] = field(default_factory=dict)
+    """For a Byzantine member: the faults the honest nodes counted while it ran, by kind."""
 
     def describe(self) -> str:
         extra = ", ".join(f"{k}={v}" for k, v in self.detail.items() if k != "groups")
@@ -153,6 +165,8 @@ def schedule(seed: int, seconds: float, kinds: tuple[str, ...], orgs: list[str])
             detail["reset_per_chunk"] = rng.choice((0.01, 0.03, 0.1))
         elif kind == "skew":
             detail["skew_s"] = rng.choice((-1, 1)) * rng.randint(40, 90)
+        elif kind == "byzantine":
+            detail["seed"] = rng.randrange(2**31)
         out.append(Fault(round(t, 1), kind, target, hold, detail))
         t += hold + rng.uniform(4.0, 10.0)
     return out
@@ -711,6 +725,25 @@ async def flood(run: Run, session: aiohttp.ClientSession, org: str, seconds: flo
     run.stalled_peer_connections += len(stalled)
 
 
+async def fault_counts(session: aiohttp.ClientSession, run: Run, orgs: list[str]) -> Counter[str]:
+    """The faults ``orgs`` have counted (vigil_faults_total), summed by kind."""
+    total: Counter[str] = Counter()
+    for org in orgs:
+        try:
+            async with session.get(
+                run.cluster.node(org).url + "/metrics", timeout=aiohttp.ClientTimeout(total=5)
+            ) as resp:
+                text = await resp.text()
+        except (aiohttp.ClientError, TimeoutError):
+            continue  # reported as not caught if every node is unreachable
+        for family in text_string_to_metric_families(text):
+            if family.name == "vigil_faults":
+                for sample in family.samples:
+                    if sample.name == "vigil_faults_total":
+                        total[sample.labels["kind"]] += sample.value
+    return total
+
+
 async def inject(run: Run, session: aiohttp.ClientSession, fault: Fault) -> None:
     """Apply one fault, hold it, heal it."""
     cluster, proxies = run.cluster, run.proxies
@@ -735,6 +768,17 @@ async def inject(run: Run, session: aiohttp.ClientSession, fault: Fault) -> None
         await asyncio.sleep(fault.hold)
         cluster.kill(target)
         cluster.start(target)
+    elif kind == "byzantine":
+        honest = [o for o in orgs if o != target]
+        before = await fault_counts(session, run, honest)
+        cluster.kill(target)
+        cluster.start(target, env={TEST_BYZANTINE_ENV: str(fault.detail["seed"])})
+        await asyncio.sleep(fault.hold)
+        cluster.kill(target)
+        cluster.start(target)
+        after = await fault_counts(session, run, honest)
+        fault.caught = {k: after[k] - before[k] for k in sorted(after) if after[k] > before[k]}
+        fault.note = "caught " + ", ".join(f"{k} {v:.0f}" for k, v in fault.caught.items())
     elif kind == "pause":
         cluster.pause(target)
         await asyncio.sleep(fault.hold)
@@ -1055,6 +1099,23 @@ async def checks(run: Run, faults: list[Fault]) -> list[Check]:
             else "not after: " + ", ".join(f.describe() for f in late),
         )
     )
+    byzantine = [f for f in faults if f.kind == "byzantine" and f.healed is not None]
+    if byzantine:
+        missed = [
+            f"{f.describe()} at {f.started - run.started:.0f}s: no {k}"  # type: ignore[operator]
+            for f in byzantine
+            for k in BYZANTINE_CAUGHT
+            if not f.caught.get(k)
+        ]
+        out.append(
+            Check(
+                "the honest nodes caught every Byzantine member's forgeries",
+                not missed,
+                f"{len(byzantine)} Byzantine spells; each counted {', '.join(BYZANTINE_CAUGHT)}"
+                if not missed
+                else "; ".join(missed),
+            )
+        )
     if run.flood_sent:
         out.append(
             Check(
