@@ -244,3 +244,43 @@ def test_a_block_may_not_name_a_view_later_than_the_one_it_was_proposed_in(
     assert ledger.validate(height, raw, n) is None
     assert ledger.validate(height, raw, n + 1) is None  # re-proposed by a later NEW-VIEW
     assert ledger.validate(height, raw) is None  # a certified block: no view to hold it to
+
+
+def test_a_store_written_with_leveldbs_defaults_opens_and_compacts_with_the_tuned_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nodes before the store's tuning wrote Snappy-compressed 2 MiB tables without filters;
+    the same directory must read, commit and compact under the tuned options, and end in
+    the state a store tuned from the start reaches."""
+    import plyvel
+
+    import node.store as store_module
+
+    tuned = ("max_file_size", "write_buffer_size", "lru_cache_size", "bloom_filter_bits",
+             "compression")  # fmt: skip
+    real_db = plyvel.DB
+    monkeypatch.setattr(store_module.plyvel, "DB", lambda path, **kw: real_db(
+        path, **{k: v for k, v in kw.items() if k not in tuned}
+    ))  # fmt: skip
+    old, reference = open_ledger(tmp_path / "old"), open_ledger(tmp_path / "ref")
+    txs = [anchor_tx(f"dataset {i}".encode() * 50) for i in range(400)]
+
+    def commit_to(ledger: Ledger, batch: list[Tx]) -> None:
+        height = ledger.height + 1
+        proposal = ledger.build(height, 0, proposer(ledger, height), batch)
+        ledger.commit(proposal.block, certify(height, proposal.block))
+
+    for i in range(0, 200, 50):
+        commit_to(old, txs[i : i + 50])
+    old.store.close()
+    monkeypatch.setattr(store_module.plyvel, "DB", real_db)
+    reopened = Ledger(Store(tmp_path / "old"), genesis(), clock_ms=lambda: 1_000)
+    assert reopened.height == 4
+    for i in range(200, 400, 50):
+        commit_to(reopened, txs[i : i + 50])
+    reopened.store.db.compact_range()  # old tables and new ones merged into new ones
+    for i in range(0, 400, 50):
+        commit_to(reference, txs[i : i + 50])
+    assert reopened.store.state_root() == reference.store.state_root()
+    assert all(reopened.store.tx_location(t.id) is not None for t in txs)
+    assert reopened.store.block(1) == reference.store.block(1)
