@@ -142,13 +142,14 @@ def _to_wire(value: Any) -> Any:
     raise ExecutionError("TypeError", f"a {t.__name__} is not a VM value")
 
 
+assert MAX_NESTING_DEPTH < codec.MAX_DEPTH  # encode_value's wire form needs no codec walk
+
+
 def encode_value(value: Any, max_bytes: int) -> bytes:
     """Canonical bytes of ``value``; LimitExceeded if too deep, too big or over ``max_bytes``."""
-    visit(value)
+    visit(value)  # bounds the depth, so the wire form needs no second walk
     try:
-        data = codec.encode(_to_wire(value))
-    except codec.CodecError as exc:
-        raise LimitExceeded(f"value cannot be encoded: {exc}") from None
+        data = codec.pack_canonical(_to_wire(value))
     except UnicodeEncodeError as exc:  # a str holding lone surrogates
         raise ExecutionError("UnicodeEncodeError", str(exc)) from None
     if len(data) > max_bytes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from node.app import governance
@@ -48,6 +49,9 @@ MAX_NATIVE_ORGS = 256
 walk over the list the contract does)."""
 MAX_NATIVE_CONTRIBUTORS = 64
 """Contributors of a model version the native charge handles; past it the VM charges."""
+MAX_REMEMBERED_ENCODINGS = 256
+"""Encodings of ``orgs`` lists and ``charged`` events remembered (pure functions of their
+arguments, so a remembered one is the one a fresh encoding would give)."""
 SCORE_FEE_PARAM = "score_fee"
 ORG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MODEL_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -138,9 +142,22 @@ def plan(state: Overlay, org: str, model: str) -> Charge | None:
         if shares[c] != 0 and not _add(state, balances, c, shares[c], orgs):
             return None
     writes = {"balance:" + o: encode_value(v, MAX_STORAGE_VALUE_BYTES) for o, v in balances.items()}
-    writes["orgs"] = encode_value(orgs, MAX_STORAGE_VALUE_BYTES)
-    event = {"org": org, "model": model, "fee": fee, "paid": shares}
-    return Charge(writes, encode_value(event, MAX_EVENT_DATA_BYTES))
+    writes["orgs"] = _orgs_bytes(tuple(orgs))
+    return Charge(writes, _event_bytes(org, model, fee, tuple(shares.items())))
+
+
+@lru_cache(maxsize=MAX_REMEMBERED_ENCODINGS)
+def _orgs_bytes(orgs: tuple[str, ...]) -> bytes:
+    """The stored ``orgs`` list: the same list at nearly every charge, so encoded once."""
+    return encode_value(list(orgs), MAX_STORAGE_VALUE_BYTES)
+
+
+@lru_cache(maxsize=MAX_REMEMBERED_ENCODINGS)
+def _event_bytes(org: str, model: str, fee: int, paid: tuple[tuple[str, int], ...]) -> bytes:
+    """The ``charged`` event's data (the contract's dict, keys in its order): the same for
+    every score of one organisation on one model version at one fee, so encoded once."""
+    event = {"org": org, "model": model, "fee": fee, "paid": dict(paid)}
+    return encode_value(event, MAX_EVENT_DATA_BYTES)
 
 
 def _contributors(state: Overlay, model: str) -> dict[str, int] | None:

@@ -30,12 +30,13 @@ from vm.gas import (
     GAS_STORAGE_READ,
     GAS_STORAGE_WRITE,
     INSTRUCTION_GAS,
+    MAX_NESTING_DEPTH,
     SCAN_BYTES_PER_GAS,
     SLOTS_MOVED_PER_GAS,
 )
 from vm.host import InMemoryHost
 from vm.interpreter import Program, execute, prepare
-from vm.values import DecodeError, decode_value, encode_value
+from vm.values import DecodeError, _to_wire, decode_value, encode_value
 
 
 def program(source: str) -> Program:
@@ -347,9 +348,21 @@ values = st.recursive(
 @given(value=values)
 def test_value_encoding_round_trips_exactly(value: Any) -> None:
     data = encode_value(value, 1 << 20)
+    assert data == codec.encode(_to_wire(value))  # packed without the walk, same bytes
     back = decode_value(data, 1 << 20)
     assert typed_equal(back, value)
     assert encode_value(back, 1 << 20) == data
+
+
+def test_the_deepest_value_the_vm_allows_encodes_within_the_codecs_depth() -> None:
+    value: Any = 1
+    for _ in range(MAX_NESTING_DEPTH):
+        value = [value]
+    data = encode_value(value, 1 << 20)
+    assert data == codec.encode(_to_wire(value))
+    assert decode_value(data, 1 << 20) == value
+    with pytest.raises(LimitExceeded):
+        encode_value([value], 1 << 20)
 
 
 @pytest.mark.parametrize(
