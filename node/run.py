@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import resource
 import signal
@@ -35,6 +36,17 @@ GIL_SWITCH_INTERVAL_S = 0.001
 back each time, so with the default a loop turn with many sends waits behind execution
 several times over; 1 ms keeps its stalls short at no measurable cost in throughput
 (docs/node.md has the figures)."""
+
+
+def freeze_start_up_heap() -> int:
+    """Move every object alive after start-up (the imported libraries: numpy, scikit-learn,
+    aiohttp, the node's own modules; the opened ledger) out of the collector's reach, and
+    return how many. A full collection walks every tracked object, and these never die, yet
+    a started node holds about 90,000 of them: each full collection walked them all again,
+    under the GIL, stalling the event loop. Objects made later are collected as before."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 FILES_MARGIN = 256
@@ -115,6 +127,8 @@ async def run_node(
             loop.add_signal_handler(sig, node.request_stop)
     await node.start()
     api = await start_api(node, config.api_listen, api_tls)
+    log.info("start-up heap frozen: %d objects the collector no longer walks",
+             freeze_start_up_heap())  # fmt: skip
     try:
         await node.wait_stopped()
     finally:

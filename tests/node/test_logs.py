@@ -125,3 +125,24 @@ def test_the_open_file_limit_is_raised_at_start_up_or_the_shortfall_said() -> No
                            text=True, check=True).stdout  # fmt: skip
     assert short.splitlines()[-1].split()[:2] == ["1000", "1000"]
     assert "WARNING open-file limit 1000 (hard limit 1000) is below" in short
+
+
+def test_the_start_up_heap_is_frozen_and_later_garbage_still_collected() -> None:
+    """In a child process (freezing is for the whole process): what start-up imported is out
+    of the collector's walk, and cycles made afterwards are collected as before."""
+    import subprocess
+    import sys
+
+    script = (
+        "import gc, weakref\n"
+        "from node.run import freeze_start_up_heap\n"
+        "import node.service, node.api, ml.train\n"
+        "class Cycle: pass\n"
+        "frozen = freeze_start_up_heap()\n"
+        "a = Cycle(); a.self = a; alive = weakref.ref(a); del a\n"
+        "gc.collect()\n"
+        "print(frozen, alive() is None, len(gc.get_objects()) < frozen // 10)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert int(out[0]) > 50_000 and out[1:] == ["True", "True"], out
