@@ -539,6 +539,7 @@ class PeerNetwork:
                     kind, payload = decode_frame(msg.data)
                 except codec.CodecError as exc:
                     log.warning("bad frame from %s: %s", key_hex(peer)[:12], exc)
+                    self._count("malformed", "in", len(msg.data))  # vigil_peer_frames_total
                     continue
                 self._count(kind if kind in FRAME_KINDS else "unknown", "in", len(msg.data))
                 self.on_frame(peer, kind, payload)

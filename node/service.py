@@ -824,6 +824,10 @@ class Node:
                 self.network.send(peer, MODEL, data)
         elif kind == MODEL and type(payload) is bytes:
             self._on_model(payload)
+        else:
+            # A known kind with a payload of the wrong type: no honest node sends one, so it
+            # is counted (a Byzantine member's junk shows in vigil_faults_total) and dropped.
+            self.faults["bad-frame-payload"] += 1
 
     def _on_blocks(self, peer: bytes, items: list) -> None:
         """Queue a catch-up answer's certified blocks; they commit one at a time. An answer

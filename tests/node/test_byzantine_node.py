@@ -57,8 +57,14 @@ def test_a_byzantine_member_process_cannot_split_or_stop_the_network(tmp_path: P
         # random digest, a second proposal for one view, blocks that fail their checks, a
         # forged certificate, and junk.
         for kind in ("bad-signature", "conflicting-vote", "equivocation", "bad-catch-up",
-                     "malformed", "bad-tx-frame", "invalid-proposal", "bad-digest"):  # fmt: skip
+                     "malformed", "bad-tx-frame", "invalid-proposal", "bad-digest",
+                     "bad-frame-payload"):  # fmt: skip
             assert seen.get(kind, 0) > 0, (kind, seen)
+        junk = sum(
+            value for (name, labels), value in _scrape(n, "org1").items()
+            if name == "vigil_peer_frames_total" and dict(labels).get("kind") == "malformed"
+        )  # fmt: skip
+        assert junk > 0  # frames that are not [kind, payload] at all, counted by the link
         log = (n.node("org4").home / "node.log").read_text()
         assert "TEST HOOK: this node is Byzantine" in log
 
