@@ -55,6 +55,7 @@ from consensus.messages import (
 from consensus.record import FieldError
 from node.app.types import Block, Header, tx_root
 from node.budget import FETCH_PER_S
+from node.p2p import BLOCKS, CONSENSUS, FETCH, MODEL, MODEL_FETCH, TX
 
 log = logging.getLogger("vigil.byzantine")
 
@@ -135,15 +136,15 @@ class Byzantine:
             self._vote(targets, env, data)
         else:
             self._out(targets, data)
-        self._extras(targets, env, data)
+        self._extras(targets, env, message.block)
         self.sent.append(data)
 
     def _out(self, targets: list[bytes], data: bytes) -> None:
         for peer in targets:
-            self._send(peer, "consensus", data)
+            self._send(peer, CONSENSUS, data)
 
     def _forge(self, peer: bytes, data: bytes) -> None:
-        self._send(peer, "consensus", data)
+        self._send(peer, CONSENSUS, data)
         self.forged += 1
 
     def _equivocate(self, targets: list[bytes], env: Envelope, block: bytes) -> None:
@@ -199,18 +200,18 @@ class Byzantine:
             forged = wire_message(seal(self.key, self.chain, env.kind, other))
             self._forge(self.rng.choice(targets), forged)
 
-    def _extras(self, targets: list[bytes], env: Envelope, data: bytes) -> None:
+    def _extras(self, targets: list[bytes], env: Envelope, block: bytes | None) -> None:
         """Flipped signatures, votes in other members' names, replays and junk."""
         if not targets:
             return
         peer = self.rng.choice(targets)
         bad = bytearray(env.signature)
         bad[self.rng.randrange(len(bad))] ^= 1 << self.rng.randrange(8)
-        self._forge(peer, _rewrap(data, replace(env, signature=bytes(bad))))
+        self._forge(peer, wire_message(replace(env, signature=bytes(bad)), block))
         others = [p for p in self.peers() if p != peer]
         if env.kind in (PREPARE, COMMIT) and others:
             name = self.rng.choice(others)
-            self._forge(peer, _rewrap(data, replace(env, sender=name)))
+            self._forge(peer, wire_message(replace(env, sender=name), block))
         if self.sent and self.rng.random() < 0.5:
             self._forge(peer, self.rng.choice(self.sent))
         if self.rng.random() < 0.3:
@@ -238,27 +239,27 @@ class Byzantine:
                     self._send(peer, kind, payload)
                     self.forged += 1
                 if tick % FLOOD_FETCH_EVERY == 0:
-                    self._send(peer, "fetch", self.rng.choice((1, -1, 0, 2**63, "1", None, [1])))
+                    self._send(peer, FETCH, self.rng.choice((1, -1, 0, 2**63, "1", None, [1])))
                 if tick % FORGED_CATCH_UP_EVERY == 0:
                     self._forged_catch_up(peer)
 
     def _junk_frame(self) -> tuple[str, object]:
         rng = self.rng
-        choice = rng.randrange(2, 7)
-        if choice == 2:
-            return "model-fetch", rng.randbytes(32)
-        if choice == 3:
+        choice = rng.randrange(5)
+        if choice == 0:
+            return MODEL_FETCH, rng.randbytes(32)
+        if choice == 1:
             txs: list[object] = [
                 rng.randbytes(rng.randint(0, 200)) for _ in range(rng.randint(1, 9))
             ]
             if rng.random() < 0.5:
                 txs.append(rng.randint(0, 9))  # not bytes: the whole frame is refused
-            return "tx", txs
-        if choice == 4:
-            return "blocks", [[rng.randbytes(40), rng.randbytes(40)]]
-        if choice == 5:
-            return "model", rng.randbytes(rng.randint(0, 500))
-        return rng.choice(("zzz", "consensus", "tx", "")), rng.randint(-9, 9)
+            return TX, txs
+        if choice == 2:
+            return BLOCKS, [[rng.randbytes(40), rng.randbytes(40)]]
+        if choice == 3:
+            return MODEL, rng.randbytes(rng.randint(0, 500))
+        return rng.choice(("zzz", CONSENSUS, TX, "")), rng.randint(-9, 9)
 
     def _forged_catch_up(self, peer: bytes) -> None:
         """A block for the next height, 'certified' by every member: its own COMMIT is real,
@@ -284,7 +285,7 @@ class Byzantine:
             )
             votes.append(CommitVote(signer, signature))
         forged = Certificate(header.height, 0, digest, tuple(votes))
-        self._send(peer, "blocks", [[fake.encode(), forged.encode()]])
+        self._send(peer, BLOCKS, [[fake.encode(), forged.encode()]])
         self.forged += 1
 
 
@@ -299,8 +300,3 @@ def _next_header(header: Header, state_root: bytes) -> Header:
         tx_root=tx_root(()),
         state_root=state_root,
     )
-
-
-def _rewrap(data: bytes, env: Envelope) -> bytes:
-    """``data`` with its envelope replaced (the block it carries, if any, kept)."""
-    return wire_message(env, open_message(data).block)
