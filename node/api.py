@@ -29,7 +29,7 @@ from node.app.execution import tx_proof
 from node.app.light import ReadRecorder, TooManyReads, run_query
 from node.app.state import ANCHOR, storage_key
 from node.app.system import MODELS_CONTRACT
-from node.app.types import NAME_PATTERN, Block, Certificate, Event, Header, Receipt, Tx
+from node.app.types import NAME_PATTERN, Certificate, Event, Header, Receipt, Tx
 from node.http_guard import (
     API_BURST_PER_ADDRESS,
     API_IDLE_TIMEOUT_S,
@@ -321,7 +321,9 @@ class Api:
         if where is None:
             return None
         height, index = where
-        block = Block.decode(self.node.store.block(height))  # type: ignore[arg-type]
+        found = self.node.ledger.committed_block(height)
+        assert found is not None, f"transaction index names height {height}, which has no block"
+        block = found[0]
         receipts = self.node.store.receipts(height) or []
         cert = Certificate.decode(self.node.store.certificate(height))  # type: ignore[arg-type]
         proof = tx_proof(block.txs, index)
@@ -359,14 +361,12 @@ class Api:
     def _block_response(self, height: int, raw_parts: bool) -> web.Response:
         """A block; with ``raw_parts`` also its encodings (block, certificate, receipts), all a
         client needs to check the whole block against the genesis file."""
-        raw = self.node.store.block(height)
-        if raw is None:
+        found = self.node.ledger.committed_block(height)
+        if found is None:
             return error(404, "not_found", f"no block at height {height}")
-        block = Block.decode(raw)
+        block, receipts = found
         raw_cert = self.node.store.certificate(height)
         cert = Certificate.decode(raw_cert)  # type: ignore[arg-type]
-        raw_receipts = self.node.store.receipts(height) or []
-        receipts = [Receipt.decode(r) for r in raw_receipts]
         validators = self.node.store.validators(height) or []
         answer: dict[str, Any] = {
             "height": height,
@@ -389,9 +389,9 @@ class Api:
         }
         if raw_parts:
             answer["verify"] = {
-                "block": raw.hex(),
+                "block": self.node.store.block(height).hex(),  # type: ignore[union-attr]
                 "certificate": raw_cert.hex(),  # type: ignore[union-attr]
-                "receipts": [r.hex() for r in raw_receipts],
+                "receipts": [r.hex() for r in self.node.store.receipts(height) or []],
             }
         return web.json_response(answer)
 
@@ -406,7 +406,8 @@ class Api:
         top = min(self.node.ledger.height, before - 1)
         out = []
         for height in range(top, max(0, top - limit), -1):
-            header = Block.decode(self.node.store.block(height)).header  # type: ignore[arg-type]
+            header = self.node.ledger.header(height)
+            assert header is not None, f"height {height} is at most the ledger's, yet has no block"
             cert = Certificate.decode(self.node.store.certificate(height))  # type: ignore[arg-type]
             out.append(
                 {
@@ -593,7 +594,7 @@ class Api:
                 "key": key.hex(),
                 "value": None if value is None else value.hex(),
                 "proof": codec.encode(proof.to_wire()).hex(),
-                "header": Block.decode(self.node.store.block(height)).header.encode().hex(),  # type: ignore[arg-type]
+                "header": self.node.ledger.header(height).encode().hex(),  # type: ignore[union-attr]
                 "certificate": self.node.store.certificate(height).hex(),  # type: ignore[union-attr]
             }
         )

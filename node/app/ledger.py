@@ -40,6 +40,10 @@ MAX_HEADER_CACHE = 64
 """Committed headers kept in memory."""
 MAX_DECODED_CACHE = 8
 """Decoded blocks kept by the hash of their bytes."""
+MAX_RECENT_BLOCKS = 8
+"""Committed blocks kept decoded with their receipts, newest first out of the API: clients and
+explorers following the chain ask for each new block, and decoding its transactions and
+receipts again cost the node serving them about as much as executing the block (issue 15)."""
 MAX_EXECUTION_CACHE = 16
 """Executed proposals kept by block hash, so a committed block is not executed twice."""
 MAX_KNOWN_TXS = 60_000
@@ -108,6 +112,7 @@ class Ledger:
         self.known_txs = KnownTxs(MAX_KNOWN_TXS)
         self.last_committed: tuple[Block, tuple[Receipt, ...]] | None = None
         """The block ``commit`` applied last and its receipts (the node's metrics count them)."""
+        self._recent: OrderedDict[int, tuple[Block, tuple[Receipt, ...]]] = OrderedDict()
 
     # ------------------------------------------------------------ chain facts
 
@@ -131,6 +136,18 @@ class Ledger:
         header = self.decode_header(raw)
         self._remember_header(height, header)
         return header
+
+    def committed_block(self, height: int) -> tuple[Block, tuple[Receipt, ...]] | None:
+        """A committed block and its receipts, decoded (the newest ``MAX_RECENT_BLOCKS`` are
+        the objects ``commit`` applied; older ones are decoded from the store)."""
+        recent = self._recent.get(height)
+        if recent is not None:
+            return recent
+        raw = self.store.block(height)
+        if raw is None:
+            return None
+        receipts = tuple(Receipt.decode(r) for r in self.store.receipts(height) or ())
+        return Block.decode(raw), receipts
 
     def _remember_header(self, height: int, header: Header) -> None:
         self._headers[height] = header
@@ -362,6 +379,9 @@ class Ledger:
         self._remember_header(height, block.header)
         self.known_txs.forget(block.txs)
         self.last_committed = (block, executed.receipts)
+        self._recent[height] = self.last_committed
+        while len(self._recent) > MAX_RECENT_BLOCKS:
+            self._recent.popitem(last=False)
         return list(next_validators), tx_ids  # type: ignore[arg-type]
 
     def state_proof(self, key: bytes) -> smt.Proof:

@@ -284,3 +284,28 @@ def test_a_store_written_with_leveldbs_defaults_opens_and_compacts_with_the_tune
     assert reopened.store.state_root() == reference.store.state_root()
     assert all(reopened.store.tx_location(t.id) is not None for t in txs)
     assert reopened.store.block(1) == reference.store.block(1)
+
+
+def test_committed_blocks_come_back_decoded_from_memory_or_the_store_alike(
+    tmp_path: Path,
+) -> None:
+    """The API serves recent blocks from the objects ``commit`` applied and older ones from the
+    store: both must be the stored block and receipts, byte for byte."""
+    from ledger_helpers import commit
+
+    from node.app.ledger import MAX_RECENT_BLOCKS
+
+    ledger = open_ledger(tmp_path / "a")
+    for i in range(MAX_RECENT_BLOCKS + 2):
+        commit(ledger, [anchor_tx(f"block {i}".encode()), anchor_tx(f"more {i}".encode())])
+    reopened = Ledger(ledger.store, genesis())  # nothing in memory: every height decoded
+    for height in range(1, ledger.height + 1):
+        found, fresh = ledger.committed_block(height), reopened.committed_block(height)
+        assert found is not None and fresh is not None
+        for block, receipts in (found, fresh):
+            assert block.encode() == ledger.store.block(height)
+            assert [r.encode() for r in receipts] == ledger.store.receipts(height)
+    assert ledger.committed_block(ledger.height)[0] is ledger.last_committed[0]  # type: ignore[index]
+    assert ledger.committed_block(1)[0] is not ledger.committed_block(1)[0]  # type: ignore[index]
+    assert len(ledger._recent) == MAX_RECENT_BLOCKS
+    assert ledger.committed_block(ledger.height + 1) is None
