@@ -162,8 +162,9 @@ class ClientFaults(logging.Filter):
             return False
         text = getattr(error, "message", None) or str(error)
         record.levelno, record.levelname = logging.INFO, "INFO"
-        record.msg, record.args = "refused a request it could not read: %s", (
-            " ".join(str(text).split())[:200],
+        record.msg, record.args = (
+            "refused a request it could not read: %s",
+            (" ".join(str(text).split())[:200],),
         )
         record.exc_info, record.exc_text = None, None
         return True

@@ -56,6 +56,8 @@ class GcTimer:
         self._started = None
         self.longest_s = max(self.longest_s, took)
         self._histogram.labels(str(info.get("generation", "?"))).observe(took)
+
+
 MAX_MODEL_LABELS = 64
 """Model families given their own series; scores of others are counted under "other", so a
 chain with many model names cannot grow the metrics without bound."""

@@ -141,8 +141,7 @@ def test_a_leaf_moved_off_its_key_path_is_refused() -> None:
     stranger = next(
         smt.key_hash(bytes([i]))
         for i in range(8)
-        if proof.siblings
-        and smt.bit(smt.key_hash(bytes([i])), 0) != smt.bit(smt.key_hash(key), 0)
+        if proof.siblings and smt.bit(smt.key_hash(bytes([i])), 0) != smt.bit(smt.key_hash(key), 0)
     )
     forged = smt.Proof(proof.siblings, smt.Leaf(stranger, smt.value_hash(b"v")))
     with pytest.raises(smt.ProofError):

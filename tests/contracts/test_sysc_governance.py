@@ -195,8 +195,11 @@ BAD_INPUT = [
     ("add_member", {**new_member(), "node_key": IDENTITY}, "not a usable Ed25519 key"),
     ("add_member", {**new_member(), "node_key": Y_IS_P}, "not a usable Ed25519 key"),
     ("add_member", {**new_member(), "admins": [IDENTITY]}, "not a usable Ed25519 key"),
-    ("authorize_client", {"key": IDENTITY, "org": "bank-a", "roles": ["submit"]},
-     "not a usable Ed25519 key"),
+    (
+        "authorize_client",
+        {"key": IDENTITY, "org": "bank-a", "roles": ["submit"]},
+        "not a usable Ed25519 key",
+    ),
     ("add_member", {**new_member(), "peer": "host"}, "peer host must be host:port"),
     ("add_member", {**new_member(), "peer": "h:0"}, "peer port must be 1..65535"),
     ("add_member", {**new_member(), "peer": "h:65536"}, "peer port must be 1..65535"),

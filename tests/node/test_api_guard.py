@@ -253,7 +253,7 @@ async def test_a_slow_body_gets_408_and_a_vanished_client_no_traceback(
     reader, writer = await _open(served.port)
     writer.write(
         b"POST " + QUERY.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 100\r\n\r\n{\"method\""
+        b'Content-Length: 100\r\n\r\n{"method"'
     )
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
     assert head.startswith(b"HTTP/1.1 408")
@@ -262,7 +262,7 @@ async def test_a_slow_body_gets_408_and_a_vanished_client_no_traceback(
         _, gone = await _open(served.port)
         gone.write(
             b"POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000\r\n\r\n{\"txs\": ["
+            b'Content-Length: 1000\r\n\r\n{"txs": ['
         )
         await gone.drain()
         gone.close()

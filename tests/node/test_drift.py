@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -135,5 +136,9 @@ def test_a_record_packs_to_the_codecs_own_encoding(  # type: ignore[no-untyped-d
     record = DriftRecord(tuple(bins), count, tuple(bins), windows, psi, level, tuple(history))
     wire = [bins, count, bins, windows, psi, level, [list(h) for h in history]]
     assert record.encode() == codec.encode(wire)
+    # the next score's record shares the history object, whose encoding is remembered
+    later = dataclasses.replace(record, window_count=count + 1)
+    assert later.history is record.history
+    assert later.encode() == codec.encode([bins, count + 1, *wire[2:]])
     drift_state._RECENT.clear()
     assert DriftRecord.decode(record.encode()) == record

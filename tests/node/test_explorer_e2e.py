@@ -57,7 +57,7 @@ def off_loop(fn, *args):  # type: ignore[no-untyped-def]
         return pool.submit(fn, *args).result()
 
 
-HOSTILE_TEXT = '<img src=x onerror="document.title=\'owned\'"><script>alert(1)</script>'
+HOSTILE_TEXT = "<img src=x onerror=\"document.title='owned'\"><script>alert(1)</script>"
 """Metadata a member could anchor: the explorer must show it as text and run none of it."""
 
 
@@ -176,9 +176,11 @@ def test_a_person_follows_a_flagged_payment_to_its_block_a_proposal_and_a_lineag
         page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
         page.on(
             "console",
-            lambda msg: problems.append(f"console {msg.type}: {msg.text} at {msg.location}")
-            if msg.type in ("error", "warning")
-            else None,
+            lambda msg: (
+                problems.append(f"console {msg.type}: {msg.text} at {msg.location}")
+                if msg.type in ("error", "warning")
+                else None
+            ),
         )
         try:
             _walk_through(n, page, url, chain, flagged)

@@ -76,8 +76,10 @@ def test_written_file_lists_every_parameter(tmp_path: Path) -> None:
         (lambda d: d["members"][1].update(node_key="zz"), "genesis.members[1].node_key"),
         # Fault 6: small-order and non-canonical keys were accepted in genesis.
         (lambda d: d["members"][1].update(node_key="01" + "0" * 62), "genesis.members[1].node_key"),
-        (lambda d: d["members"][2].update(admins=["ed" + "ff" * 30 + "7f"]),
-         "genesis.members[2].admins[0]"),
+        (
+            lambda d: d["members"][2].update(admins=["ed" + "ff" * 30 + "7f"]),
+            "genesis.members[2].admins[0]",
+        ),
         (lambda d: d["clients"][0].update(key="00" * 32), "genesis.clients[0].key"),
         (lambda d: d["members"][2].update(admins=[]), "genesis.members[2].admins"),
         (lambda d: d["members"][0].update(peer="nohost"), "genesis.members[0].peer"),

@@ -88,4 +88,3 @@ def test_the_cache_is_bounded_and_forgets_committed_transactions() -> None:
     assert known.get(codec.decode(newest.encode(), allow_float=True)) is newest
     known.forget([newest])
     assert known.get(codec.decode(newest.encode(), allow_float=True)) is None
-

@@ -219,9 +219,7 @@ def test_a_transaction_no_block_could_carry_is_refused_and_dropped_not_parked(
     big = Tx.create(CLIENT, "vigil-test", GENESIS_HASH, payload, 50)
     assert len(big.encode()) > len(small.encode()) + 1_000
     room = len(small.encode()) + 10
-    monkeypatch.setattr(
-        ledger_module, "BLOCK_FRAME_BYTES", ledger.param("max_block_bytes") - room
-    )
+    monkeypatch.setattr(ledger_module, "BLOCK_FRAME_BYTES", ledger.param("max_block_bytes") - room)
     verdicts = ledger.admit_many([small, big])
     assert verdicts[0] is None and verdicts[1] is not None
     assert verdicts[1].code == "too_large" and str(room) in verdicts[1].message

@@ -11,9 +11,7 @@ from consensus.crypto import PrivateKey
 from node.mempool import MEMPOOL_SHARES, Mempool, MempoolFull, ShareFull
 
 SENDERS = [PrivateKey.from_seed(bytes([100 + i]) * 32) for i in range(8)]
-POOL = [
-    anchor_tx(f"pending {i}".encode(), key=SENDERS[i % 8], until=1 + i % 7) for i in range(24)
-]
+POOL = [anchor_tx(f"pending {i}".encode(), key=SENDERS[i % 8], until=1 + i % 7) for i in range(24)]
 """Three transactions from each of eight senders: both the count bound and the shares bite."""
 
 steps = st.lists(

@@ -181,7 +181,8 @@ async def test_the_listener_refuses_a_small_order_key_even_if_listed(tmp_path: P
 
 
 async def test_the_peer_port_refuses_connections_past_its_limit_and_stalled_tls(
-    monkeypatch, tmp_path  # type: ignore[no-untyped-def]
+    monkeypatch,
+    tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     """Strangers' sockets are bounded in number (MAX_PEER_CONNECTIONS) and in time: one that
     never starts its TLS handshake is dropped after HANDSHAKE_TIMEOUT_S, not asyncio's 60 s."""

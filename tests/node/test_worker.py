@@ -57,9 +57,7 @@ async def test_client_work_is_refused_past_its_bound() -> None:
     worker = AppWorker(asyncio.get_running_loop())
     try:
         release = await _hold(worker)
-        queued = [
-            asyncio.ensure_future(worker.client(lambda: 1)) for _ in range(MAX_CLIENT_TASKS)
-        ]
+        queued = [asyncio.ensure_future(worker.client(lambda: 1)) for _ in range(MAX_CLIENT_TASKS)]
         await asyncio.sleep(0)
         assert worker.pending() == {"consensus": 0, "client": MAX_CLIENT_TASKS}
         with pytest.raises(WorkerBusy, match="already wait"):

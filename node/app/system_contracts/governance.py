@@ -482,8 +482,7 @@ def _check_training_data(model_id, size, anchors, roster):
             org = found["org"]
             rows_by_org[org] = rows_by_org.get(org, 0) + pair[1]
             text = (
-                f"{_short(digest)}: {pair[1]} rows, anchored at height {found['height']} "
-                f"by {org}"
+                f"{_short(digest)}: {pair[1]} rows, anchored at height {found['height']} by {org}"
             )
             if len(found["parents"]) > 0:
                 parents = []
