@@ -87,8 +87,7 @@ class Certificate(Record):
             )
         message = commit_message(self.height, self.view, self.block_hash)
         items = [
-            SignedItem(v.validator, DOMAIN_COMMIT, chain, message, v.signature)
-            for v in self.votes
+            SignedItem(v.validator, DOMAIN_COMMIT, chain, message, v.signature) for v in self.votes
         ]
         for vote, ok in zip(self.votes, verify_batch(items), strict=True):
             if not ok:

@@ -166,9 +166,15 @@ def _pack(value: Any, allow_map: bool) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
-def encode(value: Any, *, allow_float: bool = False, allow_map: bool = False) -> bytes:
-    """Encode ``value`` canonically; raise a CodecError subclass if it cannot be."""
-    _require_valid(value, allow_float, allow_map)
+def encode(
+    value: Any, *, allow_float: bool = False, allow_map: bool = False, depth: int = 0
+) -> bytes:
+    """Encode ``value`` canonically; raise a CodecError subclass if it cannot be.
+
+    ``depth``: how deep ``value`` will sit inside an enclosing message whose encoding is
+    joined from its parts' (``MAX_DEPTH`` counts from the message's top)."""
+    assert 0 <= depth < MAX_DEPTH
+    _require_valid(value, allow_float, allow_map, depth)
     return _pack(value, allow_map)
 
 
@@ -182,10 +188,10 @@ def pack_canonical(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
-def _require_valid(value: Any, allow_float: bool, allow_map: bool) -> None:
+def _require_valid(value: Any, allow_float: bool, allow_map: bool, depth: int = 0) -> None:
     """Raise the reasoned CodecError (``_check``) if the fast walk finds ``value`` invalid."""
-    if not _valid(value, allow_float, allow_map, 0):
-        _check(value, allow_float, allow_map, 0, "$")
+    if not _valid(value, allow_float, allow_map, depth):
+        _check(value, allow_float, allow_map, depth, "$")
         raise AssertionError("_valid and _check disagree")  # _check raised for anything invalid
 
 

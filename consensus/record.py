@@ -205,10 +205,17 @@ class Value(Kind):
         return _thaw(value)
 
 
+def freeze_value(value: Any) -> Any:
+    """A ``Value`` field's held form: lists (nested too) as tuples."""
+    return _freeze(value)
+
+
 def _freeze(value: Any) -> Any:
-    if type(value) in (list, tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
+    t = type(value)
+    if t is not list and t is not tuple:
+        return value
+    # Scalars are taken as they are, not by a call each: most items are scalars.
+    return tuple([_freeze(v) if type(v) is list or type(v) is tuple else v for v in value])
 
 
 def _thaw(value: Any) -> Any:

@@ -240,9 +240,7 @@ def _split(items: list[tuple[bytes, bytes | None]], depth: int) -> int:
 
 def update(read: ReadNode, root: bytes, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:
     """Apply ``changes`` (state key -> new value, None to delete) to the tree at ``root``."""
-    hashed = sorted(
-        (key_hash(k), None if v is None else value_hash(v)) for k, v in changes.items()
-    )
+    hashed = sorted((key_hash(k), None if v is None else value_hash(v)) for k, v in changes.items())
     builder = _Builder(read)
     new_root, _ = builder.update(root, 0, hashed)
     # A node rebuilt unchanged (a leaf whose neighbour arrived) is added again, not removed.

@@ -110,4 +110,3 @@ class HostUnavailable(Exception):
     outcome. It leaves :func:`vm.interpreter.execute` unchanged, and the
     embedder abandons the whole execution and retries once it can answer.
     """
-

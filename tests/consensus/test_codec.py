@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import msgpack
 import pytest
@@ -281,3 +282,25 @@ def test_the_fast_walk_holds_the_depth_edge(levels: int) -> None:
     if not ok:
         with pytest.raises(DepthError):
             codec.encode(deep(levels))
+
+
+def test_a_part_encoded_for_its_depth_in_a_message_obeys_the_messages_depth_limit() -> None:
+    def nested(depth: int) -> Any:
+        value: Any = 1
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    for at in (0, 1, 3, codec.MAX_DEPTH - 1):
+        deepest = nested(codec.MAX_DEPTH - at)  # arrays at message levels at..MAX_DEPTH-1
+        assert codec.encode(deepest, depth=at) == codec.encode(deepest)
+        with pytest.raises(codec.DepthError):
+            codec.encode([deepest], depth=at)
+        message = deepest
+        for _ in range(at):  # the part inside ``at`` arrays: a message the decoder takes
+            message = [message]
+        assert codec.decode(codec.encode(message)) == message
+        with pytest.raises(codec.DepthError):
+            codec.encode([message])
+    with pytest.raises(AssertionError):
+        codec.encode(1, depth=codec.MAX_DEPTH)
