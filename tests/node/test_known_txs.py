@@ -88,3 +88,30 @@ def test_the_cache_is_bounded_and_forgets_committed_transactions() -> None:
     assert known.get(codec.decode(newest.encode(), allow_float=True)) is newest
     known.forget([newest])
     assert known.get(codec.decode(newest.encode(), allow_float=True)) is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks(), st.sampled_from(["as-is", "trailing", "wide-block", "wide-txs", "three",
+                                  "truncated", "header-float"]))  # fmt: skip
+def test_a_block_of_known_transactions_is_cut_by_its_bytes_and_decodes_the_same(
+    block: Block, framing: str
+) -> None:
+    """Every transaction known: the block is cut into its items' bytes instead of decoded, so
+    each reframing of the same items must decode (or fail) exactly as the full decode does."""
+    known = KnownTxs(64)
+    known.add(block.txs)
+    header, items = block.header.encode(), [tx.encode() for tx in block.txs]
+    txs_array = codec.array_header(len(items)) + b"".join(items)
+    raw = {
+        "as-is": block.encode(),
+        "trailing": block.encode() + b"\xc0",
+        "wide-block": b"\xdc\x00\x02" + header + txs_array,
+        "wide-txs": b"\x92" + header + b"\xdc" + len(items).to_bytes(2, "big") + b"".join(items),
+        "three": b"\x93" + header + txs_array + b"\xc0",
+        "truncated": block.encode()[:-1],
+        "header-float": b"\x92" + header[:-9] + msgpack.packb(1.5) + txs_array,
+    }[framing]
+    assert outcome(lambda r: decode_block(r, known), raw) == outcome(Block.decode, raw)
+    if framing == "as-is":
+        decoded = decode_block(raw, known)
+        assert all(a is b for a, b in zip(decoded.txs, block.txs, strict=True))
