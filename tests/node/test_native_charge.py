@@ -134,3 +134,67 @@ def test_the_limits_hand_large_lists_to_the_vm() -> None:
     assert native.plan(Overlay(writes.get), "org1", MODEL) is not None
     put("models", f"model:{MODEL}:1", {"contributors": {**contributors, "cx": 1}})
     assert native.plan(Overlay(writes.get), "org1", MODEL) is None
+
+
+@st.composite
+def changes(draw: Any) -> tuple[str, str, Any]:
+    """A write between two charges to one of the values a charge's terms come from."""
+    contract, key = draw(
+        st.sampled_from(
+            [
+                ("governance", "param:score_fee"),
+                ("models", f"active:{MODEL}"),
+                ("models", f"model:{MODEL}:1"),
+                ("models", f"model:{MODEL}:2"),
+                ("royalties", "orgs"),
+                ("royalties", "balance:org1"),
+                ("royalties", "balance:zeta"),
+            ]
+        )
+    )
+    value = draw(
+        ints
+        | st.none()
+        | st.just({"model_id": bytes(32), "version": 2})
+        | st.just({"contributors": {"org1": 3, "zeta": 1}})
+        | st.lists(orgs, max_size=3, unique=True).map(sorted)
+    )
+    return contract, key, value
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(states(), st.lists(st.tuples(orgs, st.none() | changes()), min_size=2, max_size=6))
+def test_charges_in_a_row_match_the_contract_as_their_inputs_change(  # type: ignore[no-untyped-def]
+    case, steps
+) -> None:
+    """Many charges on one block's overlay, with writes between them to the fee, the active
+    version, its record, the orgs list or a balance: each charge the node makes (its terms
+    remembered from an earlier one where the inputs read the same) is the VM's."""
+    writes, _, model = case
+    node_state, vm_state = Overlay(writes.get), Overlay(writes.get)
+    for payer, change in steps:
+        if change is not None:
+            contract, key, value = change
+            for state in (node_state, vm_state):
+                if value is None:
+                    state.delete(storage_key(contract, key))
+                else:
+                    state.put(storage_key(contract, key), encode_value(value, 1 << 16))
+        ctx = CallContext(node_state, 10, 1_000)
+        mark = node_state.snapshot()
+        gas = native.charge(node_state, ctx, payer, model)
+        vm_ctx = CallContext(vm_state, 10, 1_000)
+        vm_mark = vm_state.snapshot()
+        try:
+            vm_charge(vm_state, vm_ctx, payer, model, writes[CODE + b"royalties"])
+        except ContractRevert:
+            vm_state.revert(vm_mark)
+            if gas is not None:
+                raise AssertionError("the VM refused what the node charged") from None
+            node_state.revert(mark)
+            continue
+        if gas is None:  # declined: the VM charges instead, on both
+            assert node_state.snapshot() == mark
+            vm_charge(node_state, ctx, payer, model, writes[CODE + b"royalties"])
+        assert node_state.writes == vm_state.writes
+        assert ctx.events == vm_ctx.events
