@@ -17,7 +17,9 @@ over that body under the ``vigil/tx/v1`` domain and the chain id.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -137,12 +139,50 @@ class DeployPayload(Record):
     code: bytes = wire(Bytes(max_len=MAX_CONTRACT_CODE_BYTES))
 
 
+MAX_SCORE_REFERENCE_BYTES = 128
+_NAME = re.compile(NAME_PATTERN)
+_CHAIN_ID = re.compile(CHAIN_ID_PATTERN)
+_HEIGHT_MAX = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class ScorePayload(Record):
+    """A row of features to score under a model family's active version.
+
+    Every node decodes every score transaction once, so the checks run without the generic
+    per-field walk (which built a path string for each feature); anything off the common path
+    takes the generic checks, for their exact error (a differential test holds both)."""
+
     NAME = "score"
     model: str = wire(Name)
     features: tuple[float, ...] = wire(Seq(Float(), MAX_FEATURES))
-    reference: str = wire(Str(128))
+    reference: str = wire(Str(MAX_SCORE_REFERENCE_BYTES))
+
+    def _validate(self, path: str) -> None:
+        model, features, reference = self.model, self.features, self.reference
+        held = type(features)
+        if (
+            type(model) is str
+            and _NAME.fullmatch(model) is not None
+            and (held is list or held is tuple)
+            and len(features) <= MAX_FEATURES
+            and _finite_floats(features)
+            and type(reference) is str
+            and len(reference.encode()) <= MAX_SCORE_REFERENCE_BYTES
+        ):
+            if held is list:
+                object.__setattr__(self, "features", tuple(features))
+            return
+        super()._validate(path)
+
+
+def _finite_floats(values: list | tuple) -> bool:
+    """Whether every value is a finite float (a false "no" only sends the values to the
+    generic checks: a sum of finite floats may overflow)."""
+    return {*map(type, values)} <= _FLOAT_ONLY and math.isfinite(sum(values))
+
+
+_FLOAT_ONLY = {float}
 
 
 PAYLOAD_TYPES: dict[str, type[Record]] = {
@@ -204,6 +244,34 @@ class Tx(Record):
         tx.__dict__["_encoded"] = data
         tx.__dict__["_body"] = codec.array_header(6) + data[1:-SIGNED_TAIL]
         return tx
+
+    def _validate(self, path: str) -> None:
+        """The generic checks without their per-field walk, for the common case (every node
+        decodes every transaction, from a client or a peer, once); anything off it takes the
+        generic checks for their exact error (a differential test holds both)."""
+        kind, payload = self.kind, self.payload
+        payload_type = PAYLOAD_TYPES.get(kind) if type(kind) is str else None
+        if (
+            payload_type is not None
+            and type(self.chain_id) is str
+            and _CHAIN_ID.fullmatch(self.chain_id) is not None
+            and type(self.sender) is bytes
+            and len(self.sender) == PUBLIC_KEY_BYTES
+            and type(self.nonce) is bytes
+            and len(self.nonce) == NONCE_BYTES
+            and type(self.valid_until_height) is int
+            and 1 <= self.valid_until_height <= _HEIGHT_MAX
+            and type(self.signature) is bytes
+            and len(self.signature) == SIGNATURE_BYTES
+        ):
+            if type(payload) is payload_type:
+                return
+            if type(payload) is list:
+                object.__setattr__(
+                    self, "payload", payload_type.from_wire(payload, f"{path}.payload")
+                )
+                return
+        super()._validate(path)
 
     def body_bytes(self) -> bytes:
         """The signed part: every field but the signature."""
