@@ -38,14 +38,29 @@ several times over; 1 ms keeps its stalls short at no measurable cost in through
 (docs/node.md has the figures)."""
 
 
+GC_THRESHOLDS = (20_000, 20, 10)
+"""The cyclic collector's thresholds once a node is up (CPython's are 700, 10, 10). Under
+load a node's transactions live about a second (mempool, known transactions, a block), so
+at the default the youngest generation was collected 36 times a second and every
+transaction was walked again by the collections of the older ones, including full ones of
+every live object: 7% of a node's CPU (0.43 s in 10 s). Almost all of a node's garbage dies
+by reference counting, so the collector has little to find; at these thresholds it ran
+once in 10 s for 22 ms (docs/performance.md). Cycles are still collected (a test makes
+them in a loop and sees them go), and the longest collection stays under
+node.looplag.TARGET_LOOP_STALL_MS (the benchmark reports it, ``max_gc_pause_ms``)."""
+assert GC_THRESHOLDS[0] >= 700 and GC_THRESHOLDS[1:] >= (10, 10), "never more often than CPython"
+
+
 def freeze_start_up_heap() -> int:
     """Move every object alive after start-up (the imported libraries: numpy, scikit-learn,
     aiohttp, the node's own modules; the opened ledger) out of the collector's reach, and
     return how many. A full collection walks every tracked object, and these never die, yet
     a started node holds about 90,000 of them: each full collection walked them all again,
-    under the GIL, stalling the event loop. Objects made later are collected as before."""
+    under the GIL, stalling the event loop. Objects made later are collected, at the
+    thresholds ``GC_THRESHOLDS``."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     return gc.get_freeze_count()
 
 
