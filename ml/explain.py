@@ -46,12 +46,31 @@ class Explanations:
 
     def row(self, i: int, names: tuple[str, ...]) -> list[tuple[str, int]]:
         """Row ``i`` as (feature name, share in parts per million), strongest first."""
-        out = []
-        for f, w in zip(self.features[i], self.weights[i], strict=True):
-            if f == NO_FEATURE:
-                break
-            out.append((names[int(f)], share_ppm(int(w), int(self.totals[i]))))
-        return out
+        return _named(
+            self.features[i].tolist(), self.weights[i].tolist(), int(self.totals[i]), names
+        )
+
+    def rows(self, names: tuple[str, ...]) -> list[list[tuple[str, int]]]:
+        """Every row as ``row`` gives it, converted from the arrays at once (a node explains
+        each block's scores: indexing the arrays element by element cost more than the
+        kernel)."""
+        return [
+            _named(f, w, t, names)
+            for f, w, t in zip(
+                self.features.tolist(), self.weights.tolist(), self.totals.tolist(), strict=True
+            )
+        ]
+
+
+def _named(
+    features: list[int], weights: list[int], total: int, names: tuple[str, ...]
+) -> list[tuple[str, int]]:
+    out = []
+    for f, w in zip(features, weights, strict=True):
+        if f == NO_FEATURE:
+            break
+        out.append((names[f], share_ppm(w, total)))
+    return out
 
 
 def share_ppm(weight: int, total: int) -> int:

@@ -127,15 +127,12 @@ def score_rows(
     rows = np.array(features, dtype=np.float64)
     scores = scorer.score_batch(rows)
     explained = explain_batch(scorer, rows, TOP_FEATURES)
-    names = scorer.model.feature_names
+    tops = explained.rows(scorer.model.feature_names)
     return [
-        ScoreReport(
-            model_id,
-            int(scores.path_sums[i]),
-            bool(scores.outliers[i]),
-            tuple(explained.row(i, names)),
+        ScoreReport(model_id, path_sum, outlier, tuple(top))
+        for path_sum, outlier, top in zip(
+            scores.path_sums.tolist(), scores.outliers.tolist(), tops, strict=True
         )
-        for i in range(len(rows))
     ]
 
 

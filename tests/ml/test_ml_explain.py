@@ -67,6 +67,9 @@ def test_explanations_are_deterministic_and_row_equals_batch(medium) -> None:
         assert [name for name, _ in row] == [names[f] for f in first.features[i]]
         shares = [share for _, share in row]
         assert shares == sorted(shares, reverse=True) and sum(shares) <= PPM
+    every = first.rows(names)
+    assert every == [first.row(i, names) for i in range(50)]
+    assert all(type(share) is int for row in every for _, share in row)
 
 
 def test_top_k_edges(medium) -> None:
