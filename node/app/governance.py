@@ -18,6 +18,7 @@ native ``validators`` key (node/app/state.py), which the consensus replica is gi
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from node.app.genesis import DEFAULT_PARAMS, OPTIONAL_PARAMS, PARAM_RANGES, Genesis
@@ -57,8 +58,7 @@ def _encode(value: Any) -> bytes:
 
 
 def members(state: Overlay) -> dict[str, dict]:
-    value = _get(state, MEMBERS_KEY)
-    return value if type(value) is dict else {}
+    return _roster(state.get(MEMBERS_STATE_KEY))
 
 
 def validators_of(member_map: dict[str, dict]) -> list[bytes]:
@@ -79,9 +79,27 @@ def peer_addresses(state: Overlay) -> dict[bytes, str]:
     return out
 
 
+MAX_REMEMBERED_KEYS = 4_096
+"""Client keys whose storage keys, entries and roles are remembered (pure functions of the
+key and the stored bytes): every transaction is checked at admission and again in its
+block, and working the roles out from the decoded entries each time was a tenth of those
+checks (issue 15)."""
+
+
 def client(state: Overlay, key: bytes) -> tuple[str, tuple[str, ...]] | None:
     """(org, roles) of an authorised client key, or None."""
-    value = _get(state, CLIENT_PREFIX + key.hex())
+    raw = state.get(_client_key(key))
+    return None if raw is None else _client_entry(raw)
+
+
+@lru_cache(maxsize=MAX_REMEMBERED_KEYS)
+def _client_key(key: bytes) -> bytes:
+    return storage_key(GOVERNANCE, CLIENT_PREFIX + key.hex())
+
+
+@lru_cache(maxsize=MAX_REMEMBERED_KEYS)
+def _client_entry(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
+    value = _decoded(raw)
     if type(value) is not dict or type(value.get("org")) is not str:
         return None
     roles = value.get("roles")
@@ -100,8 +118,15 @@ def roles_of(state: Overlay, key: bytes) -> tuple[str, ...] | None:
     has the role MEMBER_ADMIN, also when governance authorised it as a client of
     its own org (``authorize_client`` allows that): it then has both.
     """
-    found = client(state, key)
-    roster = members(state)
+    return _roles(key, state.get(_client_key(key)), state.get(MEMBERS_STATE_KEY))
+
+
+@lru_cache(maxsize=MAX_REMEMBERED_KEYS)
+def _roles(
+    key: bytes, client_raw: bytes | None, members_raw: bytes | None
+) -> tuple[str, ...] | None:
+    found = None if client_raw is None else _client_entry(client_raw)
+    roster = _roster(members_raw)
     client_roles = found[1] if found is not None and found[0] in roster else None
     if _admin_org(roster, key) is None:
         return client_roles
@@ -114,6 +139,11 @@ def org_of(state: Overlay, key: bytes) -> str:
     if found is not None:
         return found[0]
     return _admin_org(members(state), key) or ""
+
+
+def _roster(raw: bytes | None) -> dict[str, dict]:
+    value = None if raw is None else _decoded(raw)
+    return value if type(value) is dict else {}
 
 
 def _admin_org(roster: dict[str, dict], key: bytes) -> str | None:

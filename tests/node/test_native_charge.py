@@ -116,6 +116,12 @@ def test_an_upgraded_contract_is_charged_by_the_vm() -> None:
         state = Overlay(writes.get)
         assert not native.is_system_code(state)
         assert native.charge(state, CallContext(state, 1, 1), "org1", MODEL) is None
+        state = Overlay({**BASE}.get)
+        assert native.is_system_code(state)  # the same code objects, remembered
+        state.delete(CODE + name.encode())
+        assert not native.is_system_code(state)  # gone is not the genesis code
+        native._SEEN_SYSTEM_CODE.clear()
+        assert not native.is_system_code(state)  # nor when none was seen before
 
 
 def test_the_limits_hand_large_lists_to_the_vm() -> None:
