@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from consensus import codec
 from node.app import governance
 from node.app.contracts import CallContext
 from node.app.state import CODE, Overlay, decoded_value, storage_key
@@ -60,9 +61,10 @@ MODEL_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 @dataclass(frozen=True)
 class Charge:
-    """What one charge does: storage writes in the VM's order, and its event's data."""
+    """What one charge does: storage writes in the VM's order (by state key), and its
+    event's data."""
 
-    writes: dict[str, bytes]
+    writes: dict[bytes, bytes]
     event: bytes | None
 
 
@@ -102,7 +104,7 @@ def charge(state: Overlay, ctx: CallContext, org: str, model: str) -> int | None
     if planned is None:
         return None
     for key, data in planned.writes.items():
-        state.put(storage_key(ROYALTIES_CONTRACT, key), data)
+        state.put(key, data)
     if planned.event is not None:
         ctx.events.append(("charged", planned.event))
     return GAS_ROYALTY_CHARGE
@@ -162,8 +164,10 @@ def plan(state: Overlay, org: str, model: str) -> Charge | None:
     for c, share in terms.shares:
         if share != 0 and not _add(state, balances, c, share, orgs):
             return None
-    writes = {_BALANCE + o: _balance_bytes(v) for o, v in balances.items()}
-    writes["orgs"] = terms.orgs_bytes if len(orgs) == len(terms.orgs) else _orgs_bytes(tuple(orgs))
+    writes = {_balance_key(o): _balance_bytes(v) for o, v in balances.items()}
+    writes[_ORGS_KEY] = (
+        terms.orgs_bytes if len(orgs) == len(terms.orgs) else _orgs_bytes(tuple(orgs))
+    )
     return Charge(writes, terms.event)
 
 
@@ -245,7 +249,12 @@ balances the previous one wrote (an int's encoding is unique, so these bytes mea
 
 
 def _balance_bytes(value: int) -> bytes:
-    raw = encode_value(value, MAX_STORAGE_VALUE_BYTES)
+    # encode_value's bytes of an int in msgpack's range, without its walk (the charge's
+    # balances passed _int: within the VM's limits; a test holds the two together)
+    if codec.INT_MIN <= value <= codec.INT_MAX:
+        raw = codec.pack_canonical(value)
+    else:
+        raw = encode_value(value, MAX_STORAGE_VALUE_BYTES)
     _BALANCES[raw] = value
     while len(_BALANCES) > MAX_REMEMBERED_ENCODINGS:
         _BALANCES.popitem(last=False)
