@@ -75,6 +75,16 @@ class RequestSeen:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestsSeen:
+    """``RequestSeen`` for each of a batch, in order, handled as one event: a node admits
+    client requests in batches, and feeding them one by one ran the replica once per
+    request on the event loop (issue 15). The replica ends in the state the single events
+    would leave it in, and proposes at most once, after the whole batch."""
+
+    request_ids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RequestDropped:
     """The application gave up on a request (expired, invalid): stop waiting for it."""
 
@@ -97,6 +107,7 @@ Event = (
     | ProposalValidated
     | BlockPersisted
     | RequestSeen
+    | RequestsSeen
     | RequestDropped
     | CertifiedBlockReceived
 )

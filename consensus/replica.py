@@ -60,6 +60,7 @@ from consensus.events import (
     ProposalValidated,
     RequestDropped,
     RequestSeen,
+    RequestsSeen,
     Send,
     ServeBlocks,
     SetTimer,
@@ -311,6 +312,10 @@ class Replica:
             self._on_persisted(event)
         elif isinstance(event, RequestSeen):
             self._on_request(event.request_id)
+        elif isinstance(event, RequestsSeen):
+            noted = [self._note_request(request_id) for request_id in event.request_ids]
+            if any(noted):
+                self._maybe_propose()
         elif isinstance(event, RequestDropped):
             self._forget_requests((event.request_id,))
         elif isinstance(event, CertifiedBlockReceived):
@@ -707,15 +712,20 @@ class Replica:
     # ------------------------------------------------------------ requests
 
     def _on_request(self, request_id: bytes) -> None:
+        if self._note_request(request_id):
+            self._maybe_propose()
+
+    def _note_request(self, request_id: bytes) -> bool:
+        """Track a new request (watched if it is the only one); False if it was not new."""
         if request_id in self._outstanding:
-            return
+            return False
         if len(self._outstanding) >= self.config.max_outstanding_requests:
             self._fault("requests-full", "not tracking more client requests")
-            return
+            return False
         self._outstanding[request_id] = None
         if self._watched is None:
             self._watch_oldest()
-        self._maybe_propose()
+        return True
 
     def _forget_requests(self, ids: tuple[bytes, ...]) -> None:
         for rid in ids:

@@ -49,7 +49,7 @@ from consensus.events import (
     ProposalBuilt,
     ProposalValidated,
     RequestDropped,
-    RequestSeen,
+    RequestsSeen,
     Send,
     ServeBlocks,
     SetTimer,
@@ -882,9 +882,9 @@ class Node:
                 log.info("refused a transaction from %s: %s: %s", source, result.code,
                          result.message, extra={"event": "refused",
                          "fields": {"source": source, "code": result.code}})  # fmt: skip
-        for result in results:
-            if result.tx_id is not None and result.new:
-                self.feed(RequestSeen(result.tx_id))
+        fresh_ids = tuple(r.tx_id for r in results if r.tx_id is not None and r.new)
+        if fresh_ids:
+            self.feed(RequestsSeen(fresh_ids))
         return results
 
     async def submit(self, raw: bytes, *, gossip: bool = True) -> SubmitResult:

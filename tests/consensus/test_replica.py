@@ -24,6 +24,7 @@ from consensus.events import (
     ProposalBuilt,
     ProposalValidated,
     RequestSeen,
+    RequestsSeen,
     Send,
     ServeBlocks,
     SetTimer,
@@ -245,6 +246,29 @@ def test_primary_builds_only_when_requests_wait() -> None:
     assert any(isinstance(a, BuildProposal) for a in actions)
     actions = p.handle(ProposalBuilt(H, 0, BLOCK))
     assert [e.kind for e in broadcasts(actions)] == [PRE_PREPARE]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+@pytest.mark.parametrize("limit", [2, 3, 10])
+def test_a_batch_of_requests_is_the_single_requests_in_one_event(index: int, limit: int) -> None:
+    """RequestsSeen leaves a replica as feeding each RequestSeen would (tracked requests, the
+    watched one, its timer, faults past the limit) and builds at most once, at the end."""
+    config = dataclasses.replace(CONFIG, max_outstanding_requests=limit)
+    one = Replica(config, KEYS[index], height=H, validators=VALS)
+    many = Replica(config, KEYS[index], height=H, validators=VALS)
+    one.handle(Start())
+    many.handle(Start())
+    ids = [b"a" * 32, b"b" * 32, b"a" * 32, b"c" * 32, b"d" * 32]
+    singles = [a for rid in ids for a in one.handle(RequestSeen(rid))]
+    batched = many.handle(RequestsSeen(tuple(ids)))
+    kinds = lambda actions: sorted(type(a).__name__ + getattr(a, "kind", "") for a in actions)  # noqa: E731
+    assert kinds(batched) == kinds(singles)
+    assert list(many._outstanding) == list(one._outstanding)
+    assert many._watched == one._watched
+    assert [a for a in batched if isinstance(a, BuildProposal)] == [
+        a for a in singles if isinstance(a, BuildProposal)
+    ]
+    assert many.handle(RequestsSeen((b"a" * 32,))) == []  # nothing new: nothing to do
 
 
 def test_f_plus_one_view_changes_pull_a_replica_along() -> None:
