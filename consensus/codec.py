@@ -181,10 +181,9 @@ def encode(
 def pack_canonical(value: Any) -> bytes:
     """``encode(value)`` for a value its maker already confined to the canonical value space
     (map-free, float-free, every int in range, nested at most MAX_DEPTH): the bytes without
-    the validity walk. Its callers build the value from those types themselves:
-    vm.values.encode_value (at most vm.gas.MAX_NESTING_DEPTH deep, asserted there) and
-    node.app.drift_state's record (counts and a level name); each has a test holding its
-    bytes to ``encode``'s."""
+    the validity walk. Its callers build the value from those types themselves (for
+    example vm.values.encode_value, at most vm.gas.MAX_NESTING_DEPTH deep, asserted there,
+    drift records and receipt parts), and their tests hold the bytes to ``encode``'s."""
     return msgpack.packb(value, use_bin_type=True)
 
 

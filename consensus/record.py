@@ -48,8 +48,12 @@ class Kind:
         return value
 
 
+INT_FIELD_MAX = 2**63 - 1
+"""The largest value an ``Int`` field takes unless it says otherwise."""
+
+
 class Int(Kind):
-    def __init__(self, lo: int = 0, hi: int = 2**63 - 1) -> None:
+    def __init__(self, lo: int = 0, hi: int = INT_FIELD_MAX) -> None:
         self.lo, self.hi = lo, hi
 
     def check(self, value: Any, path: str) -> int:
@@ -199,7 +203,7 @@ class Value(Kind):
             raise FieldError(path, str(exc)) from None
         if size > self.max_bytes:
             raise FieldError(path, f"{size} bytes exceeds the limit of {self.max_bytes}")
-        return _freeze(value)
+        return freeze_value(value)
 
     def to_wire(self, value: Any) -> Any:
         return _thaw(value)
@@ -207,15 +211,11 @@ class Value(Kind):
 
 def freeze_value(value: Any) -> Any:
     """A ``Value`` field's held form: lists (nested too) as tuples."""
-    return _freeze(value)
-
-
-def _freeze(value: Any) -> Any:
     t = type(value)
     if t is not list and t is not tuple:
         return value
     # Scalars are taken as they are, not by a call each: most items are scalars.
-    return tuple([_freeze(v) if type(v) is list or type(v) is tuple else v for v in value])
+    return tuple([freeze_value(v) if type(v) is list or type(v) is tuple else v for v in value])
 
 
 def _thaw(value: Any) -> Any:

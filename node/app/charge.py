@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from consensus import codec
 from node.app import governance
 from node.app.contracts import CallContext
 from node.app.state import CODE, Overlay, decoded_value, storage_key
@@ -52,8 +51,9 @@ walk over the list the contract does)."""
 MAX_NATIVE_CONTRIBUTORS = 64
 """Contributors of a model version the native charge handles; past it the VM charges."""
 MAX_REMEMBERED_ENCODINGS = 256
-"""Encodings of ``orgs`` lists and ``charged`` events remembered (pure functions of their
-arguments, so a remembered one is the one a fresh encoding would give)."""
+"""Entries of each memo this module keeps: charge terms, ``orgs`` lists, ``charged`` events,
+balances and state keys (each a pure function of the bytes or arguments it is kept by, so a
+remembered one is the one working it out again would give)."""
 SCORE_FEE_PARAM = "score_fee"
 ORG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MODEL_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -249,12 +249,7 @@ balances the previous one wrote (an int's encoding is unique, so these bytes mea
 
 
 def _balance_bytes(value: int) -> bytes:
-    # encode_value's bytes of an int in msgpack's range, without its walk (the charge's
-    # balances passed _int: within the VM's limits; a test holds the two together)
-    if codec.INT_MIN <= value <= codec.INT_MAX:
-        raw = codec.pack_canonical(value)
-    else:
-        raw = encode_value(value, MAX_STORAGE_VALUE_BYTES)
+    raw = encode_value(value, MAX_STORAGE_VALUE_BYTES)
     _BALANCES[raw] = value
     while len(_BALANCES) > MAX_REMEMBERED_ENCODINGS:
         _BALANCES.popitem(last=False)

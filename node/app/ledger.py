@@ -41,9 +41,9 @@ MAX_HEADER_CACHE = 64
 MAX_DECODED_CACHE = 8
 """Decoded blocks kept by the hash of their bytes."""
 MAX_RECENT_BLOCKS = 8
-"""Committed blocks kept decoded with their receipts, newest first out of the API: clients and
-explorers following the chain ask for each new block, and decoding its transactions and
-receipts again cost the node serving them about as much as executing the block (issue 15)."""
+"""Committed blocks kept decoded with their receipts, for the API: clients and explorers
+following the chain ask for each new block, and decoding its transactions and receipts
+again cost the node serving them about as much as executing the block (issue 15)."""
 MAX_EXECUTION_CACHE = 16
 """Executed proposals kept by block hash, so a committed block is not executed twice."""
 MAX_KNOWN_TXS = 60_000
@@ -110,9 +110,8 @@ class Ledger:
         self._headers: OrderedDict[int, Header] = OrderedDict()
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()
         self.known_txs = KnownTxs(MAX_KNOWN_TXS)
-        self.last_committed: tuple[Block, tuple[Receipt, ...]] | None = None
-        """The block ``commit`` applied last and its receipts (the node's metrics count them)."""
         self._recent: OrderedDict[int, tuple[Block, tuple[Receipt, ...]]] = OrderedDict()
+        """The blocks ``commit`` applied last, with their receipts, by height (oldest first)."""
 
     # ------------------------------------------------------------ chain facts
 
@@ -136,6 +135,11 @@ class Ledger:
         header = self.decode_header(raw)
         self._remember_header(height, header)
         return header
+
+    @property
+    def last_committed(self) -> tuple[Block, tuple[Receipt, ...]] | None:
+        """The block ``commit`` applied last and its receipts (the node's metrics count them)."""
+        return next(reversed(self._recent.values()), None)
 
     def committed_block(self, height: int) -> tuple[Block, tuple[Receipt, ...]] | None:
         """A committed block and its receipts, decoded (the newest ``MAX_RECENT_BLOCKS`` are
@@ -378,8 +382,7 @@ class Ledger:
         self.tree_nodes.add(executed.tree.added)
         self._remember_header(height, block.header)
         self.known_txs.forget(block.txs)
-        self.last_committed = (block, executed.receipts)
-        self._recent[height] = self.last_committed
+        self._recent[height] = (block, executed.receipts)
         while len(self._recent) > MAX_RECENT_BLOCKS:
             self._recent.popitem(last=False)
         return list(next_validators), tx_ids  # type: ignore[arg-type]

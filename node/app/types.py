@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -36,6 +35,7 @@ from consensus.crypto import (
 )
 from consensus.messages import MAX_BLOCK_BYTES_ON_WIRE
 from consensus.record import (
+    INT_FIELD_MAX,
     Bytes,
     FieldError,
     Float,
@@ -140,9 +140,6 @@ class DeployPayload(Record):
 
 
 MAX_SCORE_REFERENCE_BYTES = 128
-_NAME = re.compile(NAME_PATTERN)
-_CHAIN_ID = re.compile(CHAIN_ID_PATTERN)
-_HEIGHT_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -163,7 +160,7 @@ class ScorePayload(Record):
         held = type(features)
         if (
             type(model) is str
-            and _NAME.fullmatch(model) is not None
+            and Name.pattern.fullmatch(model) is not None  # type: ignore[union-attr]
             and (held is list or held is tuple)
             and len(features) <= MAX_FEATURES
             and _finite_floats(features)
@@ -254,13 +251,13 @@ class Tx(Record):
         if (
             payload_type is not None
             and type(self.chain_id) is str
-            and _CHAIN_ID.fullmatch(self.chain_id) is not None
+            and ChainId.pattern.fullmatch(self.chain_id) is not None  # type: ignore[union-attr]
             and type(self.sender) is bytes
             and len(self.sender) == PUBLIC_KEY_BYTES
             and type(self.nonce) is bytes
             and len(self.nonce) == NONCE_BYTES
             and type(self.valid_until_height) is int
-            and 1 <= self.valid_until_height <= _HEIGHT_MAX
+            and 1 <= self.valid_until_height <= INT_FIELD_MAX
             and type(self.signature) is bytes
             and len(self.signature) == SIGNATURE_BYTES
         ):
@@ -363,7 +360,6 @@ _EVENT_HEADER = codec.array_header(2)
 _RECEIPT_HEADER = codec.array_header(6)
 _RECEIPT_EVENT_DATA_DEPTH = 3
 """How deep an event's data sits in a receipt: receipt -> events -> event -> data."""
-_GAS_MAX = 2**63 - 1
 _HASH_HEADER = codec.pack_canonical(bytes(HASH_BYTES))[:-HASH_BYTES]
 _PACKED_NO_ERROR = codec.pack_canonical("")
 
@@ -431,7 +427,7 @@ class Receipt(Record):
             and type(status) is str
             and status in RECEIPT_STATUSES
             and type(self.gas_used) is int
-            and 0 <= self.gas_used <= _GAS_MAX
+            and 0 <= self.gas_used <= INT_FIELD_MAX
             and type(error) is str
             and len(error.encode()) <= MAX_ERROR_BYTES
             and (status == "ok") != bool(error)

@@ -204,11 +204,3 @@ def test_charges_in_a_row_match_the_contract_as_their_inputs_change(  # type: ig
             vm_charge(node_state, ctx, payer, model, writes[CODE + b"royalties"])
         assert node_state.writes == vm_state.writes
         assert ctx.events == vm_ctx.events
-
-
-@given(
-    st.integers(-INT_LIMIT + 1, INT_LIMIT - 1)
-    | st.sampled_from([-(2**63), 2**64 - 1, 2**64, -(2**63) - 1])
-)
-def test_a_balance_is_stored_as_the_vm_encodes_it(value: int) -> None:
-    assert native._balance_bytes(value) == encode_value(value, MAX_STORAGE_VALUE_BYTES)
