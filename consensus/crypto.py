@@ -54,6 +54,9 @@ BATCH_INLINE_BELOW = 64
 VERIFY_THREADS = max(1, min(8, os.cpu_count() or 1))
 """Worker threads for batch verification; `cryptography` releases the GIL while verifying."""
 
+VERIFY_THREAD_NAME = "vigil-verify"
+"""The pool's threads are named this plus ``_<n>`` (a node's metrics count their CPU)."""
+
 
 class KeyFileError(Exception):
     """A key file is missing, unreadable, too permissive or not an Ed25519 key."""
@@ -299,7 +302,9 @@ _pool: ThreadPoolExecutor | None = None
 def _get_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="vigil-verify")
+        _pool = ThreadPoolExecutor(
+            max_workers=VERIFY_THREADS, thread_name_prefix=VERIFY_THREAD_NAME
+        )
     return _pool
 
 

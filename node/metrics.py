@@ -5,8 +5,8 @@ refused transaction, a view change, a timed piece of work) update counters and
 histograms here as they happen; prometheus-client is thread-safe, so the
 application worker records its own timings. State that already lives
 somewhere (height, view, mempool, peer links, queue depths, the loop-lag
-monitor, fault counts, peer traffic counted by ``node/p2p.py``) is read at
-scrape time by :class:`_NodeState`, so nothing is kept twice.
+monitor, fault counts, peer traffic counted by ``node/p2p.py``, the CPU of each
+thread in /proc) is read at scrape time by :class:`_NodeState`, so nothing is kept twice.
 
 Each node owns its registry, so several nodes in one process (the tests) do
 not share series.
@@ -14,6 +14,9 @@ not share series.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +32,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from consensus.crypto import VERIFY_THREAD_NAME
 
 if TYPE_CHECKING:
     from node.service import Node
@@ -196,6 +201,17 @@ class _NodeState(Collector):
                      lag.max_stall_ms)  # fmt: skip
         yield _gauge("vigil_recent_max_loop_stall_ms", "Longest recent event-loop stall",
                      lag.recent_max_ms)  # fmt: skip
+        threads = thread_cpu_seconds(node.loop_thread_id, node.worker.thread_id)
+        if threads is not None:
+            cpu = CounterMetricFamily(
+                "vigil_thread_cpu_seconds", "CPU (user and system) of this process's threads "
+                "by role: the event loop, the application worker, the signature-verification "
+                "pool, and the rest (LevelDB's compaction, the loop-lag monitor, ...)",
+                labels=["thread"],
+            )  # fmt: skip
+            for role, seconds in threads.items():
+                cpu.add_metric([role], seconds)
+            yield cpu
         faults = CounterMetricFamily("vigil_faults", "Faults seen, by kind", labels=["kind"])
         for kind, count in sorted(node.faults.items()):
             faults.add_metric([kind], count)
@@ -222,6 +238,49 @@ class _NodeState(Collector):
         yield volume
         yield _counter("vigil_peer_handshakes_refused", "Peers refused at the handshake",
                        network.refused)  # fmt: skip
+
+
+THREAD_ROLES = ("loop", "app", "verify", "other")
+"""The roles ``vigil_thread_cpu_seconds`` splits a node process's CPU into."""
+
+
+def thread_cpu_seconds(loop_thread: int, app_thread: int | None) -> dict[str, float] | None:
+    """CPU each role's threads used so far (``THREAD_ROLES``), from Linux's /proc; None where
+    that cannot be read. Where a node's CPU goes under load, by thread, is what says which
+    part to make cheaper (docs/performance.md); "other" is the process's total less the rest,
+    so the roles add up to it. Several nodes in one process (tests) share the pool and the
+    rest."""
+    try:
+        total = _proc_cpu("/proc/self/stat")
+    except (OSError, IndexError, ValueError):
+        return None
+    tids = {"loop": [loop_thread], "app": [] if app_thread is None else [app_thread]}
+    tids["verify"] = [
+        t.native_id
+        for t in threading.enumerate()
+        if t.name.startswith(VERIFY_THREAD_NAME) and t.native_id is not None
+    ]
+    out: dict[str, float] = {}
+    for role, ids in tids.items():
+        seconds = 0.0
+        for tid in ids:
+            # a thread that ended is skipped: its CPU stays in the total, so in "other"
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                seconds += _proc_cpu(f"/proc/self/task/{tid}/stat")
+        out[role] = seconds
+    out["other"] = max(0.0, total - sum(out.values()))
+    return out
+
+
+def _proc_cpu(path: str) -> float:
+    """utime + stime of a /proc stat file, in seconds (fields 14 and 15; the command name
+    before them may hold spaces and parentheses, so split after its last ")")."""
+    with open(path, "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

@@ -17,6 +17,7 @@ import contextlib
 import gc
 import logging
 import os
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -281,6 +282,8 @@ class Node:
         self.halted: str | None = None
         """Why the node stopped itself, if it did (run_node then exits with an error)."""
         self.worker = AppWorker(asyncio.get_running_loop())
+        self.loop_thread_id = threading.get_native_id()
+        """The event loop's thread (this constructor runs on it): its CPU is a metric."""
         self._stopping = asyncio.Event()
         self.loop_lag = LoopLagMonitor()
         self.metrics = NodeMetrics()

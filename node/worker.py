@@ -66,6 +66,11 @@ class AppWorker:
         self._thread = threading.Thread(target=self._main, name="vigil-app", daemon=True)
         self._thread.start()
 
+    @property
+    def thread_id(self) -> int | None:
+        """The worker thread's id in the operating system (its CPU is read from /proc)."""
+        return self._thread.native_id
+
     # ------------------------------------------------------------ on the loop
 
     def consensus(self, fn: Callable[[], Any], done: Callable[[Outcome], None]) -> None:

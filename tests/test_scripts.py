@@ -68,6 +68,9 @@ def test_localnet_bench_prints_json() -> None:
                 "ceiling_per_s", "ratio_to_ceiling", "nodes", "kind"):  # fmt: skip
         assert key in result, key
     assert result["kind"] == "anchor" and result["ceiling_per_s"] > 0
+    by_thread = result["network"]["node_cpu_us_per_tx_by_thread"]
+    assert set(by_thread) == {"loop", "app", "verify", "other"}
+    assert by_thread["loop"] > 0 and by_thread["app"] > 0
 
 
 @pytest.mark.slow

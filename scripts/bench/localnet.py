@@ -308,6 +308,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def thread_cpu(session: aiohttp.ClientSession, urls: list[str]) -> dict[str, float]:
+    """CPU seconds so far of every node's threads by role (``vigil_thread_cpu_seconds`` in
+    each node's /metrics, summed over the nodes); {} where a node does not serve it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total: dict[str, float] = {}
+    for url in urls:
+        async with session.get(f"{url}/metrics") as resp:
+            text = await resp.text()
+        for family in text_string_to_metric_families(text):
+            if family.name == "vigil_thread_cpu_seconds":
+                for sample in family.samples:
+                    role = sample.labels["thread"]
+                    total[role] = total.get(role, 0.0) + sample.value
+    return total
+
+
 async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
                   batch: int, pids: list[int], height: int) -> dict:  # fmt: skip
     """One closed-loop run of ``loads`` for ``seconds``, watching blocks above ``height``."""
@@ -317,6 +334,8 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
+        urls = [n.url for n in net.nodes]
+        threads_before = await thread_cpu(session, urls)
         watcher = asyncio.create_task(watch(session, net.nodes[0].url, load, stop, height))
         started = time.monotonic()
         tasks = [
@@ -331,9 +350,11 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
         elapsed = time.monotonic() - started
         node_cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, cpu_before, strict=True)]
         own_cpu = cpu_seconds(os.getpid()) - own_before
+        threads_after = await thread_cpu(session, urls)
         await asyncio.gather(*tasks, watcher, return_exceptions=True)
     latencies = [load.committed[h] - t for h, t in load.submitted.items() if h in load.committed]
     done = len(latencies)
+    per_tx = max(done, 1) * len(pids)  # node-transactions: CPU per transaction per node
     figure = lambda p: round(1000 * percentile(latencies, p), 1) if latencies else None  # noqa: E731
     return {
         "nodes": len(net.nodes),
@@ -350,6 +371,10 @@ async def measure(net: localnet.LocalNet, loads: list[list[Tx]], seconds: float,
         "node_cpu_s": [round(c, 2) for c in node_cpu],
         "load_generator_cpu_s": round(own_cpu, 2),
         "node_cpu_us_per_tx": round(1e6 * sum(node_cpu) / max(done, 1) / len(pids), 1),
+        "node_cpu_us_per_tx_by_thread": {
+            role: round(1e6 * (seconds - threads_before.get(role, 0.0)) / per_tx, 1)
+            for role, seconds in threads_after.items()
+        },
         "refused": load.refused,
         "clients_out_of_txs": load.ran_out,
     }

@@ -71,3 +71,53 @@ def test_garbage_collections_are_timed_by_generation() -> None:
     fresh = NodeMetrics()  # never registered: no collection of its own
     fresh.gc_timer("stop", {"generation": 0})  # a stop without its start is ignored
     assert "vigil_gc_seconds_count" not in fresh.render().decode()
+
+
+
+def test_thread_cpu_is_split_by_role_and_adds_up_to_the_process() -> None:
+    """A thread named as the verification pool's is counted as "verify", the threads passed as
+    the loop and the worker as theirs, the rest as "other", and the roles add up to the
+    process's CPU."""
+    import os
+    import threading
+    import time
+
+    from consensus.crypto import VERIFY_THREAD_NAME
+    from node.metrics import THREAD_ROLES, thread_cpu_seconds
+
+    used: dict[str, float] = {}
+    release = threading.Event()
+
+    def burn(role: str) -> None:
+        started = time.thread_time()
+        while time.thread_time() - started < 0.2:
+            sum(range(1000))
+        used[role] = time.thread_time() - started
+
+    def worker(role: str) -> None:
+        burn(role)
+        release.wait(10)  # alive while the figures are read
+
+    before = thread_cpu_seconds(threading.get_native_id(), None)
+    assert before is not None and tuple(before) == THREAD_ROLES
+    threads = {
+        "verify": threading.Thread(target=worker, args=("verify",), name=f"{VERIFY_THREAD_NAME}_9"),
+        "app": threading.Thread(target=worker, args=("app",), name="app-like"),
+        "other": threading.Thread(target=worker, args=("other",), name="something-else"),
+    }
+    for t in threads.values():
+        t.start()
+    burn("loop")
+    while len(used) < 4:
+        time.sleep(0.01)
+    after = thread_cpu_seconds(threading.get_native_id(), threads["app"].native_id)
+    release.set()
+    for t in threads.values():
+        t.join()
+    assert after is not None
+    tick = 0.02  # /proc counts in clock ticks (10 ms), rounded down per thread
+    for role in ("verify", "loop", "other"):
+        assert after[role] - before[role] >= used[role] - tick, role
+    assert after["app"] >= used["app"] - tick
+    times = os.times()
+    assert abs(sum(after.values()) - (times.user + times.system)) <= 0.05

@@ -232,6 +232,11 @@ def test_metrics_move_under_load(net: Net) -> None:
     grew("vigil_peer_frames_total", kind="consensus", direction="in")
     grew("vigil_peer_bytes_total", 1000, kind="tx", direction="in")
     grew("vigil_event_loop_lag_seconds_count")
+    grew("vigil_thread_cpu_seconds_total", 0.01, thread="loop")  # a clock tick is 0.01 s
+    grew("vigil_thread_cpu_seconds_total", 0.01, thread="app")
+    cpu = "vigil_thread_cpu_seconds_total"
+    roles = {dict(labels)["thread"] for name, labels in after if name == cpu}
+    assert roles == {"loop", "app", "verify", "other"}
     assert (
         after[("vigil_commit_seconds_bucket", (("le", "+Inf"),))]
         == after[("vigil_commit_seconds_count", ())]
