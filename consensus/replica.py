@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consensus import codec
+from consensus.bounded import BoundedMap
 from consensus.certificate import (
     MAX_VALIDATORS,
     Certificate,
@@ -202,7 +203,7 @@ class Replica:
         self._watched: bytes | None = None
         self._timer_tokens: dict[str, int] = {}
         self._next_token = 1
-        self._verified: OrderedDict[bytes, bool] = OrderedDict()
+        self._verified: BoundedMap[bytes, bool] = BoundedMap(config.verified_cache_size)
         self._behind_peer: bytes | None = None
         self._pending_certificate: Certificate | None = None
         self._out: list[Action] = []
@@ -254,9 +255,7 @@ class Replica:
         if hit is not None:
             return hit
         ok = env.verify_signature(self.config.chain)
-        self._verified[key] = ok
-        if len(self._verified) > self.config.verified_cache_size:
-            self._verified.popitem(last=False)
+        self._verified.remember(key, ok)
         return ok
 
     def _digest(self, block: bytes) -> bytes | None:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from consensus.bounded import BoundedMap
 
 HASH_BYTES = 32
 KEY_BITS = 256
@@ -124,8 +125,7 @@ class NodeCache:
 
     def __init__(self, read: ReadNode, capacity: int) -> None:
         self.read = read
-        self.capacity = capacity
-        self._nodes: OrderedDict[bytes, bytes] = OrderedDict()
+        self._nodes: BoundedMap[bytes, bytes] = BoundedMap(capacity)
 
     def get(self, digest: bytes) -> bytes | None:
         raw = self._nodes.get(digest)
@@ -134,18 +134,11 @@ class NodeCache:
             return raw
         raw = self.read(digest)
         if raw is not None:
-            self._remember(digest, raw)
+            self._nodes.remember(digest, raw)
         return raw
 
     def add(self, nodes: Mapping[bytes, bytes]) -> None:
-        for digest, raw in nodes.items():
-            self._remember(digest, raw)
-
-    def _remember(self, digest: bytes, raw: bytes) -> None:
-        self._nodes[digest] = raw
-        self._nodes.move_to_end(digest)
-        while len(self._nodes) > self.capacity:
-            self._nodes.popitem(last=False)
+        self._nodes.remember_all(nodes.items())
 
 
 # ---------------------------------------------------------------- updates

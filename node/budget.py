@@ -11,9 +11,10 @@ injected, so tests drive it without sleeping.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from consensus.bounded import BoundedMap
 
 FETCH_PER_S = 4.0
 """Catch-up requests one peer may have answered per second (each answer at most
@@ -62,7 +63,7 @@ class PeerBudgets:
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self.clock = clock
         self._buckets: dict[tuple[bytes, str], TokenBucket] = {}
-        self._sent: OrderedDict[tuple[bytes, bytes], float] = OrderedDict()
+        self._sent: BoundedMap[tuple[bytes, bytes], float] = BoundedMap(MAX_REMEMBERED_SENDS)
         self.refused: dict[str, int] = {}
 
     def allow(self, peer: bytes, kind: str, rate: float, burst: int) -> bool:
@@ -82,10 +83,7 @@ class PeerBudgets:
         if last is not None and now - last < window_s:
             self.refused["repeat"] = self.refused.get("repeat", 0) + 1
             return False
-        self._sent[key] = now
-        self._sent.move_to_end(key)
-        while len(self._sent) > MAX_REMEMBERED_SENDS:
-            self._sent.popitem(last=False)
+        self._sent.remember(key, now)
         return True
 
     def forget(self, peers: set[bytes]) -> None:

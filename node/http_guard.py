@@ -17,11 +17,12 @@ import json
 import math
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
+from consensus.bounded import BoundedMap
 
 API_IDLE_TIMEOUT_S = 15.0
 """A connection that has not sent a complete request head for this long is closed: the
@@ -225,18 +226,16 @@ class Buckets:
         self.rate = rate
         self.burst = burst
         self.clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._buckets: BoundedMap[str, tuple[float, float]] = BoundedMap(MAX_RATE_ADDRESSES)
         """address -> (tokens, when last filled), least recently seen first"""
 
     def take(self, address: str) -> float:
         """Take a token for ``address``: 0 if it had one, else the seconds until it will."""
         now = self.clock()
-        tokens, then = self._buckets.pop(address, (float(self.burst), now))
+        tokens, then = self._buckets.get(address, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - then) * self.rate)
         wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-        self._buckets[address] = (tokens - 1 if wait == 0 else tokens, now)
-        if len(self._buckets) > MAX_RATE_ADDRESSES:
-            self._buckets.popitem(last=False)
+        self._buckets.remember(address, (tokens - 1 if wait == 0 else tokens, now))
         return wait
 
     def __len__(self) -> int:

@@ -19,11 +19,11 @@ this module never has to reproduce a failure. A differential test
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from consensus.bounded import BoundedMap
 from node.app import governance
 from node.app.contracts import CallContext
 from node.app.state import CODE, Overlay, decoded_value, storage_key
@@ -138,7 +138,7 @@ class _Terms:
     event: bytes
 
 
-_TERMS: OrderedDict[tuple[str, str], _Terms] = OrderedDict()
+_TERMS: BoundedMap[tuple[str, str], _Terms] = BoundedMap(MAX_REMEMBERED_ENCODINGS)
 _FEE_KEY = storage_key(GOVERNANCE_CONTRACT, governance.PARAM_PREFIX + SCORE_FEE_PARAM)
 _ORGS_KEY = storage_key(ROYALTIES_CONTRACT, "orgs")
 _FREE = object()
@@ -186,9 +186,7 @@ def _terms(state: Overlay, org: str, model: str) -> _Terms | object | None:
         return known
     terms = _work_out(state, org, model, fee_raw, active_raw, orgs_raw)
     if isinstance(terms, _Terms):
-        _TERMS[org, model] = terms
-        while len(_TERMS) > MAX_REMEMBERED_ENCODINGS:
-            _TERMS.popitem(last=False)
+        _TERMS.remember((org, model), terms)
     return terms
 
 
@@ -243,16 +241,14 @@ def _active_key(model: str) -> bytes:
 
 
 _BALANCE = "balance:"
-_BALANCES: OrderedDict[bytes, int] = OrderedDict()
+_BALANCES: BoundedMap[bytes, int] = BoundedMap(MAX_REMEMBERED_ENCODINGS)
 """The balances this module encoded last, by their bytes: every charge of a block reads the
 balances the previous one wrote (an int's encoding is unique, so these bytes mean it)."""
 
 
 def _balance_bytes(value: int) -> bytes:
     raw = encode_value(value, MAX_STORAGE_VALUE_BYTES)
-    _BALANCES[raw] = value
-    while len(_BALANCES) > MAX_REMEMBERED_ENCODINGS:
-        _BALANCES.popitem(last=False)
+    _BALANCES.remember(raw, value)
     return raw
 
 

@@ -19,11 +19,11 @@ recorded, only their kind, because receipts are agreed by consensus.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from consensus.bounded import BoundedMap
 from consensus.crypto import is_acceptable_public_key
 from node.app import anchors, governance
 from node.app.state import CODE, Overlay, Revert, storage_key
@@ -53,7 +53,7 @@ def contract_address(name: str) -> bytes:
     return hashlib.sha256(b"vigil/contract/" + name.encode()).digest()
 
 
-_programs: OrderedDict[bytes, Program] = OrderedDict()
+_programs: BoundedMap[bytes, Program] = BoundedMap(MAX_PROGRAM_CACHE)
 
 
 def program_for(code: bytes) -> Program:
@@ -62,9 +62,7 @@ def program_for(code: bytes) -> Program:
     program = _programs.get(digest)
     if program is None:
         program = load(code)
-        _programs[digest] = program
-        while len(_programs) > MAX_PROGRAM_CACHE:
-            _programs.popitem(last=False)
+        _programs.remember(digest, program)
     return program
 
 

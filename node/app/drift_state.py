@@ -19,10 +19,10 @@ The record is one canonical msgpack array::
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from consensus import codec
+from consensus.bounded import BoundedMap
 from ml.drift import DRIFT_BINS, bin_of, psi_ppm
 from node.app import governance
 from node.app.state import Overlay
@@ -90,11 +90,13 @@ class DriftRecord:
         return record
 
 
-_RECENT: OrderedDict[bytes, DriftRecord] = OrderedDict()
+_RECENT: BoundedMap[bytes, DriftRecord] = BoundedMap(MAX_RECENT_RECORDS)
 """Bytes -> the record they encode, for the last records written (``MAX_RECENT_RECORDS``)."""
 _RECORD_HEADER = codec.array_header(7)
 _SIX_FIELDS = codec.array_header(6)[0]
-_HISTORIES: OrderedDict[int, tuple[tuple[tuple[int, int, int], ...], bytes]] = OrderedDict()
+_HISTORIES: BoundedMap[int, tuple[tuple[tuple[int, int, int], ...], bytes]] = BoundedMap(
+    MAX_RECENT_RECORDS
+)
 """id(history) -> (that history, its encoding), for the last histories encoded
 (``MAX_RECENT_RECORDS``); holding the history keeps its id from naming another meanwhile."""
 
@@ -104,9 +106,7 @@ def _history_bytes(history: tuple[tuple[int, int, int], ...]) -> bytes:
     if known is not None and known[0] is history:
         return known[1]
     raw = codec.pack_canonical([list(h) for h in history])
-    _HISTORIES[id(history)] = (history, raw)
-    while len(_HISTORIES) > MAX_RECENT_RECORDS:
-        _HISTORIES.popitem(last=False)
+    _HISTORIES.remember(id(history), (history, raw))
     return raw
 
 
@@ -160,9 +160,7 @@ def record_score(
             (0,) * DRIFT_BINS, 0, record.total_bins, window + 1, psi, level, history
         )
     raw = record.encode()
-    _RECENT[raw] = record  # the next score of the block reads it back
-    while len(_RECENT) > MAX_RECENT_RECORDS:
-        _RECENT.popitem(last=False)
+    _RECENT.remember(raw, record)  # the next score of the block reads it back
     state.put(drift_key(model_id), raw)
     return change
 

@@ -15,11 +15,11 @@ receipt says ``reverted`` and why.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from consensus import codec, merkle, smt
+from consensus.bounded import BoundedMap
 from consensus.certificate import MAX_VALIDATORS
 from consensus.crypto import DOMAIN_TX, SignedItem, is_acceptable_public_key, verify_batch
 from node.app import governance
@@ -90,8 +90,7 @@ class SignatureCache:
 
     def __init__(self, chain: bytes, capacity: int = MAX_SIGNATURE_CACHE) -> None:
         self.chain = chain
-        self.capacity = capacity
-        self._known: OrderedDict[bytes, bool] = OrderedDict()
+        self._known: BoundedMap[bytes, bool] = BoundedMap(capacity)
 
     def verify(self, txs: Sequence[Tx]) -> list[bool]:
         keys = [signed_key(tx) for tx in txs]
@@ -102,9 +101,7 @@ class SignatureCache:
                 for tx, _ in todo
             ]
             fresh = dict(zip((key for _, key in todo), verify_batch(items), strict=True))
-            self._known.update(fresh)
-            while len(self._known) > self.capacity:
-                self._known.popitem(last=False)
+            self._known.remember_all(fresh.items())
             return [self._known.get(key, fresh.get(key, False)) for key in keys]
         return [self._known.get(key, False) for key in keys]
 

@@ -12,13 +12,13 @@ so a block decodes to the same value either way; only the work differs.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
 import msgpack
 
 from consensus import codec
+from consensus.bounded import BoundedMap
 from node.app.types import MAX_BLOCK_TXS, Block, Header, Tx
 
 
@@ -26,20 +26,13 @@ class KnownTxs:
     """A bounded map from a transaction's canonical encoding to its decoded object."""
 
     def __init__(self, capacity: int) -> None:
-        assert capacity > 0
-        self.capacity = capacity
-        self._by_encoding: OrderedDict[bytes, Tx] = OrderedDict()
+        self._by_encoding: BoundedMap[bytes, Tx] = BoundedMap(capacity)
 
     def __len__(self) -> int:
         return len(self._by_encoding)
 
     def add(self, txs: Iterable[Tx]) -> None:
-        for tx in txs:
-            key = tx.encode()
-            self._by_encoding[key] = tx
-            self._by_encoding.move_to_end(key)
-        while len(self._by_encoding) > self.capacity:
-            self._by_encoding.popitem(last=False)
+        self._by_encoding.remember_all((tx.encode(), tx) for tx in txs)
 
     def forget(self, txs: Iterable[Tx]) -> None:
         """Drop committed transactions: they never come again (a second copy is refused)."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from consensus import codec, smt
+from consensus.bounded import BoundedMap
 from consensus.certificate import Certificate
 from ml.errors import ModelError
 from node.app import drift_state, governance
@@ -106,11 +106,13 @@ class Ledger:
             self.signatures,
             ModelCache(store.artifact),
         )
-        self._executed: OrderedDict[bytes, Executed] = OrderedDict()
-        self._headers: OrderedDict[int, Header] = OrderedDict()
-        self._decoded: OrderedDict[bytes, Block] = OrderedDict()
+        self._executed: BoundedMap[bytes, Executed] = BoundedMap(MAX_EXECUTION_CACHE)
+        self._headers: BoundedMap[int, Header] = BoundedMap(MAX_HEADER_CACHE)
+        self._decoded: BoundedMap[bytes, Block] = BoundedMap(MAX_DECODED_CACHE)
         self.known_txs = KnownTxs(MAX_KNOWN_TXS)
-        self._recent: OrderedDict[int, tuple[Block, tuple[Receipt, ...]]] = OrderedDict()
+        self._recent: BoundedMap[int, tuple[Block, tuple[Receipt, ...]]] = BoundedMap(
+            MAX_RECENT_BLOCKS
+        )
         """The blocks ``commit`` applied last, with their receipts, by height (oldest first)."""
 
     # ------------------------------------------------------------ chain facts
@@ -154,9 +156,7 @@ class Ledger:
         return Block.decode(raw), receipts
 
     def _remember_header(self, height: int, header: Header) -> None:
-        self._headers[height] = header
-        while len(self._headers) > MAX_HEADER_CACHE:
-            self._headers.popitem(last=False)
+        self._headers.remember(height, header)
 
     @staticmethod
     def decode_header(raw: bytes) -> Header:
@@ -250,9 +250,7 @@ class Ledger:
         return block
 
     def _keep_decoded(self, raw: bytes, block: Block) -> None:
-        self._decoded[hashlib.sha256(raw).digest()] = block
-        while len(self._decoded) > MAX_DECODED_CACHE:
-            self._decoded.popitem(last=False)
+        self._decoded.remember(hashlib.sha256(raw).digest(), block)
 
     def block_digest(self, raw: bytes) -> bytes:
         """The digest the replica uses for a block: its header hash (raises on junk)."""
@@ -382,9 +380,7 @@ class Ledger:
         self.tree_nodes.add(executed.tree.added)
         self._remember_header(height, block.header)
         self.known_txs.forget(block.txs)
-        self._recent[height] = (block, executed.receipts)
-        while len(self._recent) > MAX_RECENT_BLOCKS:
-            self._recent.popitem(last=False)
+        self._recent.remember(height, (block, executed.receipts))
         return list(next_validators), tx_ids  # type: ignore[arg-type]
 
     def state_proof(self, key: bytes) -> smt.Proof:
@@ -409,6 +405,4 @@ class Ledger:
         return out
 
     def _remember(self, block_hash: bytes, executed: Executed) -> None:
-        self._executed[block_hash] = executed
-        while len(self._executed) > MAX_EXECUTION_CACHE:
-            self._executed.popitem(last=False)
+        self._executed.remember(block_hash, executed)

@@ -19,12 +19,12 @@ are scored in one kernel call.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from consensus.bounded import BoundedMap
 from ml.artifact import load as load_artifact
 from ml.errors import InputError
 from ml.explain import explain_batch
@@ -81,7 +81,7 @@ class ModelCache:
 
     def __init__(self, read_artifact: Callable[[bytes], bytes | None]) -> None:
         self.read_artifact = read_artifact
-        self._scorers: OrderedDict[bytes, Scorer] = OrderedDict()
+        self._scorers: BoundedMap[bytes, Scorer] = BoundedMap(MAX_LOADED_MODELS)
 
     def scorer(self, model_id: bytes) -> Scorer:
         scorer = self._scorers.get(model_id)
@@ -92,9 +92,7 @@ class ModelCache:
         if data is None:
             raise ArtifactMissing(model_id)
         scorer = Scorer(load_artifact(data, expected_id=model_id))
-        self._scorers[model_id] = scorer
-        while len(self._scorers) > MAX_LOADED_MODELS:
-            self._scorers.popitem(last=False)
+        self._scorers.remember(model_id, scorer)
         return scorer
 
     def forget(self, model_ids: Sequence[bytes]) -> None:
