@@ -5,6 +5,8 @@ Every failure message names the seed and the command that replays it.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections import Counter
 
 import pytest
@@ -20,26 +22,32 @@ def run(seed: int, n: int, k: int, modes: tuple[str, ...] = LEDGER_MODES) -> Sim
     return Simulation(ledger_config(seed, n, k, modes=modes)).run()
 
 
+def _one(seed: int) -> tuple[int, int, int, bool, str, dict]:
+    """One seed of ``check``, in a worker process: what it needs of the result, picklable."""
+    n = SIZES[seed % len(SIZES)]
+    k = (seed // len(SIZES)) % (max_faulty(n) + 1)
+    result = run(seed, n, k)
+    return seed, n, k, result.ok, result.summary(), dict(result.stats)
+
+
 def check(seeds: range) -> Counter[str]:
-    """Run the seeds; fail with every failing seed's replay command. Returns what they did."""
+    """Run the seeds (on every core, as scripts/simulate does); fail with every failing
+    seed's replay command. Returns what they did."""
     failures = []
     seen: Counter[str] = Counter()
-    for seed in seeds:
-        n = SIZES[seed % len(SIZES)]
-        k = (seed // len(SIZES)) % (max_faulty(n) + 1)
-        result = run(seed, n, k)
-        if not result.ok:
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        outcomes = pool.map(_one, seeds, chunksize=4)
+    for seed, n, k, ok, summary, stats in outcomes:
+        if not ok:
             failures.append(
-                f"{result.summary()}\n  replay: scripts/simulate --app ledger --replay {seed} "
+                f"{summary}\n  replay: scripts/simulate --app ledger --replay {seed} "
                 f"--nodes {n} --byzantine {k}"
             )
-        seen.update(result.stats.get("ledger_kinds") or {})
-        seen.update(f"story:{kind}" for kind in result.stats.get("stories_done") or [])
+        seen.update(stats.get("ledger_kinds") or {})
+        seen.update(f"story:{kind}" for kind in stats.get("stories_done") or [])
         for name in ("app_waits", "fetch_refused", "validator_set_changes"):
-            seen[name] += result.stats.get(name, 0)
-        seen["fullest_block"] = max(
-            seen["fullest_block"], result.stats.get("max_block_bytes_used", 0)
-        )
+            seen[name] += stats.get(name, 0)
+        seen["fullest_block"] = max(seen["fullest_block"], stats.get("max_block_bytes_used", 0))
     assert not failures, "\n".join(failures)
     return seen
 
