@@ -5,26 +5,36 @@ Each failing seed is reported with the command that replays it with a trace.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import pytest
 
 import consensus.certificate
 import consensus.messages
 import consensus.replica
-from consensus.sim.simulator import BYZANTINE_MODES, SimConfig, Simulation
+from consensus.sim.simulator import BYZANTINE_MODES, SimConfig, SimResult, Simulation
 
 
 def replay_hint(seed: int, n: int, k: int) -> str:
     return f"scripts/simulate --replay {seed} --nodes {n} --byzantine {k}"
 
 
-def run_seeds(seeds: range, n: int, k: int, **extra: object) -> list:
-    results = []
-    failures = []
-    for seed in seeds:
-        result = Simulation(SimConfig(seed=seed, nodes=n, byzantine=k, **extra)).run()  # type: ignore[arg-type]
-        results.append(result)
-        if not result.ok:
-            failures.append(f"{result.summary()}\n    replay: {replay_hint(seed, n, k)}")
+def _run(job: tuple[int, int, int, dict]) -> SimResult:
+    seed, n, k, extra = job
+    return Simulation(SimConfig(seed=seed, nodes=n, byzantine=k, **extra)).run()
+
+
+def run_seeds(seeds: range, n: int, k: int, **extra: object) -> list[SimResult]:
+    """Every seed's result, the seeds run on every core; fails naming each failing seed's
+    replay command."""
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        results = pool.map(_run, [(seed, n, k, extra) for seed in seeds], chunksize=4)
+    failures = [
+        f"{result.summary()}\n    replay: {replay_hint(seed, n, k)}"
+        for seed, result in zip(seeds, results, strict=True)
+        if not result.ok
+    ]
     assert not failures, "\n".join(failures)
     return results
 
@@ -97,3 +107,13 @@ def test_simulator_catches_commits_without_a_quorum_of_prepares(
     monkeypatch.setattr(consensus.replica, "quorum", lambda n: 1)
     result = Simulation(SimConfig(seed=3, nodes=4, byzantine=0)).run()
     assert not result.ok
+
+
+def test_a_failing_seed_run_on_the_pool_is_named_with_its_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """run_seeds forks its workers after the patch, so they run the broken replica too, and
+    the failure comes back with the command that replays it."""
+    monkeypatch.setattr(consensus.replica, "quorum", lambda n: 1)
+    with pytest.raises(AssertionError, match=r"replay: scripts/simulate --replay 3 --nodes 4"):
+        run_seeds(range(3, 5), 4, 0)
