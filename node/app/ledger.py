@@ -135,7 +135,7 @@ class Ledger:
         if raw is None:
             return None
         header = self.decode_header(raw)
-        self._remember_header(height, header)
+        self._headers.remember(height, header)
         return header
 
     @property
@@ -154,9 +154,6 @@ class Ledger:
             return None
         receipts = tuple(Receipt.decode(r) for r in self.store.receipts(height) or ())
         return Block.decode(raw), receipts
-
-    def _remember_header(self, height: int, header: Header) -> None:
-        self._headers.remember(height, header)
 
     @staticmethod
     def decode_header(raw: bytes) -> Header:
@@ -285,7 +282,7 @@ class Ledger:
             validators_hash(self.validators(height)),
         )
         block = Block(header, tuple(selection.txs))
-        self._remember(block.hash(), selection.executed)
+        self._executed.remember(block.hash(), selection.executed)
         raw = block.encode()
         self._keep_decoded(raw, block)  # the replica asks for its digest next
         return Proposal(raw, selection.rejected, selection.missing_models, selection.waiting)
@@ -339,7 +336,7 @@ class Ledger:
             return "receipts_root does not match execution"
         if executed.state_root != h.state_root:
             return "state_root does not match execution"
-        self._remember(block.hash(), executed)
+        self._executed.remember(block.hash(), executed)
         return None
 
     def commit(self, raw: bytes, certificate: Certificate) -> tuple[list[bytes], list[bytes]]:
@@ -378,7 +375,7 @@ class Ledger:
         )
         self._executed.clear()
         self.tree_nodes.add(executed.tree.added)
-        self._remember_header(height, block.header)
+        self._headers.remember(height, block.header)
         self.known_txs.forget(block.txs)
         self._recent.remember(height, (block, executed.receipts))
         return list(next_validators), tx_ids  # type: ignore[arg-type]
@@ -403,6 +400,3 @@ class Ledger:
             out.append(ValidatorChangeRecord(height, Block.decode(block).header.encode(), cert,
                                              new_set, proof))  # fmt: skip
         return out
-
-    def _remember(self, block_hash: bytes, executed: Executed) -> None:
-        self._executed.remember(block_hash, executed)
