@@ -251,7 +251,7 @@ def thread_cpu_seconds(loop_thread: int, app_thread: int | None) -> dict[str, fl
     so the roles add up to it. Several nodes in one process (tests) share the pool and the
     rest."""
     try:
-        total = _proc_cpu("/proc/self/stat")
+        total = proc_cpu_seconds("/proc/self/stat")
     except (OSError, IndexError, ValueError):
         return None
     tids = {"loop": [loop_thread], "app": [] if app_thread is None else [app_thread]}
@@ -266,15 +266,16 @@ def thread_cpu_seconds(loop_thread: int, app_thread: int | None) -> dict[str, fl
         for tid in ids:
             # a thread that ended is skipped: its CPU stays in the total, so in "other"
             with contextlib.suppress(OSError, IndexError, ValueError):
-                seconds += _proc_cpu(f"/proc/self/task/{tid}/stat")
+                seconds += proc_cpu_seconds(f"/proc/self/task/{tid}/stat")
         out[role] = seconds
     out["other"] = max(0.0, total - sum(out.values()))
     return out
 
 
-def _proc_cpu(path: str) -> float:
-    """utime + stime of a /proc stat file, in seconds (fields 14 and 15; the command name
-    before them may hold spaces and parentheses, so split after its last ")")."""
+def proc_cpu_seconds(path: str) -> float:
+    """utime + stime of a /proc stat file (a process's or a thread's), in seconds: fields 14
+    and 15; the command name before them may hold spaces and parentheses, so split after its
+    last ")". Raises OSError, IndexError or ValueError where it cannot be read."""
     with open(path, "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS

@@ -19,7 +19,6 @@ should. JSON goes to stdout, progress to stderr.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -32,19 +31,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 from localnet import (  # the sibling script
-    MODEL_FEATURES,
     MODEL_NAME,
-    MODEL_TREES,
     TX_EXPIRY_BLOCKS,
+    model_training_data,
     score_tx,
+    train_model,
 )
 
 from consensus.certificate import Certificate, Vote, commit_message
 from consensus.crypto import DOMAIN_COMMIT, DOMAIN_TX, PrivateKey, SignedItem, verify_batch
-from ml.train import TrainParams, train
 from node.app.genesis import DEFAULT_PARAMS, Client, Genesis, Member
 from node.app.ledger import Ledger
-from node.app.types import AnchorPayload, Block, CallPayload, Receipt, Tx
+from node.app.types import Block, CallPayload, Receipt, Tx
 from node.store import Store
 from vm.gas import MAX_VALUE_BYTES
 from vm.values import decode_value, encode_value
@@ -123,14 +121,9 @@ class Chain:
 def set_up(chain: Chain) -> None:
     """What the network benchmark sets up for scores: anchored training data, then a model
     approved and activated by governance, its artifact on both nodes."""
-    data = np.random.default_rng(7).normal(0, 1, (2_000, MODEL_FEATURES))
-    raw = data.tobytes()
-    anchor = AnchorPayload(hashlib.sha256(raw).digest(), len(raw), "application/octet-stream",
-                           (), ())  # fmt: skip
+    data, anchor = model_training_data()
     chain.commit_both([chain.sign(anchor)])
-    names = tuple(f"f{i}" for i in range(MODEL_FEATURES))
-    model = train(data, names, TrainParams(n_estimators=MODEL_TREES),
-                  datasets=[(anchor.digest, len(data))]).model  # fmt: skip
+    model = train_model(data, anchor)
     for ledger in (chain.primary, chain.replica):
         ledger.store.put_artifact(model.model_id, model.data)
     anchors = sorted({a for sub in model.contributors for a in sub.anchors})

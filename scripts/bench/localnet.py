@@ -38,9 +38,11 @@ import aiohttp
 import numpy as np
 
 from consensus.crypto import DOMAIN_TX, PrivateKey, SignedItem, verify_batch
+from ml.forest import Model
 from node import localnet
 from node.app.types import AnchorPayload, CallPayload, ScorePayload, Tx
 from node.mempool import MAX_MEMPOOL_TXS, MEMPOOL_SHARES
+from node.metrics import proc_cpu_seconds
 from vm.gas import MAX_VALUE_BYTES
 from vm.values import encode_value
 
@@ -172,21 +174,34 @@ def submit_and_wait(net: localnet.LocalNet, txs: list[Tx]) -> None:
         localnet.http("GET", f"{url}/v1/txs/{t.id.hex()}?wait=30", timeout=35)
 
 
+def model_training_data() -> tuple[np.ndarray, AnchorPayload]:
+    """The benchmark model's training rows, and the anchor of their bytes (anchored before
+    the model is proposed: governance requires anchored training data)."""
+    data = np.random.default_rng(7).normal(0, 1, (2_000, MODEL_FEATURES))
+    raw = data.tobytes()
+    anchor = AnchorPayload(hashlib.sha256(raw).digest(), len(raw), "application/octet-stream",
+                           (), ())  # fmt: skip
+    return data, anchor
+
+
+def train_model(data: np.ndarray, anchor: AnchorPayload) -> Model:
+    """The benchmark model (MODEL_TREES trees over MODEL_FEATURES features), naming the
+    anchored dataset it was trained on."""
+    from ml.train import TrainParams, train
+
+    names = tuple(f"f{i}" for i in range(MODEL_FEATURES))
+    return train(data, names, TrainParams(n_estimators=MODEL_TREES),
+                 datasets=[(anchor.digest, len(data))]).model  # fmt: skip
+
+
 def prepare(net: localnet.LocalNet, kind: str, directory: Path) -> None:
     """What the kind needs on chain: an active model (score), a deployed contract (call)."""
     key = PrivateKey.load(net.client_key)
     chain_id, genesis_hash = net.genesis().chain_id, net.genesis().hash()
     if kind in ("score", "mix"):
-        from ml.train import TrainParams, train
-
-        data = np.random.default_rng(7).normal(0, 1, (2_000, MODEL_FEATURES))
-        raw = data.tobytes()
-        anchor = AnchorPayload(hashlib.sha256(raw).digest(), len(raw), "application/octet-stream",
-                               (), ())  # fmt: skip
+        data, anchor = model_training_data()
         submit_and_wait(net, [Tx.create(key, chain_id, genesis_hash, anchor, TX_EXPIRY_BLOCKS)])
-        names = tuple(f"f{i}" for i in range(MODEL_FEATURES))
-        model = train(data, names, TrainParams(n_estimators=MODEL_TREES),
-                      datasets=[(anchor.digest, len(data))]).model  # fmt: skip
+        model = train_model(data, anchor)
         artifact = directory / "bench.vmodel"
         artifact.write_bytes(model.data)
         enact(net, str(artifact), "--name", MODEL_NAME, command=("model", "propose"))
@@ -302,10 +317,9 @@ def percentile(values: list[float], p: float) -> float:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process has used so far (Linux /proc; 0 where unreadable)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        return proc_cpu_seconds(f"/proc/{pid}/stat")
+    except (OSError, IndexError, ValueError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def thread_cpu(session: aiohttp.ClientSession, urls: list[str]) -> dict[str, float]:
